@@ -1,0 +1,683 @@
+//! Settings: `config/gaffer.yaml`, then `.env`, then environment variables, into one typed,
+//! validated [`Settings`].
+//!
+//! Every setting is one row of [`SETTINGS`]: its environment variable (the names users of
+//! the original Python tool already have), its key in the YAML file and its default. Lookup,
+//! unknown-key detection and error messages all come from that one table, so a setting
+//! cannot be documented in one place and read under another name somewhere else.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde_json::Value;
+
+use crate::registry::FullName;
+
+/// The config file read when `GAFFER_CONFIG` does not name another one.
+pub const DEFAULT_CONFIG_PATH: &str = "config/gaffer.yaml";
+
+/// One row of the settings table.
+struct Setting {
+    env: &'static str,
+    yaml: &'static str,
+    default: Option<&'static str>,
+    /// Secrets are read from the environment or `.env` only, never from the YAML file,
+    /// and their values never appear in an error message.
+    secret: bool,
+}
+
+const fn setting(env: &'static str, yaml: &'static str, default: Option<&'static str>) -> Setting {
+    Setting {
+        env,
+        yaml,
+        default,
+        secret: false,
+    }
+}
+
+const fn secret(env: &'static str, yaml: &'static str) -> Setting {
+    Setting {
+        env,
+        yaml,
+        default: None,
+        secret: true,
+    }
+}
+
+/// Every setting gaffer reads. `config/gaffer.yaml` documents the same rows.
+const SETTINGS: &[Setting] = &[
+    setting("GAFFER_BIND", "server.bind", Some("127.0.0.1:8000")),
+    setting("GAFFER_DATA_DIR", "server.data_dir", Some("./data")),
+    setting("GAFFER_LOG_FORMAT", "server.log_format", Some("text")),
+    setting("GAFFER_LOG", "server.log_level", Some("info")),
+    secret("GAFFER_API_TOKEN", "server.api_token"),
+    secret("GH_TOKEN", "github.token"),
+    setting(
+        "GITHUB_API_URL",
+        "github.api_url",
+        Some("https://api.github.com"),
+    ),
+    setting(
+        "GITHUB_GIT_URL",
+        "github.git_url",
+        Some("https://github.com"),
+    ),
+    setting("GH_OWNER", "github.owner", None),
+    setting("GH_REPO", "github.repo", None),
+    setting("DEFAULT_BRANCH", "github.default_branch", Some("main")),
+    setting("WORKDIR_ROOT", "workspace.root", None),
+    setting(
+        "OLLAMA_BASE_URL",
+        "llm.base_url",
+        Some("http://localhost:11434"),
+    ),
+    setting("LLM_PLANNER_MODEL", "llm.models.planner", Some("qwen3:32b")),
+    setting(
+        "LLM_TASKMASTER_MODEL",
+        "llm.models.taskmaster",
+        Some("qwen3:32b"),
+    ),
+    setting(
+        "LLM_DEVELOPER_MODEL",
+        "llm.models.developer",
+        Some("qwen3-coder:latest"),
+    ),
+    setting(
+        "LLM_REVIEWER_MODEL",
+        "llm.models.reviewer",
+        Some("qwen3:32b"),
+    ),
+    setting(
+        "LLM_INTEGRATOR_MODEL",
+        "llm.models.integrator",
+        Some("none"),
+    ),
+    setting("POLLING_ENABLED", "polling.enabled", Some("false")),
+    setting(
+        "POLL_INTERVAL_ACTIVE",
+        "polling.interval_active",
+        Some("60"),
+    ),
+    setting("POLL_INTERVAL_IDLE", "polling.interval_idle", Some("300")),
+    setting(
+        "MIN_REMAINING_BUDGET",
+        "polling.min_remaining_budget",
+        Some("500"),
+    ),
+    secret("GITHUB_WEBHOOK_SECRET", "webhook.secret"),
+    setting(
+        "GAFFER_WEBHOOK_MAX_BODY",
+        "webhook.max_body_bytes",
+        Some("1048576"),
+    ),
+];
+
+/// Why start-up stopped: one line naming the setting, the value and what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    fn invalid(setting: &Setting, value: &str, origin: &str, allowed: &str) -> Self {
+        let shown = if setting.secret {
+            "<redacted>".to_string()
+        } else {
+            format!("{value:?}")
+        };
+        ConfigError(format!(
+            "invalid setting {} ({}) = {shown} from {origin}: expected {allowed}",
+            setting.env, setting.yaml
+        ))
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines, the default on a terminal.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The model each role thinks with; `None` means the role runs without a model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleModels {
+    pub planner: Option<String>,
+    pub taskmaster: Option<String>,
+    pub developer: Option<String>,
+    pub reviewer: Option<String>,
+    pub integrator: Option<String>,
+}
+
+/// Where GitHub is, and who gaffer is there.
+#[derive(Debug, Clone)]
+pub struct GithubSettings {
+    /// Held as a secret so that it can never be logged or printed by accident.
+    pub token: Option<SecretString>,
+    pub api_url: String,
+    pub git_url: String,
+    /// `GH_OWNER` + `GH_REPO`: registered on first start, as the original tool did.
+    pub seed_repo: Option<FullName>,
+    pub default_branch: String,
+}
+
+/// The local models and where they are served.
+#[derive(Debug, Clone)]
+pub struct LlmSettings {
+    pub base_url: String,
+    pub models: RoleModels,
+}
+
+/// The NAT-friendly poller's pace and budget.
+#[derive(Debug, Clone)]
+pub struct PollingSettings {
+    pub enabled: bool,
+    pub interval_active: Duration,
+    pub interval_idle: Duration,
+    pub min_remaining_budget: u32,
+}
+
+/// Webhook verification and limits.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    pub secret: Option<SecretString>,
+    pub max_body_bytes: usize,
+}
+
+/// Everything gaffer is configured with, typed and validated once at start-up.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    /// When set, mutating API calls need `Authorization: Bearer <token>`.
+    pub api_token: Option<SecretString>,
+    pub github: GithubSettings,
+    pub workdir_root: PathBuf,
+    pub llm: LlmSettings,
+    pub polling: PollingSettings,
+    pub webhook: WebhookSettings,
+}
+
+impl Settings {
+    /// Reads the config file (`GAFFER_CONFIG` or `config/gaffer.yaml`; a missing default
+    /// file means embedded defaults), `.env` in the working directory, and the process
+    /// environment, in rising order of precedence.
+    pub fn load() -> Result<Settings, ConfigError> {
+        let process_env: HashMap<String, String> = std::env::vars().collect();
+        let (yaml_text, yaml_name) = match process_env.get("GAFFER_CONFIG") {
+            Some(path) => (
+                Some(std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError(format!("cannot read GAFFER_CONFIG file {path:?}: {e}"))
+                })?),
+                path.clone(),
+            ),
+            None => (
+                std::fs::read_to_string(DEFAULT_CONFIG_PATH).ok(),
+                DEFAULT_CONFIG_PATH.to_string(),
+            ),
+        };
+        let mut vars = read_dotenv(Path::new(".env"))?;
+        vars.extend(process_env);
+        Settings::from_sources(yaml_text.as_deref(), &yaml_name, &vars)
+    }
+
+    /// Builds settings from a YAML text and a map of variables (`.env` merged under the
+    /// environment). Pure, so every rule here is unit-tested without touching the process.
+    pub fn from_sources(
+        yaml_text: Option<&str>,
+        yaml_name: &str,
+        vars: &HashMap<String, String>,
+    ) -> Result<Settings, ConfigError> {
+        let yaml = match yaml_text {
+            Some(text) if !text.trim().is_empty() => serde_saphyr::from_str::<Value>(text)
+                .map_err(|e| {
+                    ConfigError(format!(
+                        "cannot parse {yaml_name}: {}",
+                        first_line(&e.to_string())
+                    ))
+                })?,
+            _ => Value::Null,
+        };
+        if !(yaml.is_object() || yaml.is_null()) {
+            return Err(ConfigError(format!(
+                "cannot use {yaml_name}: expected a mapping of sections such as `server:` and `github:`"
+            )));
+        }
+        let raw = RawSettings {
+            yaml,
+            yaml_name,
+            vars,
+        };
+        raw.check_yaml_keys()?;
+        raw.build()
+    }
+
+    /// Whether this bind address is reachable only from this machine.
+    pub fn binds_loopback(&self) -> bool {
+        self.bind.ip().is_loopback()
+    }
+
+    /// The SQLite database file under the data directory.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("gaffer.db")
+    }
+}
+
+fn read_dotenv(path: &Path) -> Result<HashMap<String, String>, ConfigError> {
+    match dotenvy::from_path_iter(path) {
+        Ok(iter) => iter
+            .map(|item| item.map_err(|e| ConfigError(format!("cannot parse {path:?}: {e}"))))
+            .collect(),
+        Err(e) if e.not_found() => Ok(HashMap::new()),
+        Err(e) => Err(ConfigError(format!("cannot read {path:?}: {e}"))),
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
+}
+
+/// The layered, still untyped sources.
+struct RawSettings<'a> {
+    yaml: Value,
+    yaml_name: &'a str,
+    vars: &'a HashMap<String, String>,
+}
+
+impl RawSettings<'_> {
+    /// Rejects YAML keys that are not settings (typos must not silently fall back to a
+    /// default) and secrets written into the file.
+    fn check_yaml_keys(&self) -> Result<(), ConfigError> {
+        let mut leaves = BTreeSet::new();
+        collect_leaves(&self.yaml, String::new(), &mut leaves);
+        for leaf in leaves {
+            match SETTINGS.iter().find(|s| s.yaml == leaf) {
+                None => {
+                    return Err(ConfigError(format!(
+                        "unknown key {leaf:?} in {}; known keys: {}",
+                        self.yaml_name,
+                        SETTINGS
+                            .iter()
+                            .filter(|s| !s.secret)
+                            .map(|s| s.yaml)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )))
+                }
+                Some(s) if s.secret => {
+                    return Err(ConfigError(format!(
+                        "{leaf} must not be written in {}: secrets are read from the environment or .env only (set {})",
+                        self.yaml_name, s.env
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The value of a setting and where it came from, or `None` when unset everywhere.
+    fn get(&self, env: &str) -> Option<(String, String)> {
+        let setting = lookup(env);
+        if let Some(value) = self.vars.get(env) {
+            return Some((value.clone(), "the environment".to_string()));
+        }
+        let mut node = &self.yaml;
+        for part in setting.yaml.split('.') {
+            node = node.get(part).unwrap_or(&Value::Null);
+        }
+        match node {
+            Value::Null => setting
+                .default
+                .map(|d| (d.to_string(), "the built-in default".to_string())),
+            Value::String(s) => Some((s.clone(), self.yaml_name.to_string())),
+            other => Some((other.to_string(), self.yaml_name.to_string())),
+        }
+    }
+
+    fn parse<T>(
+        &self,
+        env: &str,
+        allowed: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<Option<T>, ConfigError> {
+        match self.get(env) {
+            None => Ok(None),
+            Some((value, origin)) => parse(value.trim())
+                .map(Some)
+                .ok_or_else(|| ConfigError::invalid(lookup(env), &value, &origin, allowed)),
+        }
+    }
+
+    fn required<T>(
+        &self,
+        env: &str,
+        allowed: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<T, ConfigError> {
+        Ok(self
+            .parse(env, allowed, parse)?
+            .expect("settings with a default are always present"))
+    }
+
+    fn text(&self, env: &str) -> Option<String> {
+        self.get(env)
+            .map(|(v, _)| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn secret(&self, env: &str) -> Option<SecretString> {
+        self.text(env).map(SecretString::from)
+    }
+
+    fn seconds(&self, env: &str) -> Result<Duration, ConfigError> {
+        self.required(
+            env,
+            "a whole number of seconds from 1 to 86400",
+            |v| match v.parse::<u64>() {
+                Ok(n) if (1..=86_400).contains(&n) => Some(Duration::from_secs(n)),
+                _ => None,
+            },
+        )
+    }
+
+    fn url(&self, env: &str) -> Result<String, ConfigError> {
+        self.required(env, "an http:// or https:// URL", |v| {
+            let ok = (v.starts_with("http://") || v.starts_with("https://"))
+                && v.len() > "https://".len()
+                && !v.contains(char::is_whitespace);
+            ok.then(|| v.trim_end_matches('/').to_string())
+        })
+    }
+
+    fn model(&self, env: &str) -> Result<Option<String>, ConfigError> {
+        self.required(
+            env,
+            "an Ollama model name such as qwen3:32b, or none",
+            |v| {
+                if v.eq_ignore_ascii_case("none") {
+                    Some(None)
+                } else if !v.is_empty() && !v.contains(char::is_whitespace) {
+                    Some(Some(v.to_string()))
+                } else {
+                    None
+                }
+            },
+        )
+    }
+
+    fn build(&self) -> Result<Settings, ConfigError> {
+        let bind = self.required(
+            "GAFFER_BIND",
+            "an IP:PORT address such as 127.0.0.1:8000",
+            |v| v.parse::<SocketAddr>().ok(),
+        )?;
+        let data_dir = PathBuf::from(self.text("GAFFER_DATA_DIR").unwrap_or_default());
+        let log_format = self.required("GAFFER_LOG_FORMAT", "text or json", |v| match v {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        })?;
+        let log_level = self.required(
+            "GAFFER_LOG",
+            "a tracing filter such as info or gaffer=debug,info",
+            |v| {
+                tracing_subscriber::EnvFilter::try_new(v)
+                    .ok()
+                    .map(|_| v.to_string())
+            },
+        )?;
+        let seed_repo = match (self.text("GH_OWNER"), self.text("GH_REPO")) {
+            (None, None) => None,
+            (Some(owner), Some(repo)) => {
+                let full = format!("{owner}/{repo}");
+                Some(FullName::parse(&full).map_err(|e| {
+                    ConfigError(format!(
+                        "invalid setting GH_OWNER/GH_REPO = {full:?}: expected a GitHub owner and repository name ({e})"
+                    ))
+                })?)
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(ConfigError(
+                    "invalid settings GH_OWNER/GH_REPO: expected both (to register that repo on first start) or neither".into(),
+                ))
+            }
+        };
+        let default_branch =
+            self.required("DEFAULT_BRANCH", "a git branch name such as main", |v| {
+                crate::registry::valid_branch_name(v).then(|| v.to_string())
+            })?;
+        let workdir_root = self
+            .text("WORKDIR_ROOT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("work"));
+        let polling = PollingSettings {
+            enabled: self.required("POLLING_ENABLED", "true or false", parse_bool)?,
+            interval_active: self.seconds("POLL_INTERVAL_ACTIVE")?,
+            interval_idle: self.seconds("POLL_INTERVAL_IDLE")?,
+            min_remaining_budget: self.required(
+                "MIN_REMAINING_BUDGET",
+                "a whole number of requests from 0 to 100000",
+                |v| v.parse::<u32>().ok().filter(|n| *n <= 100_000),
+            )?,
+        };
+        if polling.interval_idle < polling.interval_active {
+            return Err(ConfigError(format!(
+                "invalid settings POLL_INTERVAL_IDLE = {} and POLL_INTERVAL_ACTIVE = {}: expected the idle interval to be at least the active one",
+                polling.interval_idle.as_secs(),
+                polling.interval_active.as_secs()
+            )));
+        }
+        Ok(Settings {
+            bind,
+            data_dir,
+            log_format,
+            log_level,
+            api_token: self.secret("GAFFER_API_TOKEN"),
+            github: GithubSettings {
+                token: self.secret("GH_TOKEN"),
+                api_url: self.url("GITHUB_API_URL")?,
+                git_url: self.url("GITHUB_GIT_URL")?,
+                seed_repo,
+                default_branch,
+            },
+            workdir_root,
+            llm: LlmSettings {
+                base_url: self.url("OLLAMA_BASE_URL")?,
+                models: RoleModels {
+                    planner: self.model("LLM_PLANNER_MODEL")?,
+                    taskmaster: self.model("LLM_TASKMASTER_MODEL")?,
+                    developer: self.model("LLM_DEVELOPER_MODEL")?,
+                    reviewer: self.model("LLM_REVIEWER_MODEL")?,
+                    integrator: self.model("LLM_INTEGRATOR_MODEL")?,
+                },
+            },
+            polling,
+            webhook: WebhookSettings {
+                secret: self.secret("GITHUB_WEBHOOK_SECRET"),
+                max_body_bytes: self.required(
+                    "GAFFER_WEBHOOK_MAX_BODY",
+                    "a size in bytes from 1024 to 26214400 (GitHub caps payloads at 25 MB)",
+                    |v| {
+                        v.parse::<usize>()
+                            .ok()
+                            .filter(|n| (1024..=26_214_400).contains(n))
+                    },
+                )?,
+            },
+        })
+    }
+}
+
+fn lookup(env: &str) -> &'static Setting {
+    SETTINGS
+        .iter()
+        .find(|s| s.env == env)
+        .expect("every setting read is in SETTINGS")
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+fn collect_leaves(value: &Value, prefix: String, out: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                collect_leaves(child, path, out);
+            }
+        }
+        Value::Null => {}
+        _ if prefix.is_empty() => {}
+        _ => {
+            out.insert(prefix);
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn build(yaml: Option<&str>, pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::from_sources(yaml, "test.yaml", &vars(pairs))
+    }
+
+    #[test]
+    fn defaults_match_the_original_tool() {
+        let s = build(None, &[]).unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8000");
+        assert_eq!(s.data_dir, PathBuf::from("./data"));
+        assert_eq!(s.workdir_root, PathBuf::from("./data/work"));
+        assert_eq!(s.llm.models.planner.as_deref(), Some("qwen3:32b"));
+        assert_eq!(
+            s.llm.models.developer.as_deref(),
+            Some("qwen3-coder:latest")
+        );
+        assert_eq!(s.llm.models.integrator, None);
+        assert!(!s.polling.enabled);
+        assert_eq!(s.github.api_url, "https://api.github.com");
+        assert!(s.github.seed_repo.is_none());
+        assert_eq!(s.webhook.max_body_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn the_shipped_config_file_parses_and_equals_the_embedded_defaults() {
+        let text = include_str!("../config/gaffer.yaml");
+        let from_file = build(Some(text), &[]).unwrap();
+        let embedded = build(None, &[]).unwrap();
+        assert_eq!(format!("{from_file:?}"), format!("{embedded:?}"));
+    }
+
+    #[test]
+    fn environment_beats_yaml_and_yaml_beats_defaults() {
+        let yaml = "polling:\n  interval_active: 30\n  interval_idle: 900\n";
+        let s = build(Some(yaml), &[("POLL_INTERVAL_ACTIVE", "45")]).unwrap();
+        assert_eq!(s.polling.interval_active, Duration::from_secs(45));
+        assert_eq!(s.polling.interval_idle, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn a_bad_value_names_the_setting_the_value_and_what_is_allowed() {
+        let err = build(None, &[("POLL_INTERVAL_ACTIVE", "soon")]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("POLL_INTERVAL_ACTIVE"), "{msg}");
+        assert!(msg.contains("\"soon\""), "{msg}");
+        assert!(msg.contains("whole number of seconds"), "{msg}");
+        assert_eq!(msg.lines().count(), 1);
+    }
+
+    #[test]
+    fn bad_values_of_each_kind_are_refused() {
+        for (key, value) in [
+            ("GAFFER_BIND", "localhost"),
+            ("GAFFER_LOG_FORMAT", "xml"),
+            ("POLLING_ENABLED", "maybe"),
+            ("MIN_REMAINING_BUDGET", "-1"),
+            ("OLLAMA_BASE_URL", "localhost:11434"),
+            ("LLM_DEVELOPER_MODEL", "two words"),
+            ("DEFAULT_BRANCH", "bad..branch"),
+            ("GAFFER_WEBHOOK_MAX_BODY", "10"),
+        ] {
+            let err = build(None, &[(key, value)]).unwrap_err().to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn unknown_yaml_keys_are_refused() {
+        let err = build(Some("polling:\n  intervall_active: 5\n"), &[]).unwrap_err();
+        assert!(err.to_string().contains("polling.intervall_active"));
+    }
+
+    #[test]
+    fn secrets_in_yaml_are_refused_and_never_echoed() {
+        let err = build(Some("github:\n  token: ghp_supersecret\n"), &[]).unwrap_err();
+        assert!(err.to_string().contains("GH_TOKEN"));
+        assert!(!err.to_string().contains("ghp_supersecret"));
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let s = build(None, &[("GH_TOKEN", "ghp_supersecret")]).unwrap();
+        assert_eq!(
+            s.github.token.as_ref().unwrap().expose_secret(),
+            "ghp_supersecret"
+        );
+        assert!(!format!("{s:?}").contains("ghp_supersecret"));
+    }
+
+    #[test]
+    fn owner_and_repo_come_together_and_are_validated() {
+        let s = build(None, &[("GH_OWNER", "acme"), ("GH_REPO", "widget")]).unwrap();
+        assert_eq!(s.github.seed_repo.unwrap().to_string(), "acme/widget");
+        assert!(build(None, &[("GH_OWNER", "acme")]).is_err());
+        assert!(build(None, &[("GH_OWNER", "-acme"), ("GH_REPO", "w")]).is_err());
+    }
+
+    #[test]
+    fn idle_interval_must_not_be_shorter_than_active() {
+        let err = build(
+            None,
+            &[
+                ("POLL_INTERVAL_ACTIVE", "600"),
+                ("POLL_INTERVAL_IDLE", "60"),
+            ],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("POLL_INTERVAL_IDLE"));
+    }
+}

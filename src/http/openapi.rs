@@ -1,0 +1,45 @@
+//! `/openapi.json`: the API description, generated from the handlers' annotations so it
+//! cannot drift from the code. No UI assets are bundled or downloaded.
+
+use actix_web::HttpResponse;
+use utoipa::OpenApi;
+
+use super::{health, repos};
+use crate::registry;
+
+/// The OpenAPI document for every route in [`super::routes`].
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "gaffer",
+        description = "Local-LLM roles on GitHub repos, through pull requests only."
+    ),
+    paths(
+        health::health,
+        repos::list,
+        repos::create,
+        repos::show,
+        repos::update,
+        repos::set_mode,
+        repos::remove,
+    ),
+    components(schemas(
+        registry::Repo,
+        registry::NewRepo,
+        registry::RepoPatch,
+        registry::RepoOverrides,
+        registry::ModelOverrides,
+        registry::Mode,
+        registry::ForgeKind,
+        registry::ModeCounts,
+        repos::RepoList,
+        repos::SetMode,
+        health::Health,
+        health::Check,
+    ))
+)]
+pub struct ApiDoc;
+
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

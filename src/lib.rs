@@ -1,0 +1,106 @@
+//! gaffer: a self-hosted orchestrator that runs local-LLM roles against GitHub repos,
+//! changing them only through pull requests.
+//!
+//! This file lists the modules and builds the running app from [`config::Settings`]:
+//! [`Gaffer`] holds the services (shared by the HTTP API and the CLI), [`Application`]
+//! serves them over HTTP.
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod registry;
+pub mod store;
+pub mod telemetry;
+
+use std::net::TcpListener;
+use std::time::Instant;
+
+use actix_web::dev::{Server, ServerHandle};
+
+use crate::config::Settings;
+use crate::error::{AppError, AppResult, ErrorKind};
+use crate::registry::{Registry, RepoDefaults};
+use crate::store::Store;
+
+/// The services every entry point (HTTP handler, CLI command, poller) works through.
+#[derive(Clone)]
+pub struct Gaffer {
+    pub settings: Settings,
+    pub store: Store,
+    pub registry: Registry,
+    pub started_at: Instant,
+}
+
+impl Gaffer {
+    /// Opens the database under the data directory and registers `GH_OWNER/GH_REPO` on
+    /// first start.
+    pub async fn open(settings: Settings) -> AppResult<Gaffer> {
+        let store = Store::open(&settings.database_path()).await?;
+        let registry = Registry::new(
+            store.clone(),
+            RepoDefaults {
+                default_branch: settings.github.default_branch.clone(),
+                git_url: settings.github.git_url.clone(),
+            },
+        );
+        if let Some(seed) = &settings.github.seed_repo {
+            if let Some(repo) = registry.seed_once(seed).await? {
+                tracing::info!(repo = %repo.full_name, mode = %repo.mode, "registered GH_OWNER/GH_REPO on first start");
+            }
+        }
+        Ok(Gaffer {
+            settings,
+            store,
+            registry,
+            started_at: Instant::now(),
+        })
+    }
+}
+
+/// The HTTP API, bound and ready to run.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Binds the listener and builds the server; refuses a non-loopback address without
+    /// `GAFFER_API_TOKEN`, since the API can change repos.
+    pub async fn build(gaffer: Gaffer) -> AppResult<Application> {
+        let settings = &gaffer.settings;
+        if !settings.binds_loopback() && settings.api_token.is_none() {
+            return Err(AppError::bad_request(format!(
+                "refusing to listen on {} without GAFFER_API_TOKEN: the API can change repos, so set a token or bind to 127.0.0.1",
+                settings.bind
+            )));
+        }
+        let listener = TcpListener::bind(settings.bind).map_err(|e| {
+            AppError::new(
+                ErrorKind::Unavailable,
+                format!("cannot listen on {}: {e}", settings.bind),
+            )
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| AppError::internal(e.to_string()))?
+            .port();
+        let server = http::server(gaffer, listener)
+            .map_err(|e| AppError::internal(format!("cannot start the HTTP server: {e}")))?;
+        Ok(Application { port, server })
+    }
+
+    /// The port actually bound (useful with port 0 in tests).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM or the handle).
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,212 @@
+//! The `gaffer` command line: thin wrappers over the same services the HTTP API uses.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use gaffer::config::Settings;
+use gaffer::error::{AppError, AppResult};
+use gaffer::registry::{FullName, NewRepo, Repo};
+use gaffer::{telemetry, Application, Gaffer};
+
+/// Local-LLM roles (Taskmaster, Developer, Reviewer, Integrator) on your GitHub repos,
+/// changing them only through pull requests.
+///
+/// Settings come from config/gaffer.yaml, then .env, then the environment (see README).
+#[derive(Parser)]
+#[command(name = "gaffer", version, propagate_version = true)]
+struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the HTTP API (GAFFER_BIND, default 127.0.0.1:8000).
+    Serve,
+    /// Manage the registry of repos gaffer works on.
+    #[command(subcommand)]
+    Repos(ReposCommand),
+}
+
+#[derive(Subcommand)]
+enum ReposCommand {
+    /// List registered repos with per-mode counts.
+    List,
+    /// Register a repo (mode defaults to observe).
+    Add {
+        /// owner/name (or the id form owner_name).
+        repo: String,
+        /// observe | pr | disabled
+        #[arg(long, default_value = "observe")]
+        mode: String,
+        /// Defaults to DEFAULT_BRANCH.
+        #[arg(long)]
+        default_branch: Option<String>,
+        /// Defaults to GITHUB_GIT_URL/owner/name.git.
+        #[arg(long)]
+        clone_url: Option<String>,
+    },
+    /// Show one repo.
+    Show {
+        /// owner/name (or owner_name).
+        repo: String,
+    },
+    /// Change a repo's mode.
+    SetMode {
+        /// owner/name (or owner_name).
+        repo: String,
+        /// observe | pr | disabled
+        mode: String,
+    },
+    /// Remove a repo from the registry (nothing on GitHub is touched).
+    Remove {
+        /// owner/name (or owner_name).
+        repo: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("gaffer: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&settings);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gaffer: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli, settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gaffer: {}", e.message);
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+        }
+    }
+}
+
+async fn run(cli: Cli, settings: Settings) -> AppResult<()> {
+    let gaffer = Gaffer::open(settings).await?;
+    let out = Output { json: cli.json };
+    match cli.command {
+        Command::Serve => serve(gaffer).await,
+        Command::Repos(command) => repos(&gaffer, command, &out).await,
+    }
+}
+
+async fn serve(gaffer: Gaffer) -> AppResult<()> {
+    let bind = gaffer.settings.bind;
+    let app = Application::build(gaffer).await?;
+    tracing::info!(address = %bind, port = app.port(), "gaffer API listening");
+    app.run()
+        .await
+        .map_err(|e| AppError::internal(format!("server stopped with an error: {e}")))
+}
+
+async fn repos(gaffer: &Gaffer, command: ReposCommand, out: &Output) -> AppResult<()> {
+    let registry = &gaffer.registry;
+    match command {
+        ReposCommand::List => {
+            let (repos, counts) = registry.list().await?;
+            if out.json {
+                out.print_json(
+                    &serde_json::json!({"total": repos.len(), "counts": counts, "repos": repos}),
+                );
+            } else {
+                for repo in &repos {
+                    println!(
+                        "{:<40} {:<9} {:<12} {}",
+                        repo.full_name, repo.mode, repo.default_branch, repo.clone_url
+                    );
+                }
+                println!(
+                    "{} repos: {} observe, {} pr, {} disabled",
+                    repos.len(),
+                    counts.observe,
+                    counts.pr,
+                    counts.disabled
+                );
+            }
+        }
+        ReposCommand::Add {
+            repo,
+            mode,
+            default_branch,
+            clone_url,
+        } => {
+            let name = parse_repo_arg(&repo)?;
+            let added = registry
+                .add(NewRepo {
+                    full_name: Some(name.to_string()),
+                    mode: Some(mode),
+                    default_branch,
+                    clone_url,
+                    ..NewRepo::default()
+                })
+                .await?;
+            out.repo("registered", &added);
+        }
+        ReposCommand::Show { repo } => {
+            let found = registry.get(&parse_repo_arg(&repo)?).await?;
+            out.repo("", &found);
+        }
+        ReposCommand::SetMode { repo, mode } => {
+            let updated = registry.set_mode(&parse_repo_arg(&repo)?, &mode).await?;
+            out.repo("updated", &updated);
+        }
+        ReposCommand::Remove { repo } => {
+            let removed = registry.remove(&parse_repo_arg(&repo)?).await?;
+            out.repo("removed", &removed);
+        }
+    }
+    Ok(())
+}
+
+/// Accepts `owner/name` or the original tool's `owner_name`.
+fn parse_repo_arg(arg: &str) -> AppResult<FullName> {
+    if arg.contains('/') {
+        FullName::parse(arg)
+    } else {
+        FullName::from_id(arg)
+    }
+}
+
+/// Text or JSON on stdout; errors go to stderr in `main`.
+struct Output {
+    json: bool,
+}
+
+impl Output {
+    fn print_json(&self, value: &impl Serialize) {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).expect("values printed are plain data")
+        );
+    }
+
+    fn repo(&self, verb: &str, repo: &Repo) {
+        if self.json {
+            self.print_json(repo);
+            return;
+        }
+        if !verb.is_empty() {
+            println!("{verb} {}", repo.full_name);
+        }
+        println!("  mode:           {}", repo.mode);
+        println!("  default branch: {}", repo.default_branch);
+        println!("  clone url:      {}", repo.clone_url);
+        println!("  forge:          {}", repo.forge.as_str());
+        println!("  id:             {}", repo.id);
+    }
+}

@@ -1,0 +1,615 @@
+//! The repo registry: which repositories gaffer works on, and how (`observe`, `pr`,
+//! `disabled`). Names are parsed once into [`FullName`] (GitHub's naming rules), so the
+//! rest of the code never sees an unchecked name.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::error::{AppError, AppResult};
+use crate::store::Store;
+
+/// How much gaffer may do to a repo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Read and report; change nothing.
+    Observe,
+    /// Act, through pull requests only.
+    Pr,
+    /// Ignored by every trigger.
+    Disabled,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 3] = [Mode::Observe, Mode::Pr, Mode::Disabled];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Observe => "observe",
+            Mode::Pr => "pr",
+            Mode::Disabled => "disabled",
+        }
+    }
+}
+
+impl FromStr for Mode {
+    type Err = AppError;
+
+    fn from_str(s: &str) -> AppResult<Mode> {
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| {
+                AppError::bad_request(format!(
+                    "unknown mode {s:?}: expected observe, pr or disabled"
+                ))
+                .with_detail(json!({"field": "mode", "allowed": ["observe", "pr", "disabled"]}))
+            })
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which forge hosts a repo; it decides how gaffer reads it and opens PRs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ForgeKind {
+    /// github.com or GitHub Enterprise Server, through the REST API.
+    Github,
+}
+
+impl ForgeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ForgeKind::Github => "github",
+        }
+    }
+}
+
+impl FromStr for ForgeKind {
+    type Err = AppError;
+
+    fn from_str(s: &str) -> AppResult<ForgeKind> {
+        match s {
+            "github" => Ok(ForgeKind::Github),
+            other => Err(AppError::bad_request(format!(
+                "unknown forge {other:?}: expected github"
+            ))
+            .with_detail(json!({"field": "forge", "allowed": ["github"]}))),
+        }
+    }
+}
+
+/// A repository's `owner/name`, valid under GitHub's naming rules.
+///
+/// GitHub owners cannot contain `_`, so the original tool's single-segment id
+/// `owner_name` splits unambiguously at the first underscore.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FullName {
+    owner: String,
+    name: String,
+}
+
+impl FullName {
+    /// Parses `owner/name`.
+    pub fn parse(full_name: &str) -> AppResult<FullName> {
+        match full_name.split_once('/') {
+            Some((owner, name)) => FullName::new(owner, name),
+            None => Err(invalid_name(
+                full_name,
+                "expected owner/name, e.g. octocat/hello-world",
+            )),
+        }
+    }
+
+    /// Parses the original tool's id form `owner_name`.
+    pub fn from_id(id: &str) -> AppResult<FullName> {
+        match id.split_once('_') {
+            Some((owner, name)) => FullName::new(owner, name),
+            None => Err(invalid_name(
+                id,
+                "expected owner/name, or the id form owner_name",
+            )),
+        }
+    }
+
+    pub fn new(owner: &str, name: &str) -> AppResult<FullName> {
+        let full = format!("{owner}/{name}");
+        check_owner(owner).map_err(|why| invalid_name(&full, why))?;
+        check_repo_name(name).map_err(|why| invalid_name(&full, why))?;
+        Ok(FullName {
+            owner: owner.to_string(),
+            name: name.to_string(),
+        })
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The original tool's single-segment id, `owner_name`.
+    pub fn id(&self) -> String {
+        format!("{}_{}", self.owner, self.name)
+    }
+}
+
+impl fmt::Display for FullName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.owner, self.name)
+    }
+}
+
+fn invalid_name(given: &str, why: &str) -> AppError {
+    AppError::bad_request(format!("invalid repository name {given:?}: {why}"))
+        .with_detail(json!({"field": "full_name", "value": given}))
+}
+
+/// GitHub user and organisation names: 1-39 ASCII letters, digits and single hyphens,
+/// neither first nor last.
+fn check_owner(owner: &str) -> Result<(), &'static str> {
+    if owner.is_empty() || owner.len() > 39 {
+        return Err("the owner must be 1 to 39 characters");
+    }
+    if !owner.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err("the owner may only contain letters, digits and hyphens");
+    }
+    if owner.starts_with('-') || owner.ends_with('-') || owner.contains("--") {
+        return Err("the owner cannot start or end with a hyphen or contain two in a row");
+    }
+    Ok(())
+}
+
+/// GitHub repository names: 1-100 ASCII letters, digits, `.`, `-` and `_`, but not `.`
+/// or `..`, and not ending in `.git` (GitHub strips it).
+fn check_repo_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > 100 {
+        return Err("the repository name must be 1 to 100 characters");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    {
+        return Err("the repository name may only contain letters, digits, '.', '-' and '_'");
+    }
+    if name == "." || name == ".." {
+        return Err("the repository name cannot be '.' or '..'");
+    }
+    if name.to_ascii_lowercase().ends_with(".git") {
+        return Err("the repository name cannot end in .git");
+    }
+    Ok(())
+}
+
+/// Whether `name` is a usable git branch name (the subset of `git check-ref-format`
+/// that matters for branches gaffer reads and creates).
+pub fn valid_branch_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with(['-', '/', '.'])
+        && !name.ends_with(['/', '.'])
+        && !name.ends_with(".lock")
+        && !name.contains("..")
+        && !name.contains("//")
+        && !name.contains("@{")
+        && !name
+            .chars()
+            .any(|c| c.is_ascii_control() || " ~^:?*[\\".contains(c))
+}
+
+/// A per-role model override; absent roles use the global settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelOverrides {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planner: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taskmaster: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub developer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrator: Option<String>,
+}
+
+/// Per-repo settings that differ from the global ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RepoOverrides {
+    #[serde(default)]
+    pub models: ModelOverrides,
+    /// Seconds; overrides `POLL_INTERVAL_ACTIVE` for this repo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_interval_active: Option<u64>,
+    /// Seconds; overrides `POLL_INTERVAL_IDLE` for this repo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll_interval_idle: Option<u64>,
+    /// The *name* of the environment variable holding this repo's webhook secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_secret_env: Option<String>,
+}
+
+impl RepoOverrides {
+    fn validate(&self) -> AppResult<()> {
+        for (role, model) in [
+            ("planner", &self.models.planner),
+            ("taskmaster", &self.models.taskmaster),
+            ("developer", &self.models.developer),
+            ("reviewer", &self.models.reviewer),
+            ("integrator", &self.models.integrator),
+        ] {
+            if let Some(model) = model {
+                if model.is_empty() || model.contains(char::is_whitespace) {
+                    return Err(AppError::bad_request(format!(
+                        "invalid model {model:?} for role {role}: expected an Ollama model name such as qwen3:32b, or none"
+                    ))
+                    .with_detail(json!({"field": format!("models.{role}")})));
+                }
+            }
+        }
+        for (field, seconds) in [
+            ("poll_interval_active", self.poll_interval_active),
+            ("poll_interval_idle", self.poll_interval_idle),
+        ] {
+            if let Some(s) = seconds {
+                if !(1..=86_400).contains(&s) {
+                    return Err(AppError::bad_request(format!(
+                        "invalid {field} {s}: expected seconds from 1 to 86400"
+                    ))
+                    .with_detail(json!({"field": field})));
+                }
+            }
+        }
+        if let Some(var) = &self.webhook_secret_env {
+            let is_env_name = var
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+                && var
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            if !is_env_name || var.len() > 128 {
+                return Err(AppError::bad_request(
+                    "invalid webhook_secret_env: expected the NAME of an environment variable (A-Z, 0-9, _), never the secret itself",
+                )
+                .with_detail(json!({"field": "webhook_secret_env"})));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A registered repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Repo {
+    /// The original tool's id, `owner_name`; usable wherever a path names a repo.
+    pub id: String,
+    pub full_name: String,
+    pub owner: String,
+    pub name: String,
+    pub mode: Mode,
+    pub default_branch: String,
+    pub clone_url: String,
+    pub forge: ForgeKind,
+    pub overrides: RepoOverrides,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl Repo {
+    pub fn full_name(&self) -> FullName {
+        FullName {
+            owner: self.owner.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// What a caller asks to register. Both the current shape (`full_name`) and the original
+/// tool's (`owner` + `repo`) are accepted.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRepo {
+    /// `owner/name`.
+    pub full_name: Option<String>,
+    /// With `repo`: the original tool's way of naming the repository.
+    pub owner: Option<String>,
+    pub repo: Option<String>,
+    /// `observe` (default), `pr` or `disabled`.
+    pub mode: Option<String>,
+    /// Defaults to `DEFAULT_BRANCH`.
+    pub default_branch: Option<String>,
+    /// Defaults to `GITHUB_GIT_URL/owner/name.git`.
+    pub clone_url: Option<String>,
+    /// `github` (default).
+    pub forge: Option<String>,
+    #[serde(default)]
+    pub overrides: Option<RepoOverrides>,
+}
+
+/// A partial update; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RepoPatch {
+    pub mode: Option<String>,
+    pub default_branch: Option<String>,
+    pub clone_url: Option<String>,
+    /// Replaces the overrides as a whole.
+    pub overrides: Option<RepoOverrides>,
+}
+
+/// How many repos are in each mode.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ModeCounts {
+    pub observe: usize,
+    pub pr: usize,
+    pub disabled: usize,
+}
+
+/// Values a new repo takes when the caller does not give them.
+#[derive(Debug, Clone)]
+pub struct RepoDefaults {
+    pub default_branch: String,
+    pub git_url: String,
+}
+
+/// The registry service: validation here, persistence in the store.
+#[derive(Clone)]
+pub struct Registry {
+    store: Store,
+    defaults: RepoDefaults,
+}
+
+impl Registry {
+    pub fn new(store: Store, defaults: RepoDefaults) -> Self {
+        Registry { store, defaults }
+    }
+
+    /// Registers a repo; 409 if it (in any letter case) is already registered.
+    pub async fn add(&self, request: NewRepo) -> AppResult<Repo> {
+        {
+            let full_name = match (&request.full_name, &request.owner, &request.repo) {
+                (Some(full), None, None) => FullName::parse(full)?,
+                (None, Some(owner), Some(repo)) => FullName::new(owner, repo)?,
+                (None, None, None) => {
+                    return Err(AppError::bad_request(
+                        "missing repository: give full_name (\"owner/name\") or owner and repo",
+                    )
+                    .with_detail(json!({"field": "full_name"})))
+                }
+                _ => {
+                    return Err(AppError::bad_request(
+                        "give either full_name or owner and repo, not a mix",
+                    )
+                    .with_detail(json!({"field": "full_name"})))
+                }
+            };
+            let mode = request.mode.as_deref().unwrap_or("observe").parse()?;
+            let forge: ForgeKind = request.forge.as_deref().unwrap_or("github").parse()?;
+            let default_branch = match request.default_branch {
+                Some(branch) => checked_branch(branch)?,
+                None => self.defaults.default_branch.clone(),
+            };
+            let clone_url = match request.clone_url {
+                Some(url) => checked_clone_url(url)?,
+                None => format!("{}/{}.git", self.defaults.git_url, full_name),
+            };
+            let overrides = request.overrides.unwrap_or_default();
+            overrides.validate()?;
+            let row = NewRepoRow {
+                full_name: &full_name,
+                mode,
+                default_branch: &default_branch,
+                clone_url: &clone_url,
+                forge,
+                overrides: &overrides,
+            };
+            self.store.insert_repo(&row).await
+        }
+    }
+
+    pub async fn get(&self, name: &FullName) -> AppResult<Repo> {
+        self.store
+            .find_repo(name)
+            .await?
+            .ok_or_else(|| not_registered(name))
+    }
+
+    pub async fn list(&self) -> AppResult<(Vec<Repo>, ModeCounts)> {
+        let repos = self.store.list_repos().await?;
+        let mut counts = ModeCounts::default();
+        for repo in &repos {
+            match repo.mode {
+                Mode::Observe => counts.observe += 1,
+                Mode::Pr => counts.pr += 1,
+                Mode::Disabled => counts.disabled += 1,
+            }
+        }
+        Ok((repos, counts))
+    }
+
+    pub async fn update(&self, name: &FullName, patch: RepoPatch) -> AppResult<Repo> {
+        let mut repo = self.get(name).await?;
+        if let Some(mode) = patch.mode {
+            repo.mode = mode.parse()?;
+        }
+        if let Some(branch) = patch.default_branch {
+            repo.default_branch = checked_branch(branch)?;
+        }
+        if let Some(url) = patch.clone_url {
+            repo.clone_url = checked_clone_url(url)?;
+        }
+        if let Some(overrides) = patch.overrides {
+            overrides.validate()?;
+            repo.overrides = overrides;
+        }
+        self.store.update_repo(&repo).await?;
+        self.get(name).await
+    }
+
+    pub async fn set_mode(&self, name: &FullName, mode: &str) -> AppResult<Repo> {
+        self.update(
+            name,
+            RepoPatch {
+                mode: Some(mode.to_string()),
+                ..RepoPatch::default()
+            },
+        )
+        .await
+    }
+
+    pub async fn remove(&self, name: &FullName) -> AppResult<Repo> {
+        let repo = self.get(name).await?;
+        self.store.delete_repo(name).await?;
+        Ok(repo)
+    }
+
+    /// Registers `GH_OWNER/GH_REPO` the first time gaffer starts with them set. Only once:
+    /// a user who later removes that repo does not see it come back on the next start.
+    pub async fn seed_once(&self, name: &FullName) -> AppResult<Option<Repo>> {
+        let key = format!("seeded:{}", name.to_string().to_ascii_lowercase());
+        if self.store.meta_get(&key).await?.is_some() {
+            return Ok(None);
+        }
+        let added = match self.store.find_repo(name).await? {
+            Some(_) => None,
+            None => Some(
+                self.add(NewRepo {
+                    full_name: Some(name.to_string()),
+                    ..NewRepo::default()
+                })
+                .await?,
+            ),
+        };
+        self.store.meta_set(&key, "1").await?;
+        Ok(added)
+    }
+}
+
+/// The validated columns of a repo about to be inserted.
+pub struct NewRepoRow<'a> {
+    pub full_name: &'a FullName,
+    pub mode: Mode,
+    pub default_branch: &'a str,
+    pub clone_url: &'a str,
+    pub forge: ForgeKind,
+    pub overrides: &'a RepoOverrides,
+}
+
+fn not_registered(name: &FullName) -> AppError {
+    AppError::not_found(format!("repo {name} is not registered"))
+        .with_detail(json!({"full_name": name.to_string()}))
+}
+
+fn checked_branch(branch: String) -> AppResult<String> {
+    if valid_branch_name(&branch) {
+        Ok(branch)
+    } else {
+        Err(AppError::bad_request(format!(
+            "invalid default_branch {branch:?}: expected a git branch name such as main"
+        ))
+        .with_detail(json!({"field": "default_branch"})))
+    }
+}
+
+/// Clone URLs may be https, http, ssh (`git@host:owner/name.git`) or file, and must not
+/// carry credentials: a token in a URL ends up in logs and in `.git/config`.
+fn checked_clone_url(url: String) -> AppResult<String> {
+    let bad = |why: &str| {
+        AppError::bad_request(format!("invalid clone_url: {why}"))
+            .with_detail(json!({"field": "clone_url"}))
+    };
+    if url.contains(char::is_whitespace) || url.chars().any(|c| c.is_control()) {
+        return Err(bad("it contains whitespace"));
+    }
+    if let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    {
+        let authority = rest.split('/').next().unwrap_or_default();
+        if authority.contains('@') {
+            return Err(bad(
+                "credentials in a clone URL are not allowed (gaffer passes GH_TOKEN as an auth header)",
+            ));
+        }
+        if authority.is_empty() {
+            return Err(bad("it has no host"));
+        }
+        return Ok(url);
+    }
+    if url.starts_with("file://") || url.starts_with("ssh://") || url.starts_with("git@") {
+        return Ok(url);
+    }
+    Err(bad(
+        "expected an https://, http://, ssh://, git@ or file:// URL",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn github_naming_rules() {
+        for ok in ["octocat/hello-world", "a/b", "A-1/x.y_z", "acme/.github"] {
+            assert!(FullName::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "octocat", "/x", "x/", "-a/x", "a-/x", "a--b/x", "a_b/x", "a/b/c", "a/..", "a/.",
+            "a/x.git", "a/sp ace", "a/ü",
+        ] {
+            assert!(FullName::parse(bad).is_err(), "{bad}");
+        }
+        assert!(FullName::parse(&format!("{}/x", "a".repeat(40))).is_err());
+        assert!(FullName::parse(&format!("a/{}", "x".repeat(101))).is_err());
+    }
+
+    #[test]
+    fn the_id_form_splits_at_the_first_underscore() {
+        let name = FullName::from_id("acme_my_repo").unwrap();
+        assert_eq!(name.owner(), "acme");
+        assert_eq!(name.name(), "my_repo");
+        assert_eq!(name.id(), "acme_my_repo");
+        assert!(FullName::from_id("acme").is_err());
+    }
+
+    #[test]
+    fn branch_names() {
+        for ok in ["main", "release/1.0", "feature/T-0001-ci"] {
+            assert!(valid_branch_name(ok), "{ok}");
+        }
+        for bad in ["", "-x", "a..b", "a b", "x.lock", "a/", "a~1", "a:b", "@{x"] {
+            assert!(!valid_branch_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn clone_urls_never_carry_credentials() {
+        assert!(checked_clone_url("https://github.com/a/b.git".into()).is_ok());
+        assert!(checked_clone_url("file:///tmp/a.git".into()).is_ok());
+        assert!(checked_clone_url("git@github.com:a/b.git".into()).is_ok());
+        assert!(
+            checked_clone_url("https://x-access-token:ghp_1@github.com/a/b.git".into()).is_err()
+        );
+        assert!(checked_clone_url("ftp://example.com/a".into()).is_err());
+    }
+
+    #[test]
+    fn modes_parse_with_a_helpful_error() {
+        assert_eq!("pr".parse::<Mode>().unwrap(), Mode::Pr);
+        let err = "active".parse::<Mode>().unwrap_err();
+        assert!(err.message.contains("observe, pr or disabled"));
+    }
+}

@@ -1,0 +1,162 @@
+//! The `gaffer` binary, run as a user would, in a scratch directory.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::helpers::gaffer_bin;
+
+/// Runs `gaffer ARGS` in `dir` with only the given environment (plus PATH).
+fn gaffer(dir: &TempDir, args: &[&str], vars: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(gaffer_bin());
+    command
+        .args(args)
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in vars {
+        command.env(k, v);
+    }
+    command.output().expect("gaffer runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn repos_commands_work_on_the_registry() {
+    let dir = TempDir::new().unwrap();
+    let added = gaffer(&dir, &["repos", "add", "acme/widget", "--mode", "pr"], &[]);
+    assert!(added.status.success(), "{}", stderr(&added));
+    assert!(stdout(&added).contains("registered acme/widget"));
+
+    let listed = gaffer(&dir, &["repos", "list"], &[]);
+    assert!(stdout(&listed).contains("acme/widget"));
+    assert!(stdout(&listed).contains("1 repos: 0 observe, 1 pr, 0 disabled"));
+
+    let set = gaffer(&dir, &["repos", "set-mode", "acme_widget", "disabled"], &[]);
+    assert!(set.status.success(), "{}", stderr(&set));
+
+    let shown = gaffer(&dir, &["--json", "repos", "show", "acme/widget"], &[]);
+    let repo: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(repo["mode"], "disabled");
+
+    let removed = gaffer(&dir, &["repos", "remove", "acme/widget"], &[]);
+    assert!(removed.status.success());
+    let listed = gaffer(&dir, &["--json", "repos", "list"], &[]);
+    let body: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(body["total"], 0);
+    assert!(
+        dir.path().join("data/gaffer.db").exists(),
+        "default data dir is ./data"
+    );
+}
+
+#[test]
+fn failures_exit_non_zero_with_one_line() {
+    let dir = TempDir::new().unwrap();
+    gaffer(&dir, &["repos", "add", "acme/widget"], &[]);
+    for (args, code) in [
+        (vec!["repos", "add", "acme/widget"], 4),
+        (vec!["repos", "add", "bad_owner/x"], 2),
+        (vec!["repos", "show", "acme/nothing"], 3),
+        (vec!["repos", "set-mode", "acme/widget", "loud"], 2),
+        (vec!["repos", "remove", "acme/nothing"], 3),
+    ] {
+        let output = gaffer(&dir, &args, &[]);
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert_eq!(
+            stderr(&output).trim().lines().count(),
+            1,
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(stderr(&output).starts_with("gaffer: "));
+    }
+}
+
+#[test]
+fn a_bad_setting_stops_start_up_naming_setting_value_and_allowed() {
+    let dir = TempDir::new().unwrap();
+    let output = gaffer(&dir, &["repos", "list"], &[("POLL_INTERVAL_IDLE", "often")]);
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("POLL_INTERVAL_IDLE") && err.contains("\"often\"") && err.contains("seconds"),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_file_and_dotenv_layer_under_the_environment() {
+    let dir = TempDir::new().unwrap();
+    std::fs::create_dir(dir.path().join("config")).unwrap();
+    std::fs::write(
+        dir.path().join("config/gaffer.yaml"),
+        "server:\n  data_dir: ./from-yaml\n",
+    )
+    .unwrap();
+    gaffer(&dir, &["repos", "add", "acme/one"], &[]);
+    assert!(dir.path().join("from-yaml/gaffer.db").exists(), "yaml read");
+
+    std::fs::write(dir.path().join(".env"), "GAFFER_DATA_DIR=./from-dotenv\n").unwrap();
+    gaffer(&dir, &["repos", "add", "acme/two"], &[]);
+    assert!(
+        dir.path().join("from-dotenv/gaffer.db").exists(),
+        ".env beats yaml"
+    );
+
+    gaffer(
+        &dir,
+        &["repos", "add", "acme/three"],
+        &[("GAFFER_DATA_DIR", "./from-env")],
+    );
+    assert!(
+        dir.path().join("from-env/gaffer.db").exists(),
+        "environment beats .env"
+    );
+
+    std::fs::write(dir.path().join("config/gaffer.yaml"), "server:\n  bnd: x\n").unwrap();
+    let output = gaffer(&dir, &["repos", "list"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("server.bnd"));
+}
+
+#[test]
+fn serve_refuses_a_public_address_without_a_token() {
+    let dir = TempDir::new().unwrap();
+    let output = gaffer(&dir, &["serve"], &[("GAFFER_BIND", "0.0.0.0:0")]);
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(
+        err.contains("GAFFER_API_TOKEN") && err.contains("0.0.0.0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn help_is_everywhere() {
+    let dir = TempDir::new().unwrap();
+    for args in [
+        vec!["--help"],
+        vec!["repos", "--help"],
+        vec!["repos", "add", "--help"],
+        vec!["serve", "--help"],
+    ] {
+        let output = gaffer(&dir, &args, &[]);
+        assert!(output.status.success(), "{args:?}");
+        assert!(stdout(&output).contains("Usage"), "{args:?}");
+    }
+}

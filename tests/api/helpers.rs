@@ -1,0 +1,124 @@
+//! `spawn_app()` and friends: a real gaffer server on 127.0.0.1:0 with its own data dir.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use actix_web::dev::ServerHandle;
+use gaffer::config::Settings;
+use gaffer::{Application, Gaffer};
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// A running server plus what a test needs to talk to it.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub data_dir: Arc<TempDir>,
+    handle: ServerHandle,
+}
+
+/// Settings as a user would give them in the environment, plus a loopback port 0 and
+/// the given data directory.
+pub fn settings(data_dir: &Path, vars: &[(&str, &str)]) -> Settings {
+    let mut map: HashMap<String, String> = HashMap::new();
+    map.insert("GAFFER_BIND".into(), "127.0.0.1:0".into());
+    map.insert("GAFFER_DATA_DIR".into(), data_dir.display().to_string());
+    map.insert("GAFFER_LOG".into(), "warn".into());
+    for (k, v) in vars {
+        map.insert(k.to_string(), v.to_string());
+    }
+    Settings::from_sources(None, "test", &map).expect("test settings are valid")
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+pub async fn spawn_app_with(vars: &[(&str, &str)]) -> TestApp {
+    spawn_app_in(Arc::new(TempDir::new().unwrap()), vars).await
+}
+
+/// Starts a server on an existing data directory (for restart tests).
+pub async fn spawn_app_in(data_dir: Arc<TempDir>, vars: &[(&str, &str)]) -> TestApp {
+    let settings = settings(data_dir.path(), vars);
+    gaffer::telemetry::init(&settings);
+    let gaffer = Gaffer::open(settings).await.expect("gaffer opens");
+    let app = Application::build(gaffer).await.expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    tokio::spawn(app.run());
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        data_dir,
+        handle,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn patch_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .patch(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.client.delete(self.url(path)).send().await.unwrap()
+    }
+
+    /// Registers a repo and asserts it worked.
+    pub async fn add_repo(&self, full_name: &str, mode: &str) -> Value {
+        let response = self
+            .post_json(
+                "/repos",
+                &serde_json::json!({"full_name": full_name, "mode": mode}),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "registering {full_name}");
+        response.json().await.unwrap()
+    }
+
+    /// Stops the server and waits until it has let go of the database.
+    pub async fn stop(self) -> Arc<TempDir> {
+        self.handle.stop(true).await;
+        self.data_dir
+    }
+}
+
+/// Asserts the JSON error shape every failure shares, and returns its message.
+pub async fn assert_error(response: reqwest::Response, status: u16) -> String {
+    assert_eq!(response.status(), status);
+    let body: Value = response.json().await.expect("errors are JSON");
+    let message = body["error"]
+        .as_str()
+        .expect("error is a string")
+        .to_string();
+    assert!(body.get("detail").is_some(), "detail key present: {body}");
+    message
+}
+
+/// The built `gaffer` binary, for CLI tests.
+pub fn gaffer_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_gaffer"))
+}
