@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod error;
+pub mod forge;
 pub mod http;
 pub mod registry;
 pub mod store;

@@ -1,0 +1,574 @@
+//! The HTTP core of the GitHub client: headers GitHub asks for, conditional requests
+//! with an ETag cache, the rate-limit budget, secondary-limit waits, retries with jittered
+//! backoff, write pacing and `Link` pagination. Endpoint methods live in `super`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use moka::future::Cache;
+use rand::Rng;
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, USER_AGENT};
+use reqwest::{Method, Url};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::budget::{unix_now, CounterSnapshot, Counters, RateBudget};
+use super::governor::{WriteGovernor, WriteLimits};
+use super::types::ApiError;
+use crate::forge::{ForgeError, ForgeResult};
+
+/// The REST API version gaffer is written against.
+pub const API_VERSION: &str = "2022-11-28";
+/// Most pages followed for one listing (100 items each).
+const MAX_PAGES: usize = 50;
+
+/// How the client behaves; [`ClientOptions::new`] gives GitHub-friendly defaults.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// `https://api.github.com`, or `https://HOST/api/v3` for GitHub Enterprise Server.
+    pub api_url: String,
+    pub token: Option<SecretString>,
+    /// Below this many calls left, stop calling and report when the budget resets.
+    pub min_remaining_budget: u64,
+    pub request_timeout: Duration,
+    /// Retries after 5xx, timeouts and connection errors, and secondary-limit waits.
+    pub max_retries: u32,
+    /// First backoff step; doubled each retry, with jitter.
+    pub backoff_base: Duration,
+    /// Wait after a secondary limit that gives no `retry-after` (GitHub: at least a minute).
+    pub secondary_default_wait: Duration,
+    /// The longest a single call waits inside the client; longer waits become an error
+    /// naming when to come back.
+    pub max_inline_wait: Duration,
+    pub write_limits: WriteLimits,
+    /// Bytes of response bodies kept for conditional requests.
+    pub cache_bytes: u64,
+}
+
+impl ClientOptions {
+    pub fn new(api_url: &str, token: Option<SecretString>) -> Self {
+        ClientOptions {
+            api_url: api_url.trim_end_matches('/').to_string(),
+            token,
+            min_remaining_budget: 500,
+            request_timeout: Duration::from_secs(30),
+            max_retries: 3,
+            backoff_base: Duration::from_millis(500),
+            secondary_default_wait: Duration::from_secs(60),
+            max_inline_wait: Duration::from_secs(120),
+            write_limits: WriteLimits::default(),
+            cache_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+/// A cached answer to a GET, replayed when GitHub says 304.
+#[derive(Debug)]
+struct CachedResponse {
+    etag: Option<String>,
+    last_modified: Option<String>,
+    body: Bytes,
+    next_page: Option<Url>,
+}
+
+/// One answered request.
+#[derive(Debug, Clone)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub body: Bytes,
+    pub next_page: Option<Url>,
+    /// Answered 304 and served from the cache: cost nothing.
+    pub not_modified: bool,
+}
+
+/// A GitHub REST client for one token. Cheap to clone; clones share the cache, budget,
+/// counters and write governor.
+#[derive(Clone, Debug)]
+pub struct GithubClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    base: Url,
+    options: ClientOptions,
+    cache: Cache<String, Arc<CachedResponse>>,
+    budgets: Mutex<HashMap<String, RateBudget>>,
+    /// Unix time before which a secondary limit asks us not to call.
+    cooldown_until: Mutex<u64>,
+    governor: WriteGovernor,
+    counters: Counters,
+}
+
+enum LimitKind {
+    Secondary { wait: Duration },
+    Primary { reset: u64 },
+}
+
+impl GithubClient {
+    pub fn new(options: ClientOptions) -> ForgeResult<GithubClient> {
+        let base =
+            Url::parse(&format!("{}/", options.api_url)).map_err(|e| ForgeError::Protocol {
+                message: format!("GITHUB_API_URL {:?} is not a URL: {e}", options.api_url),
+            })?;
+        let http = reqwest::Client::builder()
+            .timeout(options.request_timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| ForgeError::Unavailable {
+                message: format!("cannot build the HTTP client: {e}"),
+            })?;
+        let cache = Cache::builder()
+            .weigher(|key: &String, value: &Arc<CachedResponse>| {
+                u32::try_from(key.len() + value.body.len()).unwrap_or(u32::MAX)
+            })
+            .max_capacity(options.cache_bytes)
+            .build();
+        Ok(GithubClient {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                governor: WriteGovernor::new(options.write_limits),
+                options,
+                cache,
+                budgets: Mutex::new(HashMap::new()),
+                cooldown_until: Mutex::new(0),
+                counters: Counters::default(),
+            }),
+        })
+    }
+
+    /// The API URL for a path given as segments; each segment is percent-encoded, and a
+    /// segment holding `/` (a file path, a branch like `feature/x`) keeps its slashes.
+    pub fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.inner.base.clone();
+        {
+            let mut path = url.path_segments_mut().expect("API URL is a base URL");
+            path.pop_if_empty();
+            for segment in segments {
+                path.extend(segment.split('/').filter(|s| !s.is_empty()));
+            }
+        }
+        url
+    }
+
+    /// The last-known budget of the `core` resource (what most calls spend).
+    pub fn budget(&self) -> Option<RateBudget> {
+        self.inner
+            .budgets
+            .lock()
+            .expect("budget lock")
+            .get("core")
+            .cloned()
+    }
+
+    pub fn counters(&self) -> CounterSnapshot {
+        self.inner.counters.snapshot()
+    }
+
+    /// GET one JSON value.
+    pub async fn get_json<T: DeserializeOwned>(&self, url: Url) -> ForgeResult<T> {
+        let response = self.send(Method::GET, url, None).await?;
+        parse_body(&response.body)
+    }
+
+    /// GET every page of a listing (`per_page=100`, following `Link: rel="next"`).
+    pub async fn get_all<T: DeserializeOwned>(&self, mut url: Url) -> ForgeResult<Vec<T>> {
+        url.query_pairs_mut().append_pair("per_page", "100");
+        let mut items = Vec::new();
+        let mut next = Some(url);
+        let mut pages = 0;
+        while let Some(page_url) = next.take() {
+            let response = self.send(Method::GET, page_url, None).await?;
+            items.extend(parse_body::<Vec<T>>(&response.body)?);
+            pages += 1;
+            if pages >= MAX_PAGES {
+                tracing::warn!(pages, "stopped following pagination at the page limit");
+                break;
+            }
+            next = response.next_page;
+        }
+        Ok(items)
+    }
+
+    /// A write (POST/PATCH/PUT/DELETE) with a JSON body, paced by the governor.
+    pub async fn write_json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        body: &Value,
+    ) -> ForgeResult<T> {
+        let response = self.send(method, url, Some(body)).await?;
+        parse_body(&response.body)
+    }
+
+    /// A write whose answer body does not matter (DELETE, 204s).
+    pub async fn write(&self, method: Method, url: Url, body: Option<&Value>) -> ForgeResult<()> {
+        self.send(method, url, body).await.map(|_| ())
+    }
+
+    /// Sends one request, with everything GitHub asks of a good client.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+    ) -> ForgeResult<ApiResponse> {
+        let is_read = method == Method::GET || method == Method::HEAD;
+        let cache_key = url.as_str().to_string();
+        // Writes are serial and paced; the slot is held across this write's retries.
+        let _write_slot = if is_read {
+            None
+        } else {
+            Some(self.inner.governor.acquire().await)
+        };
+        let mut attempt: u32 = 0;
+        loop {
+            self.wait_for_budget().await?;
+            let cached = if is_read {
+                self.inner.cache.get(&cache_key).await
+            } else {
+                None
+            };
+            let mut request = self
+                .inner
+                .http
+                .request(method.clone(), url.clone())
+                .headers(self.headers_for(&url));
+            if let Some(cached) = &cached {
+                if let Some(etag) = &cached.etag {
+                    request = request.header(reqwest::header::IF_NONE_MATCH, etag);
+                } else if let Some(modified) = &cached.last_modified {
+                    request = request.header(reqwest::header::IF_MODIFIED_SINCE, modified);
+                }
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            Counters::bump(&self.inner.counters.requests);
+            let outcome = match request.send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let headers = response.headers().clone();
+                    match response.bytes().await {
+                        Ok(bytes) => Ok((status, headers, bytes)),
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            let (status, headers, bytes) = match outcome {
+                Ok(answer) => answer,
+                Err(e) if attempt < self.inner.options.max_retries => {
+                    attempt += 1;
+                    self.note_retry(
+                        attempt,
+                        &format!("{} {}: {}", method, url.path(), describe(&e)),
+                    )
+                    .await;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(ForgeError::Unavailable {
+                        message: format!(
+                            "{} {} failed after {} attempts: {}",
+                            method,
+                            url.path(),
+                            attempt + 1,
+                            describe(&e)
+                        ),
+                    })
+                }
+            };
+            if let Some(budget) = RateBudget::from_headers(&headers) {
+                self.inner
+                    .budgets
+                    .lock()
+                    .expect("budget lock")
+                    .insert(budget.resource.clone(), budget);
+            }
+            if status == 304 {
+                Counters::bump(&self.inner.counters.not_modified);
+                let Some(cached) = cached else {
+                    return Err(ForgeError::Protocol {
+                        message: format!("304 for {} without a cached copy", url.path()),
+                    });
+                };
+                return Ok(ApiResponse {
+                    status: 200,
+                    body: cached.body.clone(),
+                    next_page: cached.next_page.clone(),
+                    not_modified: true,
+                });
+            }
+            Counters::bump(&self.inner.counters.units_spent);
+            match status {
+                200..=299 => {
+                    let next_page = self.next_page(&headers);
+                    if is_read {
+                        self.remember(cache_key, &headers, &bytes, &next_page).await;
+                    }
+                    return Ok(ApiResponse {
+                        status,
+                        body: bytes,
+                        next_page,
+                        not_modified: false,
+                    });
+                }
+                401 => return Err(ForgeError::Unauthorized),
+                403 | 429 => match classify_limit(status, &headers, &bytes, &self.inner.options) {
+                    Some(LimitKind::Secondary { wait }) => {
+                        Counters::bump(&self.inner.counters.secondary_waits);
+                        let until = unix_now() + wait.as_secs().max(1);
+                        *self.inner.cooldown_until.lock().expect("cooldown lock") = until;
+                        tracing::warn!(
+                            wait_s = wait.as_secs(),
+                            path = url.path(),
+                            "GitHub secondary rate limit"
+                        );
+                        if wait > self.inner.options.max_inline_wait
+                            || attempt >= self.inner.options.max_retries
+                        {
+                            return Err(ForgeError::RateLimited {
+                                resets_at: until,
+                                secondary: true,
+                            });
+                        }
+                        attempt += 1;
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    Some(LimitKind::Primary { reset }) => {
+                        return Err(ForgeError::RateLimited {
+                            resets_at: reset,
+                            secondary: false,
+                        })
+                    }
+                    None => {
+                        return Err(ForgeError::Status {
+                            status,
+                            message: error_message(&bytes),
+                        })
+                    }
+                },
+                404 => {
+                    return Err(ForgeError::NotFound {
+                        what: url.path().to_string(),
+                    })
+                }
+                422 => {
+                    return Err(ForgeError::Validation {
+                        message: error_message(&bytes),
+                    })
+                }
+                500..=599 if attempt < self.inner.options.max_retries => {
+                    attempt += 1;
+                    self.note_retry(
+                        attempt,
+                        &format!("{} {} answered {status}", method, url.path()),
+                    )
+                    .await;
+                    continue;
+                }
+                500..=599 => {
+                    return Err(ForgeError::Unavailable {
+                        message: format!(
+                            "{} {} answered {status} after {} attempts",
+                            method,
+                            url.path(),
+                            attempt + 1
+                        ),
+                    })
+                }
+                _ => {
+                    return Err(ForgeError::Status {
+                        status,
+                        message: error_message(&bytes),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Refuses to call while the budget is under the minimum, and waits out a secondary
+    /// cooldown when it is short enough.
+    async fn wait_for_budget(&self) -> ForgeResult<()> {
+        let now = unix_now();
+        let exhausted = self
+            .budget()
+            .and_then(|b| b.exhausted_until(self.inner.options.min_remaining_budget, now));
+        if let Some(reset) = exhausted {
+            Counters::bump(&self.inner.counters.refused_for_budget);
+            return Err(ForgeError::RateLimited {
+                resets_at: reset,
+                secondary: false,
+            });
+        }
+        let cooldown = *self.inner.cooldown_until.lock().expect("cooldown lock");
+        if cooldown > now {
+            let wait = Duration::from_secs(cooldown - now);
+            if wait > self.inner.options.max_inline_wait {
+                return Err(ForgeError::RateLimited {
+                    resets_at: cooldown,
+                    secondary: true,
+                });
+            }
+            tokio::time::sleep(wait).await;
+        }
+        Ok(())
+    }
+
+    async fn note_retry(&self, attempt: u32, what: &str) {
+        Counters::bump(&self.inner.counters.retries);
+        let base = self.inner.options.backoff_base;
+        let step = base.saturating_mul(1 << (attempt - 1).min(5));
+        let jittered = step.mul_f64(rand::rng().random_range(0.5..1.5));
+        let wait = jittered.min(Duration::from_secs(10));
+        tracing::warn!(
+            attempt,
+            wait_ms = wait.as_millis() as u64,
+            "retrying GitHub call: {what}"
+        );
+        tokio::time::sleep(wait).await;
+    }
+
+    /// Headers for a request; the token only ever goes to the configured API host.
+    fn headers_for(&self, url: &Url) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            ACCEPT,
+            HeaderValue::from_static("application/vnd.github+json"),
+        );
+        headers.insert(
+            "X-GitHub-Api-Version",
+            HeaderValue::from_static(API_VERSION),
+        );
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("gaffer/", env!("CARGO_PKG_VERSION"))),
+        );
+        if let Some(token) = &self.inner.options.token {
+            if same_origin(url, &self.inner.base) {
+                if let Ok(mut value) =
+                    HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
+                {
+                    value.set_sensitive(true);
+                    headers.insert(AUTHORIZATION, value);
+                }
+            }
+        }
+        headers
+    }
+
+    /// The `rel="next"` page, if it is on the API host (a token never follows a link
+    /// elsewhere).
+    fn next_page(&self, headers: &HeaderMap) -> Option<Url> {
+        let link = headers.get("link")?.to_str().ok()?;
+        link.split(',').find_map(|part| {
+            let (target, params) = part.split_once(';')?;
+            if !params.contains("rel=\"next\"") {
+                return None;
+            }
+            let url =
+                Url::parse(target.trim().trim_start_matches('<').trim_end_matches('>')).ok()?;
+            same_origin(&url, &self.inner.base).then_some(url)
+        })
+    }
+
+    async fn remember(&self, key: String, headers: &HeaderMap, body: &Bytes, next: &Option<Url>) {
+        let header = |name| {
+            headers
+                .get(name)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let etag = header(reqwest::header::ETAG);
+        let last_modified = header(reqwest::header::LAST_MODIFIED);
+        if etag.is_some() || last_modified.is_some() {
+            self.inner
+                .cache
+                .insert(
+                    key,
+                    Arc::new(CachedResponse {
+                        etag,
+                        last_modified,
+                        body: body.clone(),
+                        next_page: next.clone(),
+                    }),
+                )
+                .await;
+        }
+    }
+}
+
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// Tells a secondary limit (wait, then retry) from an exhausted primary budget (report
+/// the reset) from a plain permission error (neither). As GitHub documents: honour
+/// `retry-after`; `x-ratelimit-remaining: 0` means wait for `x-ratelimit-reset`;
+/// otherwise a secondary limit means waiting at least a minute.
+fn classify_limit(
+    status: u16,
+    headers: &HeaderMap,
+    body: &Bytes,
+    options: &ClientOptions,
+) -> Option<LimitKind> {
+    let retry_after = headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(seconds) = retry_after {
+        return Some(LimitKind::Secondary {
+            wait: Duration::from_secs(seconds),
+        });
+    }
+    if let Some(budget) = RateBudget::from_headers(headers) {
+        if budget.remaining == Some(0) {
+            return Some(LimitKind::Primary {
+                reset: budget.reset.unwrap_or_else(|| unix_now() + 60),
+            });
+        }
+    }
+    let message = error_message(body).to_ascii_lowercase();
+    if status == 429 || message.contains("secondary rate limit") || message.contains("abuse") {
+        return Some(LimitKind::Secondary {
+            wait: options.secondary_default_wait,
+        });
+    }
+    None
+}
+
+fn error_message(body: &Bytes) -> String {
+    serde_json::from_slice::<ApiError>(body)
+        .map(|e| e.describe())
+        .unwrap_or_else(|_| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned())
+}
+
+fn parse_body<T: DeserializeOwned>(body: &Bytes) -> ForgeResult<T> {
+    serde_json::from_slice(body).map_err(|e| ForgeError::Protocol {
+        message: format!("cannot parse the JSON body: {e}"),
+    })
+}
+
+/// A reqwest error as a short line a user can act on (URL reduced to its path).
+fn describe(err: &reqwest::Error) -> String {
+    if err.is_timeout() {
+        "timed out".to_string()
+    } else if err.is_connect() {
+        "connection failed".to_string()
+    } else {
+        let text = err.to_string();
+        match err.url() {
+            Some(url) => text.replace(url.as_str(), url.path()),
+            None => text,
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! [`Forge`] on GitHub's REST API v3 (github.com or GitHub Enterprise Server).
+
+pub mod budget;
+pub mod client;
+pub mod governor;
+mod types;
+
+use async_trait::async_trait;
+use reqwest::Method;
+use serde_json::json;
+
+pub use budget::{CounterSnapshot, RateBudget};
+pub use client::{ClientOptions, GithubClient};
+pub use governor::WriteLimits;
+
+use self::types::{
+    status_state, ApiCheckRuns, ApiCombinedStatus, ApiComment, ApiContent, ApiPull, ApiPullFile,
+    ApiRef, ApiRepo, ApiReview,
+};
+use super::{
+    CiState, CiStatus, Comment, DirEntry, FileContent, Forge, ForgeError, ForgeResult, NewPull,
+    NewReview, PullFile, PullRequest, PullState, PullUpdate, RepoInfo, Review, ReviewEvent,
+};
+use crate::registry::FullName;
+
+/// GitHub behind the [`Forge`] trait.
+#[derive(Clone, Debug)]
+pub struct GithubForge {
+    client: GithubClient,
+}
+
+impl GithubForge {
+    pub fn new(client: GithubClient) -> Self {
+        GithubForge { client }
+    }
+
+    /// The underlying client: its budget and counters are what the poller reports.
+    pub fn client(&self) -> &GithubClient {
+        &self.client
+    }
+
+    fn repo_url(&self, repo: &FullName, rest: &[&str]) -> reqwest::Url {
+        let mut segments = vec!["repos", repo.owner(), repo.name()];
+        segments.extend_from_slice(rest);
+        self.client.url(&segments)
+    }
+
+    async fn contents(
+        &self,
+        repo: &FullName,
+        path: &str,
+        git_ref: &str,
+    ) -> ForgeResult<Option<serde_json::Value>> {
+        let mut url = self.repo_url(repo, &["contents", path]);
+        url.query_pairs_mut().append_pair("ref", git_ref);
+        match self.client.get_json(url).await {
+            Ok(value) => Ok(Some(value)),
+            Err(ForgeError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.for_repo(repo)),
+        }
+    }
+}
+
+fn protocol(message: impl Into<String>) -> ForgeError {
+    ForgeError::Protocol {
+        message: message.into(),
+    }
+}
+
+fn from_value<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> ForgeResult<T> {
+    serde_json::from_value(value).map_err(|e| protocol(format!("unexpected JSON shape: {e}")))
+}
+
+#[async_trait]
+impl Forge for GithubForge {
+    async fn repo_info(&self, repo: &FullName) -> ForgeResult<RepoInfo> {
+        let api: ApiRepo = self
+            .client
+            .get_json(self.repo_url(repo, &[]))
+            .await
+            .map_err(|e| e.for_repo(repo))?;
+        Ok(api.into())
+    }
+
+    async fn file(
+        &self,
+        repo: &FullName,
+        path: &str,
+        git_ref: &str,
+    ) -> ForgeResult<Option<FileContent>> {
+        match self.contents(repo, path, git_ref).await? {
+            None => Ok(None),
+            Some(value) if value.is_array() => Err(protocol(format!("{path} is a directory"))),
+            Some(value) => from_value::<ApiContent>(value)?.into_file().map(Some),
+        }
+    }
+
+    async fn list_dir(
+        &self,
+        repo: &FullName,
+        path: &str,
+        git_ref: &str,
+    ) -> ForgeResult<Option<Vec<DirEntry>>> {
+        match self.contents(repo, path, git_ref).await? {
+            None => Ok(None),
+            Some(value) if value.is_array() => {
+                let items: Vec<ApiContent> = from_value(value)?;
+                Ok(Some(
+                    items.into_iter().map(ApiContent::into_entry).collect(),
+                ))
+            }
+            Some(_) => Err(protocol(format!("{path} is a file, not a directory"))),
+        }
+    }
+
+    async fn branch_sha(&self, repo: &FullName, branch: &str) -> ForgeResult<Option<String>> {
+        let url = self.repo_url(repo, &["git", "ref", "heads", branch]);
+        match self.client.get_json::<ApiRef>(url).await {
+            Ok(r) => Ok(Some(r.object.sha)),
+            Err(ForgeError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.for_repo(repo)),
+        }
+    }
+
+    async fn create_branch(&self, repo: &FullName, branch: &str, sha: &str) -> ForgeResult<()> {
+        let body = json!({"ref": format!("refs/heads/{branch}"), "sha": sha});
+        let _: ApiRef = self
+            .client
+            .write_json(Method::POST, self.repo_url(repo, &["git", "refs"]), &body)
+            .await?;
+        Ok(())
+    }
+
+    /// Open PRs: every page. Closed PRs: the 100 most recently updated, which is what
+    /// "recently merged" needs without walking a repo's whole history.
+    async fn list_pulls(&self, repo: &FullName, state: PullState) -> ForgeResult<Vec<PullRequest>> {
+        let mut url = self.repo_url(repo, &["pulls"]);
+        url.query_pairs_mut()
+            .append_pair("state", state.as_str())
+            .append_pair("sort", "updated")
+            .append_pair("direction", "desc");
+        let pulls: Vec<ApiPull> = match state {
+            PullState::Open => self.client.get_all(url).await,
+            PullState::Closed => {
+                url.query_pairs_mut().append_pair("per_page", "100");
+                self.client.get_json(url).await
+            }
+        }
+        .map_err(|e| e.for_repo(repo))?;
+        Ok(pulls.into_iter().map(PullRequest::from).collect())
+    }
+
+    async fn pull(&self, repo: &FullName, number: u64) -> ForgeResult<PullRequest> {
+        let api: ApiPull = self
+            .client
+            .get_json(self.repo_url(repo, &["pulls", &number.to_string()]))
+            .await?;
+        Ok(api.into())
+    }
+
+    async fn pull_files(&self, repo: &FullName, number: u64) -> ForgeResult<Vec<PullFile>> {
+        let files: Vec<ApiPullFile> = self
+            .client
+            .get_all(self.repo_url(repo, &["pulls", &number.to_string(), "files"]))
+            .await?;
+        Ok(files.into_iter().map(PullFile::from).collect())
+    }
+
+    async fn create_pull(&self, repo: &FullName, pull: &NewPull) -> ForgeResult<PullRequest> {
+        let body =
+            json!({"title": pull.title, "head": pull.head, "base": pull.base, "body": pull.body});
+        let api: ApiPull = self
+            .client
+            .write_json(Method::POST, self.repo_url(repo, &["pulls"]), &body)
+            .await?;
+        Ok(api.into())
+    }
+
+    async fn update_pull(
+        &self,
+        repo: &FullName,
+        number: u64,
+        update: &PullUpdate,
+    ) -> ForgeResult<PullRequest> {
+        let mut body = serde_json::Map::new();
+        if let Some(title) = &update.title {
+            body.insert("title".into(), json!(title));
+        }
+        if let Some(text) = &update.body {
+            body.insert("body".into(), json!(text));
+        }
+        if let Some(state) = update.state {
+            body.insert("state".into(), json!(state.as_str()));
+        }
+        let api: ApiPull = self
+            .client
+            .write_json(
+                Method::PATCH,
+                self.repo_url(repo, &["pulls", &number.to_string()]),
+                &body.into(),
+            )
+            .await?;
+        Ok(api.into())
+    }
+
+    async fn comments(&self, repo: &FullName, number: u64) -> ForgeResult<Vec<Comment>> {
+        let comments: Vec<ApiComment> = self
+            .client
+            .get_all(self.repo_url(repo, &["issues", &number.to_string(), "comments"]))
+            .await?;
+        Ok(comments.into_iter().map(Comment::from).collect())
+    }
+
+    async fn create_comment(
+        &self,
+        repo: &FullName,
+        number: u64,
+        body: &str,
+    ) -> ForgeResult<Comment> {
+        let api: ApiComment = self
+            .client
+            .write_json(
+                Method::POST,
+                self.repo_url(repo, &["issues", &number.to_string(), "comments"]),
+                &json!({"body": body}),
+            )
+            .await?;
+        Ok(api.into())
+    }
+
+    async fn update_comment(
+        &self,
+        repo: &FullName,
+        comment_id: u64,
+        body: &str,
+    ) -> ForgeResult<Comment> {
+        let api: ApiComment = self
+            .client
+            .write_json(
+                Method::PATCH,
+                self.repo_url(repo, &["issues", "comments", &comment_id.to_string()]),
+                &json!({"body": body}),
+            )
+            .await?;
+        Ok(api.into())
+    }
+
+    async fn create_review(
+        &self,
+        repo: &FullName,
+        number: u64,
+        review: &NewReview,
+    ) -> ForgeResult<Review> {
+        let event = match review.event {
+            ReviewEvent::Comment => "COMMENT",
+        };
+        let body = json!({"commit_id": review.commit_id, "body": review.body, "event": event});
+        let api: ApiReview = self
+            .client
+            .write_json(
+                Method::POST,
+                self.repo_url(repo, &["pulls", &number.to_string(), "reviews"]),
+                &body,
+            )
+            .await?;
+        Ok(api.into())
+    }
+
+    async fn reviews(&self, repo: &FullName, number: u64) -> ForgeResult<Vec<Review>> {
+        let reviews: Vec<ApiReview> = self
+            .client
+            .get_all(self.repo_url(repo, &["pulls", &number.to_string(), "reviews"]))
+            .await?;
+        Ok(reviews.into_iter().map(Review::from).collect())
+    }
+
+    async fn add_labels(&self, repo: &FullName, number: u64, labels: &[String]) -> ForgeResult<()> {
+        self.client
+            .write(
+                Method::POST,
+                self.repo_url(repo, &["issues", &number.to_string(), "labels"]),
+                Some(&json!({"labels": labels})),
+            )
+            .await
+    }
+
+    async fn remove_label(&self, repo: &FullName, number: u64, label: &str) -> ForgeResult<()> {
+        let url = self.repo_url(repo, &["issues", &number.to_string(), "labels", label]);
+        match self.client.write(Method::DELETE, url, None).await {
+            Err(ForgeError::NotFound { .. }) => Ok(()), // already absent: the goal holds
+            other => other,
+        }
+    }
+
+    async fn ci_status(&self, repo: &FullName, git_ref: &str) -> ForgeResult<CiStatus> {
+        let combined: ApiCombinedStatus = self
+            .client
+            .get_json(self.repo_url(repo, &["commits", git_ref, "status"]))
+            .await?;
+        let runs: ApiCheckRuns = self
+            .client
+            .get_json(self.repo_url(repo, &["commits", git_ref, "check-runs"]))
+            .await?;
+        let mut checks: Vec<_> = combined
+            .statuses
+            .iter()
+            .map(|s| super::CiCheck {
+                name: s.context.clone(),
+                state: status_state(&s.state),
+            })
+            .collect();
+        checks.extend(runs.check_runs.iter().map(|r| r.to_check()));
+        let state = if checks.is_empty() {
+            CiState::None
+        } else if checks.iter().any(|c| c.state == CiState::Failure) {
+            CiState::Failure
+        } else if checks.iter().any(|c| c.state == CiState::Pending) {
+            CiState::Pending
+        } else {
+            CiState::Success
+        };
+        Ok(CiStatus { state, checks })
+    }
+}
