@@ -66,6 +66,7 @@ const SETTINGS: &[Setting] = &[
         "github.git_url",
         Some("https://github.com"),
     ),
+    setting("GITHUB_WRITE_GAP_MS", "github.write_gap_ms", Some("1000")),
     setting("GH_OWNER", "github.owner", None),
     setting("GH_REPO", "github.repo", None),
     setting("DEFAULT_BRANCH", "github.default_branch", Some("main")),
@@ -161,6 +162,8 @@ pub struct GithubSettings {
     pub token: Option<SecretString>,
     pub api_url: String,
     pub git_url: String,
+    /// Least time between two writes with the token (GitHub asks for about a second).
+    pub write_gap: Duration,
     /// `GH_OWNER` + `GH_REPO`: registered on first start, as the original tool did.
     pub seed_repo: Option<FullName>,
     pub default_branch: String,
@@ -485,6 +488,16 @@ impl RawSettings<'_> {
                 token: self.secret("GH_TOKEN"),
                 api_url: self.url("GITHUB_API_URL")?,
                 git_url: self.url("GITHUB_GIT_URL")?,
+                write_gap: self.required(
+                    "GITHUB_WRITE_GAP_MS",
+                    "milliseconds from 0 to 60000 (keep 1000 or more against github.com)",
+                    |v| {
+                        v.parse::<u64>()
+                            .ok()
+                            .filter(|ms| *ms <= 60_000)
+                            .map(Duration::from_millis)
+                    },
+                )?,
                 seed_repo,
                 default_branch,
             },

@@ -14,13 +14,16 @@ pub mod store;
 pub mod telemetry;
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::dev::{Server, ServerHandle};
 
 use crate::config::Settings;
 use crate::error::{AppError, AppResult, ErrorKind};
-use crate::registry::{Registry, RepoDefaults};
+use crate::forge::github::{ClientOptions, GithubClient, GithubForge};
+use crate::forge::Forge;
+use crate::registry::{ForgeKind, Registry, Repo, RepoDefaults};
 use crate::store::Store;
 
 /// The services every entry point (HTTP handler, CLI command, poller) works through.
@@ -29,6 +32,9 @@ pub struct Gaffer {
     pub settings: Settings,
     pub store: Store,
     pub registry: Registry,
+    /// One GitHub client per token: it owns the ETag cache, the budget and the write
+    /// governor, so every role and the poller share them.
+    pub github: GithubForge,
     pub started_at: Instant,
 }
 
@@ -49,12 +55,25 @@ impl Gaffer {
                 tracing::info!(repo = %repo.full_name, mode = %repo.mode, "registered GH_OWNER/GH_REPO on first start");
             }
         }
+        let mut options =
+            ClientOptions::new(&settings.github.api_url, settings.github.token.clone());
+        options.min_remaining_budget = u64::from(settings.polling.min_remaining_budget);
+        options.write_limits.min_gap = settings.github.write_gap;
+        let github = GithubForge::new(GithubClient::new(options)?);
         Ok(Gaffer {
             settings,
             store,
             registry,
+            github,
             started_at: Instant::now(),
         })
+    }
+
+    /// The forge a registered repo lives on.
+    pub fn forge(&self, repo: &Repo) -> Arc<dyn Forge> {
+        match repo.forge {
+            ForgeKind::Github => Arc::new(self.github.clone()),
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::helpers::gaffer_bin;
+use crate::support::app::gaffer_bin;
 
 /// Runs `gaffer ARGS` in `dir` with only the given environment (plus PATH).
 fn gaffer(dir: &TempDir, args: &[&str], vars: &[(&str, &str)]) -> Output {

@@ -1,4 +1,4 @@
-use crate::helpers::{assert_error, spawn_app};
+use crate::support::app::{assert_error, spawn_app};
 use serde_json::Value;
 
 #[tokio::test]

@@ -2,6 +2,9 @@
 //! and talks to it over HTTP, or runs the `gaffer` binary as a user would.
 
 mod cli;
+mod github_client;
+mod github_recorded;
 mod health;
-mod helpers;
 mod repos;
+#[path = "../support/mod.rs"]
+mod support;

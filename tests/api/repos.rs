@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_error, spawn_app, spawn_app_in, spawn_app_with};
+use crate::support::app::{assert_error, spawn_app, spawn_app_in, spawn_app_with};
 
 #[tokio::test]
 async fn register_with_defaults() {

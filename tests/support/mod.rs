@@ -1,0 +1,8 @@
+//! Test support shared by the black-box tests and the benchmarks: `spawn_app()`, a
+//! stateful fake GitHub, and git helpers.
+#![allow(dead_code)]
+
+pub mod app;
+pub mod fake_github;
+pub mod git;
+pub mod replay;
