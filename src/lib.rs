@@ -9,8 +9,10 @@ pub mod config;
 pub mod error;
 pub mod forge;
 pub mod http;
+pub mod pipeline;
 pub mod registry;
 pub mod store;
+pub mod team;
 pub mod telemetry;
 
 use std::net::TcpListener;

@@ -8,7 +8,7 @@ use serde::Serialize;
 use gaffer::config::Settings;
 use gaffer::error::{AppError, AppResult};
 use gaffer::registry::{FullName, NewRepo, Repo};
-use gaffer::{telemetry, Application, Gaffer};
+use gaffer::{pipeline, telemetry, Application, Gaffer};
 
 /// Local-LLM roles (Taskmaster, Developer, Reviewer, Integrator) on your GitHub repos,
 /// changing them only through pull requests.
@@ -31,6 +31,21 @@ enum Command {
     /// Manage the registry of repos gaffer works on.
     #[command(subcommand)]
     Repos(ReposCommand),
+    /// Read a repo's default branch (config, tasks, open PRs) and report what is there.
+    Scan {
+        /// owner/name (or owner_name).
+        repo: String,
+    },
+    /// Show a repo's last scan, next step and recent events (no network call).
+    Status {
+        /// owner/name (or owner_name).
+        repo: String,
+    },
+    /// Scan a repo and decide its next step, saying why.
+    WorkNext {
+        /// owner/name (or owner_name).
+        repo: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -102,7 +117,80 @@ async fn run(cli: Cli, settings: Settings) -> AppResult<()> {
     match cli.command {
         Command::Serve => serve(gaffer).await,
         Command::Repos(command) => repos(&gaffer, command, &out).await,
+        Command::Scan { repo } => {
+            let repo = gaffer.registry.get(&parse_repo_arg(&repo)?).await?;
+            let report = pipeline::scan(&gaffer, &repo).await?;
+            if out.json {
+                out.print_json(&report);
+            } else {
+                print_scan(&report);
+            }
+            Ok(())
+        }
+        Command::Status { repo } => {
+            let repo = gaffer.registry.get(&parse_repo_arg(&repo)?).await?;
+            let status = pipeline::status(&gaffer, &repo).await?;
+            if out.json {
+                out.print_json(&status);
+            } else {
+                println!("{} ({})", status.repo, status.mode);
+                match status.last_scan.get("scanned_at").and_then(|v| v.as_str()) {
+                    Some(at) => println!("  last scan: {at}"),
+                    None => println!("  never scanned: run `gaffer scan {}`", status.repo),
+                }
+                if let Some(reason) = status.next.get("reason").and_then(|v| v.as_str()) {
+                    println!("  next: {reason}");
+                }
+                for event in &status.recent_events {
+                    println!("  {} {:<10} {}", event.at, event.kind, event.summary);
+                }
+            }
+            Ok(())
+        }
+        Command::WorkNext { repo } => {
+            let repo = gaffer.registry.get(&parse_repo_arg(&repo)?).await?;
+            let answer = pipeline::work_next(&gaffer, &repo).await?;
+            if out.json {
+                out.print_json(&answer);
+            } else {
+                println!("{}", answer.decision.reason);
+            }
+            Ok(())
+        }
     }
+}
+
+fn print_scan(report: &pipeline::ScanReport) {
+    println!(
+        "{} at {} ({})",
+        report.repo,
+        &report.head_sha[..report.head_sha.len().min(7)],
+        report.default_branch
+    );
+    let counts: Vec<String> = report
+        .counts
+        .iter()
+        .map(|(state, n)| format!("{n} {state}"))
+        .collect();
+    println!("  tasks: {}", counts.join(", "));
+    for pull in &report.open_task_prs {
+        println!(
+            "  open: PR #{} {} ({})",
+            pull.number, pull.task, pull.head_ref
+        );
+    }
+    for problem in &report.problems {
+        let field = problem
+            .field
+            .as_deref()
+            .map(|f| format!(" [{f}]"))
+            .unwrap_or_default();
+        println!(
+            "  {:?}: {}{field}: {}",
+            problem.severity, problem.file, problem.message
+        );
+    }
+    println!("  next: {}", report.next.reason);
 }
 
 async fn serve(gaffer: Gaffer) -> AppResult<()> {

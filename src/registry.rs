@@ -473,6 +473,7 @@ impl Registry {
     pub async fn remove(&self, name: &FullName) -> AppResult<Repo> {
         let repo = self.get(name).await?;
         self.store.delete_repo(name).await?;
+        self.store.forget_repo_state(name).await?;
         Ok(repo)
     }
 

@@ -4,13 +4,14 @@
 mod extract;
 mod health;
 mod openapi;
+mod pipeline;
 mod repos;
 
 use std::net::TcpListener;
 
 use actix_web::dev::Server;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
-use actix_web::{guard, web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use tracing_actix_web::TracingLogger;
 
 use crate::error::{AppError, ErrorKind};
@@ -39,8 +40,12 @@ pub fn server(gaffer: Gaffer, listener: TcpListener) -> std::io::Result<Server> 
     Ok(server)
 }
 
-/// The route table. `{id}` is the original tool's single-segment `owner_name`; it is
-/// registered next to `{owner}/{name}` wherever a path names a repo.
+/// The original tool's single-segment repo id, `owner_name`: owners cannot contain `_`,
+/// so this pattern never matches an `owner` segment.
+const ID: &str = "{id:[A-Za-z0-9-]+_[A-Za-z0-9._-]+}";
+
+/// The route table. Every per-repo route exists as `/repos/{owner}/{name}/...` and as the
+/// original tool's `/repos/{id}/...`.
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health::health))
         .route("/openapi.json", web::get().to(openapi::openapi_json))
@@ -48,29 +53,29 @@ fn routes(cfg: &mut web::ServiceConfig) {
             web::resource("/repos")
                 .route(web::get().to(repos::list))
                 .route(web::post().to(repos::create)),
-        )
-        .service(
-            web::resource("/repos/{id}")
-                .route(web::get().to(repos::show))
-                .route(web::patch().to(repos::update))
-                .route(web::delete().to(repos::remove)),
-        )
-        // Before /repos/{owner}/{name}: a POST to /repos/{id}/set-mode is the id form;
-        // other methods on a two-segment path fall through to owner/name.
-        .service(
-            web::resource("/repos/{id}/set-mode")
-                .guard(guard::Post())
-                .route(web::post().to(repos::set_mode)),
-        )
-        .service(
-            web::resource("/repos/{owner}/{name}")
-                .route(web::get().to(repos::show))
-                .route(web::patch().to(repos::update))
-                .route(web::delete().to(repos::remove)),
-        )
-        .service(
-            web::resource("/repos/{owner}/{name}/set-mode").route(web::post().to(repos::set_mode)),
         );
+    for base in [format!("/repos/{ID}"), "/repos/{owner}/{name}".to_string()] {
+        cfg.service(
+            web::resource(base.clone())
+                .route(web::get().to(repos::show))
+                .route(web::patch().to(repos::update))
+                .route(web::delete().to(repos::remove)),
+        )
+        .route(&format!("{base}/set-mode"), web::post().to(repos::set_mode))
+        .route(&format!("{base}/scan"), web::post().to(pipeline::scan))
+        .route(&format!("{base}/rescan"), web::post().to(pipeline::scan))
+        .route(&format!("{base}/status"), web::get().to(pipeline::status))
+        .route(
+            &format!("{base}/work-next"),
+            web::post().to(pipeline::work_next),
+        )
+        .route(
+            &format!("{base}/next-task"),
+            web::get().to(pipeline::next_task),
+        );
+    }
+    // A single segment that is not an id: a clear 400 rather than a 404.
+    cfg.route("/repos/{bad_id}", web::route().to(repos::bad_id));
 }
 
 fn json_config() -> web::JsonConfig {

@@ -4,7 +4,7 @@
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
-use super::{health, repos};
+use super::{health, pipeline, repos};
 use crate::registry;
 
 /// The OpenAPI document for every route in [`super::routes`].
@@ -22,6 +22,10 @@ use crate::registry;
         repos::update,
         repos::set_mode,
         repos::remove,
+        pipeline::scan,
+        pipeline::status,
+        pipeline::work_next,
+        pipeline::next_task,
     ),
     components(schemas(
         registry::Repo,
@@ -33,6 +37,7 @@ use crate::registry;
         registry::ForgeKind,
         registry::ModeCounts,
         repos::RepoList,
+        repos::RepoListing,
         repos::SetMode,
         health::Health,
         health::Check,

@@ -1,7 +1,10 @@
 //! `/repos`: the registry over HTTP.
 
+use std::collections::HashMap;
+
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::{ApiAuth, RepoKey};
@@ -14,7 +17,22 @@ use crate::Gaffer;
 pub struct RepoList {
     pub total: usize,
     pub counts: ModeCounts,
-    pub repos: Vec<Repo>,
+    pub repos: Vec<RepoListing>,
+}
+
+/// A repo with what its last scan said (no network call per listing).
+#[derive(Serialize, ToSchema)]
+pub struct RepoListing {
+    #[serde(flatten)]
+    pub repo: Repo,
+    /// The next step from the last scan, `null` before the first scan.
+    #[schema(value_type = Object)]
+    pub next: Value,
+    /// The task the Developer would take next.
+    #[schema(value_type = Option<String>)]
+    pub next_task: Value,
+    pub open_prs: Option<u64>,
+    pub scanned_at: Option<String>,
 }
 
 /// Body of `POST /repos/{id}/set-mode`, as the original tool had it.
@@ -28,8 +46,33 @@ pub struct SetMode {
     responses((status = 200, body = RepoList)))]
 pub async fn list(gaffer: web::Data<Gaffer>) -> Result<HttpResponse, AppError> {
     let (repos, counts) = gaffer.registry.list().await?;
+    let scans: HashMap<String, Value> = gaffer
+        .store
+        .all_scans()
+        .await?
+        .into_iter()
+        .filter_map(|(key, text)| Some((key, serde_json::from_str(&text).ok()?)))
+        .collect();
+    let repos = repos
+        .into_iter()
+        .map(|repo| {
+            let scan = scans.get(&repo.full_name.to_ascii_lowercase());
+            let field = |name: &str| {
+                scan.and_then(|s| s.get(name))
+                    .cloned()
+                    .unwrap_or(Value::Null)
+            };
+            RepoListing {
+                next: field("next"),
+                next_task: field("next_task"),
+                open_prs: field("open_prs").as_u64(),
+                scanned_at: field("scanned_at").as_str().map(str::to_string),
+                repo,
+            }
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(RepoList {
-        total: repos.len(),
+        total: counts.observe + counts.pr + counts.disabled,
         counts,
         repos,
     }))
@@ -47,6 +90,15 @@ pub async fn create(
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/repos/{}", repo.full_name)))
         .json(repo))
+}
+
+/// `/repos/{x}` where `x` is not an `owner_name` id.
+pub async fn bad_id(path: web::Path<String>) -> Result<HttpResponse, AppError> {
+    Err(crate::registry::FullName::from_id(&path)
+        .err()
+        .unwrap_or_else(|| {
+            AppError::bad_request(format!("invalid repository id {:?}", path.as_str()))
+        }))
 }
 
 #[utoipa::path(get, path = "/repos/{owner}/{name}", tag = "repos",

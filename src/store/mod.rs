@@ -2,6 +2,9 @@
 //! [`Store`], never SQL, so a shared database can back several instances later.
 
 mod repos;
+mod scans;
+
+pub use scans::Event;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -160,3 +160,37 @@ fn help_is_everywhere() {
         assert!(stdout(&output).contains("Usage"), "{args:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scan_work_next_and_status_from_the_command_line() {
+    let fake = crate::support::fake_github::FakeGithub::start().await;
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-target");
+    fake.create_repo("acme/tally", Some(&sample));
+    let dir = TempDir::new().unwrap();
+    let api = fake.api_url();
+    let env = [("GITHUB_API_URL", api.as_str())];
+    assert!(gaffer(&dir, &["repos", "add", "acme/tally"], &env)
+        .status
+        .success());
+
+    let scanned = gaffer(&dir, &["scan", "acme/tally"], &env);
+    assert!(scanned.status.success(), "{}", stderr(&scanned));
+    let text = stdout(&scanned);
+    assert!(
+        text.contains("tasks: 0 blocked, 0 done, 0 in_review, 0 queued"),
+        "{text}"
+    );
+    assert!(text.contains("next: Taskmaster: no queued task"), "{text}");
+
+    let next = gaffer(&dir, &["--json", "work-next", "acme_tally"], &env);
+    let answer: Value = serde_json::from_slice(&next.stdout).unwrap();
+    assert_eq!(answer["decision"]["role"], "taskmaster");
+
+    let status = gaffer(&dir, &["status", "acme/tally"], &env);
+    assert!(stdout(&status).contains("work-next"), "{}", stdout(&status));
+
+    gaffer(&dir, &["repos", "set-mode", "acme/tally", "disabled"], &env);
+    let refused = gaffer(&dir, &["scan", "acme/tally"], &env);
+    assert_eq!(refused.status.code(), Some(4));
+    assert!(stderr(&refused).contains("disabled"));
+}

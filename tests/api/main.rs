@@ -5,6 +5,7 @@ mod cli;
 mod github_client;
 mod github_recorded;
 mod health;
+mod pipeline;
 mod repos;
 #[path = "../support/mod.rs"]
 mod support;
