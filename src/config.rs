@@ -97,6 +97,69 @@ const SETTINGS: &[Setting] = &[
         "llm.models.integrator",
         Some("none"),
     ),
+    setting("LLM_PLANNER_BASE_URL", "llm.base_urls.planner", None),
+    setting("LLM_TASKMASTER_BASE_URL", "llm.base_urls.taskmaster", None),
+    setting("LLM_DEVELOPER_BASE_URL", "llm.base_urls.developer", None),
+    setting("LLM_REVIEWER_BASE_URL", "llm.base_urls.reviewer", None),
+    setting("LLM_INTEGRATOR_BASE_URL", "llm.base_urls.integrator", None),
+    setting(
+        "LLM_PLANNER_TEMPERATURE",
+        "llm.temperature.planner",
+        Some("0.5"),
+    ),
+    setting(
+        "LLM_TASKMASTER_TEMPERATURE",
+        "llm.temperature.taskmaster",
+        Some("0.3"),
+    ),
+    setting(
+        "LLM_DEVELOPER_TEMPERATURE",
+        "llm.temperature.developer",
+        Some("0.1"),
+    ),
+    setting(
+        "LLM_REVIEWER_TEMPERATURE",
+        "llm.temperature.reviewer",
+        Some("0.1"),
+    ),
+    setting(
+        "LLM_INTEGRATOR_TEMPERATURE",
+        "llm.temperature.integrator",
+        Some("0.1"),
+    ),
+    setting("LLM_PLANNER_NUM_CTX", "llm.num_ctx.planner", Some("16384")),
+    setting(
+        "LLM_TASKMASTER_NUM_CTX",
+        "llm.num_ctx.taskmaster",
+        Some("16384"),
+    ),
+    setting(
+        "LLM_DEVELOPER_NUM_CTX",
+        "llm.num_ctx.developer",
+        Some("32768"),
+    ),
+    setting(
+        "LLM_REVIEWER_NUM_CTX",
+        "llm.num_ctx.reviewer",
+        Some("16384"),
+    ),
+    setting(
+        "LLM_INTEGRATOR_NUM_CTX",
+        "llm.num_ctx.integrator",
+        Some("16384"),
+    ),
+    setting("LLM_KEEP_ALIVE", "llm.keep_alive_secs", Some("1800")),
+    setting(
+        "LLM_REQUEST_TIMEOUT",
+        "llm.request_timeout_secs",
+        Some("900"),
+    ),
+    setting("LLM_IDLE_TIMEOUT", "llm.idle_timeout_secs", Some("120")),
+    setting(
+        "LLM_STRUCTURED_RETRIES",
+        "llm.structured_retries",
+        Some("2"),
+    ),
     setting("POLLING_ENABLED", "polling.enabled", Some("false")),
     setting(
         "POLL_INTERVAL_ACTIVE",
@@ -145,14 +208,67 @@ pub enum LogFormat {
     Json,
 }
 
-/// The model each role thinks with; `None` means the role runs without a model.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoleModels {
-    pub planner: Option<String>,
-    pub taskmaster: Option<String>,
-    pub developer: Option<String>,
-    pub reviewer: Option<String>,
-    pub integrator: Option<String>,
+/// The roles that think with a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Planner,
+    Taskmaster,
+    Developer,
+    Reviewer,
+    Integrator,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Planner,
+        Role::Taskmaster,
+        Role::Developer,
+        Role::Reviewer,
+        Role::Integrator,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Planner => "planner",
+            Role::Taskmaster => "taskmaster",
+            Role::Developer => "developer",
+            Role::Reviewer => "reviewer",
+            Role::Integrator => "integrator",
+        }
+    }
+
+    /// The role's name in settings (`LLM_<ROLE>_...`).
+    fn env_name(self) -> &'static str {
+        match self {
+            Role::Planner => "PLANNER",
+            Role::Taskmaster => "TASKMASTER",
+            Role::Developer => "DEVELOPER",
+            Role::Reviewer => "REVIEWER",
+            Role::Integrator => "INTEGRATOR",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Below this context size Ollama silently drops the start of long prompts; roles set
+/// lower are warned about at start-up and by `gaffer doctor`.
+pub const MIN_RECOMMENDED_NUM_CTX: u64 = 16_384;
+
+/// How one role talks to its model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleLlm {
+    /// `None` (`none` in settings): the role runs its built-in, model-free behaviour.
+    pub model: Option<String>,
+    pub base_url: String,
+    pub temperature: f32,
+    /// Always sent explicitly (Ollama's own default can be as small as 4k).
+    pub num_ctx: u64,
 }
 
 /// Where GitHub is, and who gaffer is there.
@@ -173,7 +289,41 @@ pub struct GithubSettings {
 #[derive(Debug, Clone)]
 pub struct LlmSettings {
     pub base_url: String,
-    pub models: RoleModels,
+    /// One entry per [`Role`], in `Role::ALL` order.
+    pub roles: Vec<(Role, RoleLlm)>,
+    pub keep_alive: Duration,
+    /// The longest one model call may take in all.
+    pub request_timeout: Duration,
+    /// The longest a streamed answer may go without a new token.
+    pub idle_timeout: Duration,
+    /// Re-asks after a structured answer that does not parse.
+    pub structured_retries: u32,
+}
+
+impl LlmSettings {
+    pub fn role(&self, role: Role) -> &RoleLlm {
+        &self
+            .roles
+            .iter()
+            .find(|(r, _)| *r == role)
+            .expect("every role has settings")
+            .1
+    }
+
+    /// Human-readable warnings about risky values (e.g. a small `num_ctx`).
+    pub fn warnings(&self) -> Vec<String> {
+        self.roles
+            .iter()
+            .filter(|(_, llm)| llm.model.is_some() && llm.num_ctx < MIN_RECOMMENDED_NUM_CTX)
+            .map(|(role, llm)| {
+                format!(
+                    "LLM_{}_NUM_CTX is {}: below {MIN_RECOMMENDED_NUM_CTX} tokens long prompts (files, diffs) will be trimmed hard",
+                    role.env_name(),
+                    llm.num_ctx
+                )
+            })
+            .collect()
+    }
 }
 
 /// The NAT-friendly poller's pace and budget.
@@ -502,16 +652,7 @@ impl RawSettings<'_> {
                 default_branch,
             },
             workdir_root,
-            llm: LlmSettings {
-                base_url: self.url("OLLAMA_BASE_URL")?,
-                models: RoleModels {
-                    planner: self.model("LLM_PLANNER_MODEL")?,
-                    taskmaster: self.model("LLM_TASKMASTER_MODEL")?,
-                    developer: self.model("LLM_DEVELOPER_MODEL")?,
-                    reviewer: self.model("LLM_REVIEWER_MODEL")?,
-                    integrator: self.model("LLM_INTEGRATOR_MODEL")?,
-                },
-            },
+            llm: self.llm()?,
             polling,
             webhook: WebhookSettings {
                 secret: self.secret("GITHUB_WEBHOOK_SECRET"),
@@ -526,6 +667,67 @@ impl RawSettings<'_> {
                 )?,
             },
         })
+    }
+}
+
+impl RawSettings<'_> {
+    fn llm(&self) -> Result<LlmSettings, ConfigError> {
+        let base_url = self.url("OLLAMA_BASE_URL")?;
+        let mut roles = Vec::new();
+        for role in Role::ALL {
+            let name = role.env_name();
+            let role_url = format!("LLM_{name}_BASE_URL");
+            let url = match self.text(&role_url) {
+                Some(_) => self.url(&role_url)?,
+                None => base_url.clone(),
+            };
+            roles.push((
+                role,
+                RoleLlm {
+                    model: self.model(&format!("LLM_{name}_MODEL"))?,
+                    base_url: url,
+                    temperature: self.required(
+                        &format!("LLM_{name}_TEMPERATURE"),
+                        "a number from 0 to 2",
+                        |v| v.parse::<f32>().ok().filter(|t| (0.0..=2.0).contains(t)),
+                    )?,
+                    num_ctx: self.required(
+                        &format!("LLM_{name}_NUM_CTX"),
+                        "a number of tokens from 2048 to 1048576",
+                        |v| {
+                            v.parse::<u64>()
+                                .ok()
+                                .filter(|n| (2048..=1_048_576).contains(n))
+                        },
+                    )?,
+                },
+            ));
+        }
+        Ok(LlmSettings {
+            base_url,
+            roles,
+            keep_alive: self.seconds_in("LLM_KEEP_ALIVE", 0, 7 * 86_400)?,
+            request_timeout: self.seconds_in("LLM_REQUEST_TIMEOUT", 1, 86_400)?,
+            idle_timeout: self.seconds_in("LLM_IDLE_TIMEOUT", 1, 86_400)?,
+            structured_retries: self.required(
+                "LLM_STRUCTURED_RETRIES",
+                "a number of re-asks from 0 to 10",
+                |v| v.parse::<u32>().ok().filter(|n| *n <= 10),
+            )?,
+        })
+    }
+
+    fn seconds_in(&self, env: &str, min: u64, max: u64) -> Result<Duration, ConfigError> {
+        self.required(
+            env,
+            &format!("a whole number of seconds from {min} to {max}"),
+            |v| {
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|n| (min..=max).contains(n))
+                    .map(Duration::from_secs)
+            },
+        )
     }
 }
 
@@ -595,12 +797,19 @@ mod tests {
         assert_eq!(s.bind.to_string(), "127.0.0.1:8000");
         assert_eq!(s.data_dir, PathBuf::from("./data"));
         assert_eq!(s.workdir_root, PathBuf::from("./data/work"));
-        assert_eq!(s.llm.models.planner.as_deref(), Some("qwen3:32b"));
         assert_eq!(
-            s.llm.models.developer.as_deref(),
+            s.llm.role(Role::Planner).model.as_deref(),
+            Some("qwen3:32b")
+        );
+        assert_eq!(
+            s.llm.role(Role::Developer).model.as_deref(),
             Some("qwen3-coder:latest")
         );
-        assert_eq!(s.llm.models.integrator, None);
+        assert_eq!(s.llm.role(Role::Integrator).model, None);
+        assert!(s.llm.role(Role::Developer).temperature <= 0.2);
+        assert!(s.llm.role(Role::Reviewer).temperature <= 0.2);
+        assert!(s.llm.role(Role::Developer).num_ctx >= 16_384);
+        assert!(s.llm.warnings().is_empty());
         assert!(!s.polling.enabled);
         assert_eq!(s.github.api_url, "https://api.github.com");
         assert!(s.github.seed_repo.is_none());
@@ -679,6 +888,30 @@ mod tests {
         assert_eq!(s.github.seed_repo.unwrap().to_string(), "acme/widget");
         assert!(build(None, &[("GH_OWNER", "acme")]).is_err());
         assert!(build(None, &[("GH_OWNER", "-acme"), ("GH_REPO", "w")]).is_err());
+    }
+
+    #[test]
+    fn per_role_llm_overrides_and_small_context_warnings() {
+        let s = build(
+            None,
+            &[
+                ("LLM_REVIEWER_BASE_URL", "http://gpu-box:11434/"),
+                ("LLM_DEVELOPER_NUM_CTX", "8192"),
+                ("LLM_PLANNER_TEMPERATURE", "0.7"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.llm.role(Role::Reviewer).base_url, "http://gpu-box:11434");
+        assert_eq!(
+            s.llm.role(Role::Developer).base_url,
+            "http://localhost:11434"
+        );
+        assert_eq!(s.llm.role(Role::Planner).temperature, 0.7);
+        let warnings = s.llm.warnings();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("LLM_DEVELOPER_NUM_CTX"));
+        assert!(build(None, &[("LLM_REVIEWER_TEMPERATURE", "hot")]).is_err());
+        assert!(build(None, &[("LLM_DEVELOPER_NUM_CTX", "100")]).is_err());
     }
 
     #[test]

@@ -6,9 +6,11 @@
 //! serves them over HTTP.
 
 pub mod config;
+pub mod doctor;
 pub mod error;
 pub mod forge;
 pub mod http;
+pub mod llm;
 pub mod pipeline;
 pub mod registry;
 pub mod store;
@@ -25,6 +27,7 @@ use crate::config::Settings;
 use crate::error::{AppError, AppResult, ErrorKind};
 use crate::forge::github::{ClientOptions, GithubClient, GithubForge};
 use crate::forge::Forge;
+use crate::llm::ollama::OllamaLlm;
 use crate::registry::{ForgeKind, Registry, Repo, RepoDefaults};
 use crate::store::Store;
 
@@ -37,6 +40,8 @@ pub struct Gaffer {
     /// One GitHub client per token: it owns the ETag cache, the budget and the write
     /// governor, so every role and the poller share them.
     pub github: GithubForge,
+    /// The local models, per role.
+    pub llm: Arc<OllamaLlm>,
     pub started_at: Instant,
 }
 
@@ -62,11 +67,16 @@ impl Gaffer {
         options.min_remaining_budget = u64::from(settings.polling.min_remaining_budget);
         options.write_limits.min_gap = settings.github.write_gap;
         let github = GithubForge::new(GithubClient::new(options)?);
+        for warning in settings.llm.warnings() {
+            tracing::warn!("{warning}");
+        }
+        let llm = Arc::new(OllamaLlm::new(settings.llm.clone(), Some(store.clone())));
         Ok(Gaffer {
             settings,
             store,
             registry,
             github,
+            llm,
             started_at: Instant::now(),
         })
     }
@@ -125,4 +135,13 @@ impl Application {
     pub async fn run(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// The full path of a program on PATH, if it is there.
+pub fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|candidate| candidate.is_file())
+    })
 }

@@ -41,6 +41,9 @@ enum Command {
         /// owner/name (or owner_name).
         repo: String,
     },
+    /// Check the database, git, the sandbox, Ollama and each role's model, and GitHub
+    /// access to each registered repo; exits 1 when something gaffer needs is missing.
+    Doctor,
     /// Scan a repo and decide its next step, saying why.
     WorkNext {
         /// owner/name (or owner_name).
@@ -117,6 +120,40 @@ async fn run(cli: Cli, settings: Settings) -> AppResult<()> {
     match cli.command {
         Command::Serve => serve(gaffer).await,
         Command::Repos(command) => repos(&gaffer, command, &out).await,
+        Command::Doctor => {
+            let report = gaffer::doctor::run(&gaffer, true).await;
+            if out.json {
+                out.print_json(&report);
+            } else {
+                for check in &report.checks {
+                    let mark = match check.outcome {
+                        gaffer::doctor::Outcome::Ok => "ok  ",
+                        gaffer::doctor::Outcome::Warning => "warn",
+                        gaffer::doctor::Outcome::Failure => "FAIL",
+                    };
+                    println!("{mark} {:<28} {}", check.name, check.detail);
+                    if let Some(fix) = &check.fix {
+                        println!("     {:<28} fix: {fix}", "");
+                    }
+                }
+                println!(
+                    "{}",
+                    if report.ok {
+                        "all is well"
+                    } else {
+                        "some checks failed"
+                    }
+                );
+            }
+            if report.ok {
+                Ok(())
+            } else {
+                Err(AppError::new(
+                    gaffer::error::ErrorKind::Internal,
+                    "doctor found problems (see above)",
+                ))
+            }
+        }
         Command::Scan { repo } => {
             let repo = gaffer.registry.get(&parse_repo_arg(&repo)?).await?;
             let report = pipeline::scan(&gaffer, &repo).await?;

@@ -40,7 +40,6 @@ use crate::registry;
         repos::RepoListing,
         repos::SetMode,
         health::Health,
-        health::Check,
     ))
 )]
 pub struct ApiDoc;

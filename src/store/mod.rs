@@ -1,9 +1,11 @@
 //! Embedded SQLite (WAL) behind a narrow interface: the rest of gaffer calls methods on
 //! [`Store`], never SQL, so a shared database can back several instances later.
 
+mod llm_calls;
 mod repos;
 mod scans;
 
+pub use llm_calls::{LlmCall, ModelStats};
 pub use scans::Event;
 
 use std::path::Path;

@@ -5,6 +5,8 @@ mod cli;
 mod github_client;
 mod github_recorded;
 mod health;
+mod llm_canned;
+mod llm_real;
 mod pipeline;
 mod repos;
 #[path = "../support/mod.rs"]

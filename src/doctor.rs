@@ -1,0 +1,217 @@
+//! Is this machine ready? Database, git, the sandbox, Ollama and each configured model,
+//! the GitHub token and its access to each registered repo. `gaffer doctor` prints it and
+//! exits non-zero on a failure; `/health` returns the same checks as JSON.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config::Role;
+use crate::llm::ollama::model_served;
+use crate::registry::{ForgeKind, Mode};
+use crate::Gaffer;
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Ok,
+    /// Works, but not as well as it could.
+    Warning,
+    /// Something gaffer needs is missing.
+    Failure,
+}
+
+/// One check and, when it did not pass, the exact fix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub outcome: Outcome,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn new(name: impl Into<String>, outcome: Outcome, detail: impl Into<String>) -> Check {
+        Check {
+            name: name.into(),
+            outcome,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    fn fix(mut self, fix: impl Into<String>) -> Check {
+        self.fix = Some(fix.into());
+        self
+    }
+}
+
+/// All checks; `ok` is false when any failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub ok: bool,
+    pub checks: Vec<Check>,
+}
+
+/// Runs the checks. `per_repo` adds one GitHub call per registered repo (ETag-cached).
+pub async fn run(gaffer: &Gaffer, per_repo: bool) -> Report {
+    let mut checks = vec![database(gaffer).await, git().await, sandbox()];
+    checks.extend(ollama(gaffer).await);
+    checks.extend(github(gaffer, per_repo).await);
+    Report {
+        ok: checks.iter().all(|c| c.outcome != Outcome::Failure),
+        checks,
+    }
+}
+
+async fn database(gaffer: &Gaffer) -> Check {
+    let path = gaffer.settings.database_path();
+    match gaffer.store.ping().await {
+        Ok(()) => Check::new(
+            "database",
+            Outcome::Ok,
+            format!("{} answers", path.display()),
+        ),
+        Err(e) => Check::new("database", Outcome::Failure, e.message)
+            .fix(format!("check that {} is writable", path.display())),
+    }
+}
+
+async fn git() -> Check {
+    match tokio::process::Command::new("git")
+        .arg("--version")
+        .output()
+        .await
+    {
+        Ok(out) if out.status.success() => Check::new(
+            "git",
+            Outcome::Ok,
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        ),
+        _ => Check::new("git", Outcome::Failure, "git is not on PATH")
+            .fix("install git (e.g. apt-get install git)"),
+    }
+}
+
+fn sandbox() -> Check {
+    if crate::which("bwrap").is_some() {
+        Check::new(
+            "sandbox",
+            Outcome::Ok,
+            "bwrap found: checks run without network and with a read-only system",
+        )
+    } else {
+        Check::new(
+            "sandbox",
+            Outcome::Warning,
+            "bwrap not found: checks of model-written code run without the network sandbox",
+        )
+        .fix("apt-get install -y bubblewrap")
+    }
+}
+
+async fn ollama(gaffer: &Gaffer) -> Vec<Check> {
+    let settings = &gaffer.settings.llm;
+    let mut checks = Vec::new();
+    let mut by_url: BTreeMap<&str, Vec<(Role, &str)>> = BTreeMap::new();
+    for (role, llm) in &settings.roles {
+        match &llm.model {
+            Some(model) => by_url
+                .entry(&llm.base_url)
+                .or_default()
+                .push((*role, model)),
+            None => checks.push(Check::new(
+                format!("model:{role}"),
+                Outcome::Ok,
+                "no model (built-in behaviour)",
+            )),
+        }
+    }
+    for warning in settings.warnings() {
+        checks.push(Check::new("num_ctx", Outcome::Warning, warning));
+    }
+    for (url, roles) in by_url {
+        let pull_prefix = if url == "http://localhost:11434" || url == "http://127.0.0.1:11434" {
+            String::new()
+        } else {
+            format!("OLLAMA_HOST={url} ")
+        };
+        match gaffer.llm.list_models(url).await {
+            Err(e) => {
+                checks.push(
+                    Check::new(format!("ollama:{url}"), Outcome::Failure, e.to_string())
+                        .fix(format!("start Ollama there (`ollama serve`) or set OLLAMA_BASE_URL; roles needing it: {}",
+                            roles.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>().join(", "))),
+                );
+            }
+            Ok(served) => {
+                checks.push(Check::new(
+                    format!("ollama:{url}"),
+                    Outcome::Ok,
+                    format!("answers, {} models served", served.len()),
+                ));
+                for (role, model) in roles {
+                    checks.push(if model_served(&served, model) {
+                        Check::new(
+                            format!("model:{role}"),
+                            Outcome::Ok,
+                            format!("{model} is present on {url}"),
+                        )
+                    } else {
+                        Check::new(
+                            format!("model:{role}"),
+                            Outcome::Failure,
+                            format!("{model} is not on {url}"),
+                        )
+                        .fix(format!("{pull_prefix}ollama pull {model}"))
+                    });
+                }
+            }
+        }
+    }
+    checks
+}
+
+async fn github(gaffer: &Gaffer, per_repo: bool) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let repos = match gaffer.registry.list().await {
+        Ok((repos, _)) => repos,
+        Err(_) => return checks,
+    };
+    let active: Vec<_> = repos
+        .into_iter()
+        .filter(|r| r.mode != Mode::Disabled && r.forge == ForgeKind::Github)
+        .collect();
+    let needs_writes = active.iter().any(|r| r.mode == Mode::Pr);
+    if gaffer.settings.github.token.is_none() {
+        let outcome = if needs_writes {
+            Outcome::Failure
+        } else {
+            Outcome::Warning
+        };
+        checks.push(
+            Check::new(
+                "github:token",
+                outcome,
+                "GH_TOKEN is not set: public repos only, 60 requests an hour, no PRs",
+            )
+            .fix("set GH_TOKEN to a token with Contents and Pull requests read/write"),
+        );
+    }
+    if per_repo {
+        for repo in &active {
+            let name = repo.full_name();
+            checks.push(match gaffer.forge(repo).repo_info(&name).await {
+                Ok(info) => Check::new(
+                    format!("github:{name}"),
+                    Outcome::Ok,
+                    format!("reachable, default branch {}", info.default_branch),
+                ),
+                Err(e) => Check::new(format!("github:{name}"), Outcome::Failure, e.to_string()),
+            });
+        }
+    }
+    checks
+}

@@ -1,0 +1,258 @@
+//! Local models: the [`Llm`] trait every role thinks through, its errors, and structured
+//! answers (a JSON schema in, a typed value out, re-asking with the parse error quoted).
+//! [`ollama::OllamaLlm`] is the implementation on Ollama's native API; prompts are built
+//! and fitted to the context window by [`prompt`].
+
+pub mod ollama;
+pub mod prompt;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+pub use crate::config::Role;
+use crate::error::{AppError, ErrorKind};
+
+/// Who says a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Speaker {
+    System,
+    User,
+    Assistant,
+}
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Message {
+    pub speaker: Speaker,
+    pub content: String,
+}
+
+impl Message {
+    pub fn system(content: impl Into<String>) -> Message {
+        Message {
+            speaker: Speaker::System,
+            content: content.into(),
+        }
+    }
+
+    pub fn user(content: impl Into<String>) -> Message {
+        Message {
+            speaker: Speaker::User,
+            content: content.into(),
+        }
+    }
+
+    pub fn assistant(content: impl Into<String>) -> Message {
+        Message {
+            speaker: Speaker::Assistant,
+            content: content.into(),
+        }
+    }
+}
+
+/// What a call cost, as Ollama reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub model: String,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_ms: u64,
+    pub load_ms: u64,
+    pub prompt_eval_ms: u64,
+    pub eval_ms: u64,
+}
+
+/// A model's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub text: String,
+    pub usage: Usage,
+}
+
+/// Why a model call failed, with what a user needs to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LlmError {
+    #[error("the {role} role has no model (LLM_{}_MODEL=none)", .role.as_str().to_ascii_uppercase())]
+    Disabled { role: Role },
+    #[error("cannot reach Ollama at {url}: connection refused or no answer (is `ollama serve` running there?)")]
+    Unreachable { url: String },
+    #[error("model {model} not found on {url}: run `ollama pull {model}` there")]
+    ModelNotFound { model: String, url: String },
+    #[error("the {role} model ({model}) did not answer within {}s", .after.as_secs())]
+    Timeout {
+        role: Role,
+        model: String,
+        after: Duration,
+    },
+    #[error("the {role} model ({model}) stopped sending for {}s mid-answer", .after.as_secs())]
+    Stalled {
+        role: Role,
+        model: String,
+        after: Duration,
+    },
+    #[error("the {role} model ({model}) gave an empty answer")]
+    Empty { role: Role, model: String },
+    #[error(
+        "the {role} model ({model}) was cut off after {tokens} tokens: its answer is incomplete"
+    )]
+    CutOff {
+        role: Role,
+        model: String,
+        tokens: u64,
+    },
+    #[error("the prompt for the {role} role needs about {needed} tokens but only {available} fit in its context (LLM_{}_NUM_CTX); refusing to let Ollama truncate it", .role.as_str().to_ascii_uppercase())]
+    PromptTooLarge {
+        role: Role,
+        needed: u64,
+        available: u64,
+    },
+    #[error("the {role} model ({model}) gave no usable answer after {attempts} attempts: {error}")]
+    BadAnswer {
+        role: Role,
+        model: String,
+        attempts: u32,
+        error: String,
+    },
+    #[error("Ollama at {url} failed: {message}")]
+    Other { url: String, message: String },
+}
+
+impl From<LlmError> for AppError {
+    fn from(err: LlmError) -> Self {
+        let kind = match err {
+            LlmError::Disabled { .. } | LlmError::PromptTooLarge { .. } => ErrorKind::Conflict,
+            _ => ErrorKind::Unavailable,
+        };
+        AppError::new(kind, err.to_string())
+    }
+}
+
+pub type LlmResult<T> = Result<T, LlmError>;
+
+/// A chat model per role. Roles depend on this trait only, so tests can script answers.
+#[async_trait]
+pub trait Llm: Send + Sync + fmt::Debug {
+    /// The model a role uses, or `None` when it runs without one.
+    fn model(&self, role: Role) -> Option<String>;
+
+    /// How many prompt tokens the role may send (the context minus room for the answer).
+    fn prompt_budget(&self, role: Role) -> u64;
+
+    /// One chat call; `schema` asks for JSON matching it (Ollama's `format`).
+    async fn chat(
+        &self,
+        role: Role,
+        messages: &[Message],
+        schema: Option<&Value>,
+    ) -> LlmResult<Reply>;
+}
+
+/// The JSON schema Ollama is given for `T`, with no `$ref`s (Ollama does not follow them).
+pub fn schema_for<T: JsonSchema>() -> Value {
+    let generator = schemars::generate::SchemaSettings::draft07()
+        .with(|s| s.inline_subschemas = true)
+        .into_generator();
+    serde_json::to_value(generator.into_root_schema_for::<T>()).unwrap_or(Value::Null)
+}
+
+/// Parses a model's JSON answer strictly, but tolerates what models wrap it in (a code
+/// fence, a sentence before or after).
+pub fn parse_json_answer<T: DeserializeOwned>(text: &str) -> Result<T, String> {
+    let trimmed = text.trim();
+    let candidate = match (trimmed.find('{'), trimmed.rfind('}')) {
+        (Some(start), Some(end)) if end > start => &trimmed[start..=end],
+        _ => trimmed,
+    };
+    serde_json::from_str(candidate).map_err(|e| e.to_string())
+}
+
+/// Asks for a typed answer: the schema goes in Ollama's `format`; an answer that does not
+/// parse is sent back with the parse error, up to `retries` times.
+pub async fn ask_structured<T: DeserializeOwned + JsonSchema>(
+    llm: &dyn Llm,
+    role: Role,
+    mut messages: Vec<Message>,
+    retries: u32,
+) -> LlmResult<(T, Vec<Usage>)> {
+    let schema = schema_for::<T>();
+    let model = llm.model(role).ok_or(LlmError::Disabled { role })?;
+    let mut usages = Vec::new();
+    let mut last_error = String::new();
+    for attempt in 1..=retries + 1 {
+        let (answer, error) = match llm.chat(role, &messages, Some(&schema)).await {
+            Ok(reply) => {
+                usages.push(reply.usage.clone());
+                match parse_json_answer::<T>(&reply.text) {
+                    Ok(value) => return Ok((value, usages)),
+                    Err(e) => (
+                        reply.text,
+                        format!("it is not valid JSON for the schema: {e}"),
+                    ),
+                }
+            }
+            Err(LlmError::Empty { .. }) => (String::new(), "it was empty".to_string()),
+            Err(e @ LlmError::CutOff { .. }) => (String::new(), e.to_string()),
+            Err(other) => return Err(other),
+        };
+        tracing::warn!(%role, attempt, error = %error, "model answer unusable, asking again");
+        last_error = error.clone();
+        if !answer.is_empty() {
+            messages.push(Message::assistant(answer));
+        }
+        messages.push(Message::user(format!(
+            "Your previous answer could not be used: {error}. Answer again with only one JSON object that matches the schema, no prose and no code fence."
+        )));
+    }
+    Err(LlmError::BadAnswer {
+        role,
+        model,
+        attempts: retries + 1,
+        error: last_error,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize, JsonSchema, PartialEq)]
+    struct Verdict {
+        ok: bool,
+        note: String,
+    }
+
+    #[test]
+    fn answers_are_parsed_out_of_fences_and_prose() {
+        let v: Verdict =
+            parse_json_answer("Sure!\n```json\n{\"ok\": true, \"note\": \"x\"}\n```\nBye").unwrap();
+        assert_eq!(
+            v,
+            Verdict {
+                ok: true,
+                note: "x".into()
+            }
+        );
+        assert!(parse_json_answer::<Verdict>("{\"ok\": \"yes\"}").is_err());
+        assert!(parse_json_answer::<Verdict>("no json here").is_err());
+    }
+
+    #[test]
+    fn schemas_have_no_refs() {
+        #[derive(Deserialize, JsonSchema)]
+        #[allow(dead_code)]
+        struct Outer {
+            items: Vec<Verdict>,
+        }
+        let schema = schema_for::<Outer>().to_string();
+        assert!(!schema.contains("$ref"), "{schema}");
+        assert!(schema.contains("\"note\""));
+    }
+}

@@ -1,0 +1,337 @@
+//! [`Llm`] on Ollama's native API through `ollama-rs`. Every call sends the role's model,
+//! temperature, `num_ctx` (always, explicitly), an answer budget (`num_predict`) and
+//! `keep_alive`; answers are streamed so a stalled model is noticed; every call is
+//! recorded with the token counts and durations Ollama returns.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use ollama_rs::error::OllamaError;
+use ollama_rs::generation::chat::request::ChatMessageRequest;
+use ollama_rs::generation::chat::{ChatMessage, ChatMessageFinalResponseData};
+use ollama_rs::generation::parameters::{FormatType, JsonStructure, KeepAlive, TimeUnit};
+use ollama_rs::models::ModelOptions;
+use ollama_rs::Ollama;
+use serde_json::Value;
+
+use super::prompt::estimate_messages;
+use super::{Llm, LlmError, LlmResult, Message, Reply, Role, Speaker, Usage};
+use crate::config::LlmSettings;
+use crate::store::{LlmCall, Store};
+
+/// The share of a role's context kept for its answer; the rest is for the prompt.
+const ANSWER_SHARE: u64 = 4;
+
+/// Ollama, one client per base URL, per-role settings.
+#[derive(Debug)]
+pub struct OllamaLlm {
+    settings: LlmSettings,
+    http: reqwest::Client,
+    clients: Mutex<HashMap<String, Ollama>>,
+    store: Option<Store>,
+}
+
+impl OllamaLlm {
+    /// `store`: where calls are recorded (none in unit tests).
+    pub fn new(settings: LlmSettings, store: Option<Store>) -> OllamaLlm {
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .build()
+            .expect("a plain reqwest client builds");
+        OllamaLlm {
+            settings,
+            http,
+            clients: Mutex::new(HashMap::new()),
+            store,
+        }
+    }
+
+    pub fn settings(&self) -> &LlmSettings {
+        &self.settings
+    }
+
+    fn client(&self, base_url: &str) -> LlmResult<Ollama> {
+        let mut clients = self.clients.lock().expect("client map lock");
+        if let Some(client) = clients.get(base_url) {
+            return Ok(client.clone());
+        }
+        let url = reqwest::Url::parse(base_url).map_err(|e| LlmError::Other {
+            url: base_url.to_string(),
+            message: format!("not a URL: {e}"),
+        })?;
+        let client = Ollama::builder()
+            .url(url)
+            .reqwest_client(self.http.clone())
+            .build();
+        clients.insert(base_url.to_string(), client.clone());
+        Ok(client)
+    }
+
+    /// The model names served at a base URL (`/api/tags`).
+    pub async fn list_models(&self, base_url: &str) -> LlmResult<Vec<String>> {
+        let client = self.client(base_url)?;
+        let models = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            client.list_local_models(),
+        )
+        .await
+        .map_err(|_| LlmError::Unreachable {
+            url: base_url.to_string(),
+        })?
+        .map_err(|e| classify(e, base_url, ""))?;
+        Ok(models.into_iter().map(|m| m.name).collect())
+    }
+
+    async fn record(
+        &self,
+        role: Role,
+        model: &str,
+        usage: Option<&Usage>,
+        error: Option<&LlmError>,
+    ) {
+        let Some(store) = &self.store else { return };
+        let error_text = error.map(ToString::to_string);
+        let call = LlmCall {
+            role: role.as_str(),
+            model,
+            error: error_text.as_deref(),
+            prompt_tokens: usage.map_or(0, |u| u.prompt_tokens),
+            completion_tokens: usage.map_or(0, |u| u.completion_tokens),
+            total_ms: usage.map_or(0, |u| u.total_ms),
+        };
+        if let Err(e) = store.record_llm_call(&call).await {
+            tracing::warn!(error = %e, "could not record a model call");
+        }
+    }
+
+    async fn stream_answer(
+        &self,
+        role: Role,
+        model: &str,
+        base_url: &str,
+        request: ChatMessageRequest,
+        answer_budget: u64,
+    ) -> LlmResult<Reply> {
+        let client = self.client(base_url)?;
+        let idle = self.settings.idle_timeout;
+        let started = Instant::now();
+        let mut stream = client
+            .send_chat_messages_stream(request)
+            .await
+            .map_err(|e| classify(e, base_url, model))?;
+        let mut text = String::new();
+        let mut last: Option<ChatMessageFinalResponseData> = None;
+        let mut finished = false;
+        loop {
+            match tokio::time::timeout(idle, stream.next()).await {
+                Err(_) => {
+                    return Err(LlmError::Stalled {
+                        role,
+                        model: model.to_string(),
+                        after: idle,
+                    })
+                }
+                Ok(None) => break,
+                Ok(Some(Err(()))) => {
+                    return Err(LlmError::Other {
+                        url: base_url.to_string(),
+                        message: "the answer stream broke off".into(),
+                    })
+                }
+                Ok(Some(Ok(chunk))) => {
+                    text.push_str(&chunk.message.content);
+                    if chunk.done {
+                        last = chunk.final_data;
+                        finished = true;
+                        break;
+                    }
+                }
+            }
+        }
+        let data = last.unwrap_or(ChatMessageFinalResponseData {
+            total_duration: started.elapsed().as_nanos() as u64,
+            load_duration: 0,
+            prompt_eval_count: 0,
+            prompt_eval_duration: 0,
+            eval_count: 0,
+            eval_duration: 0,
+        });
+        let usage = Usage {
+            model: model.to_string(),
+            prompt_tokens: data.prompt_eval_count,
+            completion_tokens: data.eval_count,
+            total_ms: data.total_duration / 1_000_000,
+            load_ms: data.load_duration / 1_000_000,
+            prompt_eval_ms: data.prompt_eval_duration / 1_000_000,
+            eval_ms: data.eval_duration / 1_000_000,
+        };
+        if !finished {
+            return Err(LlmError::CutOff {
+                role,
+                model: model.to_string(),
+                tokens: usage.completion_tokens,
+            });
+        }
+        if usage.completion_tokens >= answer_budget {
+            return Err(LlmError::CutOff {
+                role,
+                model: model.to_string(),
+                tokens: usage.completion_tokens,
+            });
+        }
+        if text.trim().is_empty() {
+            return Err(LlmError::Empty {
+                role,
+                model: model.to_string(),
+            });
+        }
+        Ok(Reply { text, usage })
+    }
+}
+
+#[async_trait]
+impl Llm for OllamaLlm {
+    fn model(&self, role: Role) -> Option<String> {
+        self.settings.role(role).model.clone()
+    }
+
+    fn prompt_budget(&self, role: Role) -> u64 {
+        let num_ctx = self.settings.role(role).num_ctx;
+        num_ctx - num_ctx / ANSWER_SHARE
+    }
+
+    async fn chat(
+        &self,
+        role: Role,
+        messages: &[Message],
+        schema: Option<&Value>,
+    ) -> LlmResult<Reply> {
+        let config = self.settings.role(role).clone();
+        let model = config.model.clone().ok_or(LlmError::Disabled { role })?;
+        let answer_budget = config.num_ctx / ANSWER_SHARE;
+        let needed = estimate_messages(messages);
+        let available = self.prompt_budget(role);
+        if needed > available {
+            return Err(LlmError::PromptTooLarge {
+                role,
+                needed,
+                available,
+            });
+        }
+        let options = ModelOptions::default()
+            .temperature(config.temperature)
+            .num_ctx(config.num_ctx)
+            .num_predict(i32::try_from(answer_budget).unwrap_or(i32::MAX));
+        let chat_messages: Vec<ChatMessage> = messages
+            .iter()
+            .map(|m| match m.speaker {
+                Speaker::System => ChatMessage::system(m.content.clone()),
+                Speaker::User => ChatMessage::user(m.content.clone()),
+                Speaker::Assistant => ChatMessage::assistant(m.content.clone()),
+            })
+            .collect();
+        let mut request = ChatMessageRequest::new(model.clone(), chat_messages)
+            .options(options)
+            .keep_alive(KeepAlive::Until {
+                time: self.settings.keep_alive.as_secs(),
+                unit: TimeUnit::Seconds,
+            });
+        if let Some(schema) = schema {
+            let schema =
+                schemars::Schema::try_from(schema.clone()).map_err(|e| LlmError::Other {
+                    url: config.base_url.clone(),
+                    message: format!("invalid answer schema: {e}"),
+                })?;
+            request = request.format(FormatType::StructuredJson(Box::new(
+                JsonStructure::new_for_schema(schema),
+            )));
+        }
+        let limit = self.settings.request_timeout;
+        let result = match tokio::time::timeout(
+            limit,
+            self.stream_answer(role, &model, &config.base_url, request, answer_budget),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(LlmError::Timeout {
+                role,
+                model: model.clone(),
+                after: limit,
+            }),
+        };
+        match &result {
+            Ok(reply) => {
+                tracing::info!(%role, model = %model, prompt_tokens = reply.usage.prompt_tokens,
+                    completion_tokens = reply.usage.completion_tokens, total_ms = reply.usage.total_ms, "model answered");
+                self.record(role, &model, Some(&reply.usage), None).await;
+            }
+            Err(e) => {
+                tracing::warn!(%role, model = %model, error = %e, "model call failed");
+                self.record(role, &model, None, Some(e)).await;
+            }
+        }
+        result
+    }
+}
+
+/// Turns an `ollama-rs` error into one a user can act on.
+fn classify(err: OllamaError, url: &str, model: &str) -> LlmError {
+    match err {
+        OllamaError::ReqwestError(e) if e.is_connect() || e.is_timeout() => LlmError::Unreachable {
+            url: url.to_string(),
+        },
+        OllamaError::Other(body) => {
+            let message = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+                .unwrap_or(body);
+            if message.contains("not found") && !model.is_empty() {
+                LlmError::ModelNotFound {
+                    model: model.to_string(),
+                    url: url.to_string(),
+                }
+            } else {
+                LlmError::Other {
+                    url: url.to_string(),
+                    message,
+                }
+            }
+        }
+        other => LlmError::Other {
+            url: url.to_string(),
+            message: other.to_string(),
+        },
+    }
+}
+
+/// Whether `wanted` is among `served`, with Ollama's `:latest` default tag.
+pub fn model_served(served: &[String], wanted: &str) -> bool {
+    let normalize = |name: &str| {
+        let lower = name.to_ascii_lowercase();
+        if lower.contains(':') {
+            lower
+        } else {
+            format!("{lower}:latest")
+        }
+    };
+    let wanted = normalize(wanted);
+    served.iter().any(|s| normalize(s) == wanted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_names_match_with_the_default_tag() {
+        let served = vec!["smollm2:135m".to_string(), "qwen3-coder:latest".to_string()];
+        assert!(model_served(&served, "qwen3-coder"));
+        assert!(model_served(&served, "SmolLM2:135m"));
+        assert!(!model_served(&served, "smollm2"));
+        assert!(!model_served(&served, "qwen3:32b"));
+    }
+}

@@ -1,0 +1,171 @@
+//! The same code path users run, against a real model: SmolLM2-135M behind an
+//! Ollama-compatible API (../shared/llm/serve-smollm2.sh, started by .ci/run). Skipped,
+//! saying so, when that server is not running.
+
+use std::collections::HashMap;
+
+use gaffer::config::{Role, Settings};
+use gaffer::llm::ollama::OllamaLlm;
+use gaffer::llm::{ask_structured, Llm, Message};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use tempfile::TempDir;
+
+use crate::support::app;
+
+const MODEL: &str = "smollm2:135m";
+
+/// The harness URL, or `None` (and a message) when it is not serving the model.
+async fn harness() -> Option<String> {
+    let url =
+        std::env::var("GAFFER_TEST_OLLAMA_URL").unwrap_or_else(|_| "http://127.0.0.1:11434".into());
+    let tags = reqwest::Client::new()
+        .get(format!("{url}/api/tags"))
+        .timeout(std::time::Duration::from_secs(3))
+        .send()
+        .await;
+    let serving = match tags {
+        Ok(r) if r.status().is_success() => r.text().await.unwrap_or_default().contains(MODEL),
+        _ => false,
+    };
+    match serving {
+        true => Some(url),
+        false => {
+            eprintln!("SKIPPED: no Ollama-compatible server with {MODEL} at {url}; start ../shared/llm/serve-smollm2.sh");
+            None
+        }
+    }
+}
+
+fn vars(url: &str) -> Vec<(String, String)> {
+    let mut v = vec![("OLLAMA_BASE_URL".to_string(), url.to_string())];
+    for role in [
+        "PLANNER",
+        "TASKMASTER",
+        "DEVELOPER",
+        "REVIEWER",
+        "INTEGRATOR",
+    ] {
+        v.push((format!("LLM_{role}_MODEL"), MODEL.into()));
+        v.push((format!("LLM_{role}_NUM_CTX"), "4096".into())); // the harness caps at 8192
+        v.push((format!("LLM_{role}_TEMPERATURE"), "0".into()));
+    }
+    v.push(("LLM_REQUEST_TIMEOUT".into(), "120".into()));
+    v
+}
+
+fn llm(url: &str) -> OllamaLlm {
+    let map: HashMap<String, String> = vars(url).into_iter().collect();
+    OllamaLlm::new(
+        Settings::from_sources(None, "test", &map).unwrap().llm,
+        None,
+    )
+}
+
+#[tokio::test]
+async fn a_real_model_answers_through_the_streaming_path() {
+    let Some(url) = harness().await else { return };
+    let messages = vec![
+        Message::system("You answer in one short sentence."),
+        Message::user("What is the capital of France?"),
+    ];
+    let reply = llm(&url)
+        .chat(Role::Reviewer, &messages, None)
+        .await
+        .unwrap();
+    assert!(!reply.text.trim().is_empty());
+    assert!(reply.usage.prompt_tokens > 0, "{:?}", reply.usage);
+    assert!(reply.usage.completion_tokens > 0, "{:?}", reply.usage);
+    assert_eq!(reply.usage.model, MODEL);
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+struct City {
+    city: String,
+    country: String,
+    population_millions: f64,
+}
+
+#[tokio::test]
+async fn a_real_model_fills_a_schema() {
+    let Some(url) = harness().await else { return };
+    let messages = vec![
+        Message::system("You answer with JSON only."),
+        Message::user("Describe Paris: its name, its country and its population in millions."),
+    ];
+    let (city, usages) = ask_structured::<City>(&llm(&url), Role::Taskmaster, messages, 2)
+        .await
+        .unwrap();
+    // A 135M model may be wrong, but the schema holds it to the shape.
+    assert!(
+        !city.city.is_empty() && !city.country.is_empty(),
+        "{city:?}"
+    );
+    assert!(city.population_millions.is_finite());
+    assert!(!usages.is_empty());
+}
+
+#[tokio::test]
+async fn calls_are_recorded_per_role_and_model() {
+    let Some(url) = harness().await else { return };
+    let dir = TempDir::new().unwrap();
+    let pairs = vars(&url);
+    let borrowed: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let settings = app::settings(dir.path(), &borrowed);
+    let gaffer = gaffer::Gaffer::open(settings).await.unwrap();
+    gaffer
+        .llm
+        .chat(Role::Planner, &[Message::user("Say hi.")], None)
+        .await
+        .unwrap();
+    let stats = gaffer.store.llm_stats().await.unwrap();
+    assert_eq!(stats.len(), 1);
+    assert_eq!(
+        (
+            stats[0].role.as_str(),
+            stats[0].model.as_str(),
+            stats[0].calls,
+            stats[0].failures
+        ),
+        ("planner", MODEL, 1, 0)
+    );
+    assert!(stats[0].prompt_tokens > 0 && stats[0].completion_tokens > 0);
+}
+
+#[tokio::test]
+async fn doctor_lists_present_models_and_the_pull_for_missing_ones() {
+    let Some(url) = harness().await else { return };
+    let dir = TempDir::new().unwrap();
+    let run = |extra: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(app::gaffer_bin());
+        command
+            .arg("doctor")
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap());
+        for (k, v) in vars(&url) {
+            command.env(k, v);
+        }
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        command.output().unwrap()
+    };
+    let all_present = run(&[]);
+    let text = String::from_utf8_lossy(&all_present.stdout).to_string();
+    assert!(all_present.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("{MODEL} is present on {url}")),
+        "{text}"
+    );
+    assert!(text.contains("all is well"), "{text}");
+
+    let missing = run(&[("LLM_DEVELOPER_MODEL", "qwen3-coder:latest")]);
+    let text = String::from_utf8_lossy(&missing.stdout).to_string();
+    assert_eq!(missing.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAIL model:developer"), "{text}");
+    assert!(text.contains("ollama pull qwen3-coder:latest"), "{text}");
+}
