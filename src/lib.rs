@@ -16,6 +16,7 @@ pub mod registry;
 pub mod store;
 pub mod team;
 pub mod telemetry;
+pub mod workspace;
 
 use std::net::TcpListener;
 use std::sync::Arc;

@@ -1,0 +1,525 @@
+//! Model edits as SEARCH/REPLACE blocks: parsed strictly but tolerantly of what real
+//! models write (fences, stray prose, CRLF, trailing-space drift), applied exactly and then
+//! whitespace-insensitively, and only inside the clone: no absolute paths, no `..`, no
+//! path through a symlink, nothing under `.git/` or a protected path, within a diff budget.
+//!
+//! ```text
+//! src/app.py
+//! <<<<<<< SEARCH
+//! old lines
+//! =======
+//! new lines
+//! >>>>>>> REPLACE
+//! ```
+//! An empty SEARCH creates the file (or replaces a whole empty file).
+
+use std::path::{Component, Path};
+
+use serde::Serialize;
+
+use crate::team::team_config::TeamConfig;
+
+/// One parsed block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EditBlock {
+    pub path: String,
+    pub search: String,
+    pub replace: String,
+}
+
+/// Limits on how much one task may change.
+#[derive(Debug, Clone, Copy)]
+pub struct DiffBudget {
+    pub max_files: usize,
+    pub max_added_lines: usize,
+}
+
+/// What applying a reply did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ApplyReport {
+    pub applied: usize,
+    pub files: Vec<String>,
+    /// One precise line per block that failed, to send back to the model.
+    pub failures: Vec<String>,
+    /// Placeholders such as "... rest of code unchanged" (a lazy model).
+    pub lazy_placeholders: usize,
+}
+
+/// Text a lazy model writes instead of code.
+const PLACEHOLDERS: &[&str] = &[
+    "rest of code",
+    "rest of the code",
+    "existing code",
+    "rest of file",
+    "rest of the file",
+    "remains unchanged",
+    "... unchanged",
+    "code unchanged",
+    "same as before",
+];
+
+/// Parses every block of a reply. `Err` when the reply has no well-formed block at all.
+pub fn parse(reply: &str) -> Result<Vec<EditBlock>, String> {
+    let text = reply.replace("\r\n", "\n");
+    let lines: Vec<&str> = text.lines().collect();
+    let mut blocks = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        if !is_marker(lines[i], '<', "SEARCH") {
+            i += 1;
+            continue;
+        }
+        let path = lines[..i]
+            .iter()
+            .rev()
+            .map(|l| clean_path_line(l))
+            .find(|l| !l.is_empty());
+        let Some(path) = path else {
+            return Err(format!(
+                "the SEARCH block at line {} has no file path on the line before it",
+                i + 1
+            ));
+        };
+        let start = i + 1;
+        let Some(divider) = (start..lines.len()).find(|&j| is_divider(lines[j])) else {
+            return Err(format!("the SEARCH block for {path} has no ======= line"));
+        };
+        let Some(end) = (divider + 1..lines.len()).find(|&j| is_marker(lines[j], '>', "REPLACE"))
+        else {
+            return Err(format!(
+                "the SEARCH block for {path} has no >>>>>>> REPLACE line"
+            ));
+        };
+        blocks.push(EditBlock {
+            path,
+            search: join_lines(&lines[start..divider]),
+            replace: join_lines(&lines[divider + 1..end]),
+        });
+        i = end + 1;
+    }
+    if blocks.is_empty() {
+        return Err("no SEARCH/REPLACE block found: each edit must be a file path line, then <<<<<<< SEARCH, the old text, =======, the new text, >>>>>>> REPLACE".into());
+    }
+    Ok(blocks)
+}
+
+fn is_marker(line: &str, c: char, word: &str) -> bool {
+    let t = line.trim();
+    let n = t.chars().take_while(|x| *x == c).count();
+    n >= 5 && t[n..].trim() == word
+}
+
+fn is_divider(line: &str) -> bool {
+    let t = line.trim();
+    t.len() >= 5 && t.chars().all(|c| c == '=')
+}
+
+fn join_lines(lines: &[&str]) -> String {
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!("{}\n", lines.join("\n"))
+    }
+}
+
+/// A path line as models write it: `src/app.py`, `` `src/app.py` ``, `**src/app.py**`,
+/// `File: src/app.py`, or a fence with the path (` ```python src/app.py `).
+fn clean_path_line(line: &str) -> String {
+    let mut t = line.trim();
+    if t.starts_with("```") {
+        t = t.trim_start_matches('`');
+        // "```python src/app.py" -> the last word, if it looks like a path.
+        match t.split_whitespace().last() {
+            Some(word) if word.contains('.') || word.contains('/') => t = word,
+            _ => return String::new(),
+        }
+    }
+    for prefix in ["File:", "file:", "Path:", "path:", "#"] {
+        t = t.strip_prefix(prefix).unwrap_or(t).trim();
+    }
+    t.trim_matches(|c| c == '`' || c == '*' || c == '"' || c == '\'' || c == ':')
+        .trim()
+        .to_string()
+}
+
+/// Checks that `path` stays inside the clone and outside protected paths.
+pub fn check_path(clone: &Path, path: &str, config: &TeamConfig) -> Result<(), String> {
+    let relative = Path::new(path);
+    if path.is_empty() || relative.is_absolute() || path.starts_with('~') {
+        return Err(format!(
+            "{path}: only paths inside the repository are allowed"
+        ));
+    }
+    if relative.components().any(|c| {
+        matches!(
+            c,
+            Component::ParentDir | Component::Prefix(_) | Component::RootDir
+        )
+    }) {
+        return Err(format!("{path}: `..` is not allowed in paths"));
+    }
+    if relative
+        .components()
+        .next()
+        .is_some_and(|c| c.as_os_str() == ".git")
+    {
+        return Err(format!("{path}: .git/ is not part of the repository"));
+    }
+    if config.is_protected(path) || path == crate::team::team_config::PATH {
+        return Err(format!(
+            "{path}: protected by .llm-team.yml (project.protected_paths); leave it alone"
+        ));
+    }
+    // No component may be a symlink: writing through one could leave the clone.
+    let mut current = clone.to_path_buf();
+    for component in relative.components() {
+        current.push(component);
+        if let Ok(meta) = std::fs::symlink_metadata(&current) {
+            if meta.file_type().is_symlink() {
+                return Err(format!(
+                    "{path}: goes through a symlink ({}); not allowed",
+                    current.display()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies blocks inside `clone`; every failure is described precisely, and a failed
+/// block changes nothing.
+pub fn apply(clone: &Path, blocks: &[EditBlock], config: &TeamConfig) -> ApplyReport {
+    let mut report = ApplyReport::default();
+    for (n, block) in blocks.iter().enumerate() {
+        let label = format!("block {} ({})", n + 1, block.path);
+        if let Err(why) = check_path(clone, &block.path, config) {
+            report.failures.push(format!("{label}: {why}"));
+            continue;
+        }
+        let lowered = block.replace.to_ascii_lowercase();
+        if PLACEHOLDERS.iter().any(|p| lowered.contains(p))
+            && !block.search.to_ascii_lowercase().contains("rest of")
+        {
+            report.lazy_placeholders += 1;
+            report.failures.push(format!("{label}: the replacement contains a placeholder instead of code (like \"... rest of code unchanged\"); write out the full text"));
+            continue;
+        }
+        let path = clone.join(&block.path);
+        let existing = std::fs::read_to_string(&path).ok();
+        let updated = match (&existing, block.search.trim().is_empty()) {
+            (None, true) => Ok(block.replace.clone()),
+            (Some(old), true) if old.trim().is_empty() => Ok(block.replace.clone()),
+            (Some(_), true) => Err("the file exists, so SEARCH must quote the lines to replace (an empty SEARCH only creates new files)".to_string()),
+            (None, false) => Err("the file does not exist; to create it, leave SEARCH empty".to_string()),
+            (Some(old), false) => replace_once(old, &block.search, &block.replace),
+        };
+        match updated {
+            Ok(text) => {
+                if let Some(parent) = path.parent() {
+                    if let Err(e) = std::fs::create_dir_all(parent) {
+                        report
+                            .failures
+                            .push(format!("{label}: cannot create its directory: {e}"));
+                        continue;
+                    }
+                }
+                match std::fs::write(&path, text) {
+                    Ok(()) => {
+                        report.applied += 1;
+                        if !report.files.contains(&block.path) {
+                            report.files.push(block.path.clone());
+                        }
+                    }
+                    Err(e) => report.failures.push(format!("{label}: cannot write: {e}")),
+                }
+            }
+            Err(why) => report.failures.push(format!("{label}: {why}")),
+        }
+    }
+    report
+}
+
+/// Replaces the one place `search` occurs: exactly first, then ignoring trailing spaces,
+/// then ignoring indentation. Zero or several matches are failures.
+fn replace_once(text: &str, search: &str, replace: &str) -> Result<String, String> {
+    let crlf = text.contains("\r\n");
+    let text_lf = text.replace("\r\n", "\n");
+    let search = search.replace("\r\n", "\n");
+    let replace = replace.replace("\r\n", "\n");
+    let result = match text_lf.matches(search.as_str()).count() {
+        1 => Ok(text_lf.replacen(search.as_str(), &replace, 1)),
+        n if n > 1 => Err(format!(
+            "SEARCH matches {n} places; quote more lines so it matches exactly one"
+        )),
+        _ => replace_lines(&text_lf, &search, &replace, |l| l.trim_end().to_string())
+            .or_else(|_| replace_lines(&text_lf, &search, &replace, |l| l.trim().to_string())),
+    }?;
+    Ok(if crlf {
+        result.replace('\n', "\r\n")
+    } else {
+        result
+    })
+}
+
+fn replace_lines(
+    text: &str,
+    search: &str,
+    replace: &str,
+    norm: impl Fn(&str) -> String,
+) -> Result<String, String> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let wanted: Vec<String> = search.lines().map(&norm).collect();
+    if wanted.is_empty() {
+        return Err("SEARCH is empty".into());
+    }
+    let starts: Vec<usize> = (0..lines.len().saturating_sub(wanted.len() - 1))
+        .filter(|&i| {
+            (0..wanted.len()).all(|k| norm(lines[i + k].trim_end_matches('\n')) == wanted[k])
+        })
+        .collect();
+    match starts.as_slice() {
+        [start] => {
+            let mut out: String = lines[..*start].concat();
+            out.push_str(replace);
+            if !replace.ends_with('\n') && !replace.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&lines[start + wanted.len()..].concat());
+            Ok(out)
+        }
+        [] => {
+            let first = wanted
+                .iter()
+                .find(|l| !l.is_empty())
+                .cloned()
+                .unwrap_or_default();
+            let near = lines
+                .iter()
+                .position(|l| norm(l.trim_end_matches('\n')) == first);
+            Err(match near {
+                Some(at) => format!("SEARCH text not found as written; its first line matches line {} but the following lines differ. Quote the current text exactly", at + 1),
+                None => format!("SEARCH text not found; no line reads {first:?}. Quote the current text exactly"),
+            })
+        }
+        many => Err(format!(
+            "SEARCH matches {} places; quote more lines so it matches exactly one",
+            many.len()
+        )),
+    }
+}
+
+/// Whether the changes are within budget; `Err` says by how much they are not.
+pub fn check_budget(files: usize, added: usize, budget: DiffBudget) -> Result<(), String> {
+    if files > budget.max_files {
+        return Err(format!(
+            "the change touches {files} files; at most {} are allowed",
+            budget.max_files
+        ));
+    }
+    if added > budget.max_added_lines {
+        return Err(format!(
+            "the change adds {added} lines; at most {} are allowed",
+            budget.max_added_lines
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tempfile::TempDir;
+
+    fn config() -> TeamConfig {
+        crate::team::team_config::parse(Some("project:\n  protected_paths: [.github/, secrets/]\n"))
+            .0
+    }
+
+    #[test]
+    fn parses_blocks_wrapped_the_way_models_wrap_them() {
+        let reply = "Sure! Here are the edits.\r\n\r\n**src/app.py**\r\n```python\r\n<<<<<<< SEARCH\r\ndef main():\r\n    pass\r\n=======\r\ndef main():\r\n    return 0\r\n>>>>>>> REPLACE\r\n```\r\n\r\nFile: `tests/test_new.py`\n<<<<<<< SEARCH\n=======\nimport unittest\n>>>>>>> REPLACE\nDone.";
+        let blocks = parse(reply).unwrap();
+        assert_eq!(blocks.len(), 2);
+        assert_eq!(blocks[0].path, "src/app.py");
+        assert_eq!(blocks[0].search, "def main():\n    pass\n");
+        assert_eq!(blocks[0].replace, "def main():\n    return 0\n");
+        assert_eq!(blocks[1].path, "tests/test_new.py");
+        assert_eq!(blocks[1].search, "");
+    }
+
+    #[test]
+    fn malformed_replies_say_what_is_missing() {
+        assert!(parse("I changed the code, it should work now.")
+            .unwrap_err()
+            .contains("no SEARCH/REPLACE block"));
+        assert!(parse("a.py\n<<<<<<< SEARCH\nx\n")
+            .unwrap_err()
+            .contains("no ======="));
+        assert!(parse("a.py\n<<<<<<< SEARCH\nx\n=======\ny\n")
+            .unwrap_err()
+            .contains("REPLACE"));
+        assert!(parse("<<<<<<< SEARCH\nx\n=======\ny\n>>>>>>> REPLACE")
+            .unwrap_err()
+            .contains("no file path"));
+    }
+
+    #[test]
+    fn applies_exactly_then_tolerating_whitespace_drift() {
+        let dir = TempDir::new().unwrap();
+        std::fs::write(
+            dir.path().join("a.py"),
+            "def f():\n    return 1\n\ndef g():\n    return 2\n",
+        )
+        .unwrap();
+        let exact = EditBlock {
+            path: "a.py".into(),
+            search: "    return 1\n".into(),
+            replace: "    return 10\n".into(),
+        };
+        // The model lost the indentation and added trailing spaces.
+        let drift = EditBlock {
+            path: "a.py".into(),
+            search: "def g():   \nreturn 2\n".into(),
+            replace: "def g():\n    return 20\n".into(),
+        };
+        let report = apply(dir.path(), &[exact, drift], &config());
+        assert_eq!(report.failures, Vec::<String>::new());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a.py")).unwrap(),
+            "def f():\n    return 10\n\ndef g():\n    return 20\n"
+        );
+    }
+
+    #[test]
+    fn crlf_files_keep_their_line_endings() {
+        let dir = TempDir::new().unwrap();
+        std::fs::write(dir.path().join("w.txt"), "one\r\ntwo\r\n").unwrap();
+        let block = EditBlock {
+            path: "w.txt".into(),
+            search: "two\n".into(),
+            replace: "2\n".into(),
+        };
+        assert!(apply(dir.path(), &[block], &config()).failures.is_empty());
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("w.txt")).unwrap(),
+            "one\r\n2\r\n"
+        );
+    }
+
+    #[test]
+    fn failures_are_precise_and_change_nothing() {
+        let dir = TempDir::new().unwrap();
+        std::fs::write(dir.path().join("a.py"), "x = 1\nx = 1\ny = 2\n").unwrap();
+        let blocks = [
+            EditBlock {
+                path: "a.py".into(),
+                search: "x = 1\n".into(),
+                replace: "x = 3\n".into(),
+            },
+            EditBlock {
+                path: "a.py".into(),
+                search: "z = 9\n".into(),
+                replace: "z = 0\n".into(),
+            },
+            EditBlock {
+                path: "new.py".into(),
+                search: "q\n".into(),
+                replace: "r\n".into(),
+            },
+            EditBlock {
+                path: "a.py".into(),
+                search: String::new(),
+                replace: "all new\n".into(),
+            },
+        ];
+        let report = apply(dir.path(), &blocks, &config());
+        assert_eq!(report.applied, 0);
+        assert!(
+            report.failures[0].contains("matches 2 places"),
+            "{:?}",
+            report.failures
+        );
+        assert!(
+            report.failures[1].contains("no line reads \"z = 9\""),
+            "{:?}",
+            report.failures
+        );
+        assert!(
+            report.failures[2].contains("does not exist"),
+            "{:?}",
+            report.failures
+        );
+        assert!(
+            report.failures[3].contains("SEARCH must quote"),
+            "{:?}",
+            report.failures
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a.py")).unwrap(),
+            "x = 1\nx = 1\ny = 2\n"
+        );
+    }
+
+    #[test]
+    fn paths_outside_the_clone_or_protected_are_refused() {
+        let dir = TempDir::new().unwrap();
+        let outside = TempDir::new().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
+        for (path, why) in [
+            ("../evil.py", "`..`"),
+            ("src/../../evil.py", "`..`"),
+            ("/etc/passwd", "inside the repository"),
+            ("~/.ssh/authorized_keys", "inside the repository"),
+            (".git/hooks/pre-commit", ".git/"),
+            (".github/workflows/ci.yml", "protected"),
+            ("secrets/key.txt", "protected"),
+            (".llm-team.yml", "protected"),
+            ("link/owned.py", "symlink"),
+        ] {
+            let block = EditBlock {
+                path: path.into(),
+                search: String::new(),
+                replace: "x\n".into(),
+            };
+            let report = apply(dir.path(), &[block], &config());
+            assert_eq!(report.applied, 0, "{path}");
+            assert!(
+                report.failures[0].contains(why),
+                "{path}: {:?}",
+                report.failures
+            );
+        }
+        assert_eq!(
+            std::fs::read_dir(outside.path()).unwrap().count(),
+            0,
+            "nothing written outside"
+        );
+    }
+
+    #[test]
+    fn lazy_placeholders_are_caught() {
+        let dir = TempDir::new().unwrap();
+        std::fs::write(dir.path().join("a.py"), "a = 1\n").unwrap();
+        let block = EditBlock {
+            path: "a.py".into(),
+            search: "a = 1\n".into(),
+            replace: "a = 2\n# ... rest of code unchanged\n".into(),
+        };
+        let report = apply(dir.path(), &[block], &config());
+        assert_eq!(report.lazy_placeholders, 1);
+        assert!(report.failures[0].contains("placeholder"));
+    }
+
+    #[test]
+    fn the_diff_budget() {
+        let budget = DiffBudget {
+            max_files: 3,
+            max_added_lines: 100,
+        };
+        assert!(check_budget(3, 100, budget).is_ok());
+        assert!(check_budget(4, 1, budget).unwrap_err().contains("4 files"));
+        assert!(check_budget(1, 101, budget)
+            .unwrap_err()
+            .contains("101 lines"));
+    }
+}

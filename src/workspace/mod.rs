@@ -1,0 +1,307 @@
+//! Clones of target repos under `WORKDIR_ROOT`: one lock per repo, fresh branches from the
+//! up-to-date default branch, commits with the bot identity, guarded pushes, model edits
+//! applied inside the clone only ([`edits`]), and checks run sandboxed ([`checks`]).
+
+pub mod checks;
+pub mod edits;
+pub mod git;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use secrecy::SecretString;
+use tokio::sync::OwnedMutexGuard;
+
+use self::git::{Git, GitError};
+use crate::error::{AppError, ErrorKind};
+use crate::registry::Repo;
+
+/// Why a workspace step failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorkspaceError {
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error("refusing to push {branch}: {why}")]
+    PushRefused { branch: String, why: String },
+    #[error("{0}")]
+    Io(String),
+}
+
+impl From<WorkspaceError> for AppError {
+    fn from(err: WorkspaceError) -> Self {
+        let kind = match err {
+            WorkspaceError::PushRefused { .. } => ErrorKind::Conflict,
+            _ => ErrorKind::Unavailable,
+        };
+        AppError::new(kind, err.to_string())
+    }
+}
+
+/// Where clones live and who commits.
+#[derive(Clone, Debug)]
+pub struct Workspace {
+    root: PathBuf,
+    git: Git,
+    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+/// A clone, held under its repo's lock.
+pub struct Clone {
+    pub dir: PathBuf,
+    pub default_branch: String,
+    clone_url: String,
+    git: Git,
+    _lock: OwnedMutexGuard<()>,
+}
+
+impl Workspace {
+    pub fn new(
+        root: PathBuf,
+        token: Option<SecretString>,
+        author_name: String,
+        author_email: String,
+    ) -> Self {
+        Workspace {
+            root,
+            git: Git {
+                token,
+                author_name,
+                author_email,
+            },
+            locks: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Takes the repo's lock (two triggers never work one clone at once), clones or
+    /// fetches it, and leaves a clean checkout of the up-to-date default branch.
+    pub async fn checkout(&self, repo: &Repo) -> Result<Clone, WorkspaceError> {
+        let key = repo.full_name.to_ascii_lowercase();
+        let lock = {
+            let mut locks = self.locks.lock().expect("lock map");
+            Arc::clone(locks.entry(key).or_default())
+        };
+        let guard = lock.lock_owned().await;
+        let dir = self.root.join(&repo.owner).join(&repo.name);
+        if !dir.join(".git").exists() {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| WorkspaceError::Io(format!("cannot create {}: {e}", dir.display())))?;
+            let parent = dir.parent().expect("clone dir has a parent").to_path_buf();
+            let target = dir.to_string_lossy().into_owned();
+            self.git
+                .run_remote(
+                    &parent,
+                    &repo.clone_url,
+                    &["clone", "--quiet", "--no-tags", &repo.clone_url, &target],
+                )
+                .await?;
+        } else {
+            // The remote URL may have changed in the registry.
+            self.git
+                .run(&dir, &["remote", "set-url", "origin", &repo.clone_url])
+                .await?;
+            self.git
+                .run_remote(
+                    &dir,
+                    &repo.clone_url,
+                    &["fetch", "--quiet", "--prune", "--no-tags", "origin"],
+                )
+                .await?;
+        }
+        let clone = Clone {
+            dir,
+            default_branch: repo.default_branch.clone(),
+            clone_url: repo.clone_url.clone(),
+            git: self.git.clone(),
+            _lock: guard,
+        };
+        clone
+            .start_branch(
+                &repo.default_branch,
+                &format!("origin/{}", repo.default_branch),
+            )
+            .await?;
+        Ok(clone)
+    }
+}
+
+impl Clone {
+    /// Checks out `branch` fresh from `start` (discarding anything left in the clone).
+    pub async fn start_branch(&self, branch: &str, start: &str) -> Result<(), WorkspaceError> {
+        self.git
+            .run(
+                &self.dir,
+                &["checkout", "--quiet", "--force", "-B", branch, start],
+            )
+            .await?;
+        self.git
+            .run(&self.dir, &["reset", "--quiet", "--hard", start])
+            .await?;
+        self.git.run(&self.dir, &["clean", "-fdxq"]).await?;
+        Ok(())
+    }
+
+    /// Discards uncommitted changes (between attempts).
+    pub async fn reset(&self) -> Result<(), WorkspaceError> {
+        self.git
+            .run(&self.dir, &["reset", "--quiet", "--hard"])
+            .await?;
+        self.git.run(&self.dir, &["clean", "-fdxq"]).await?;
+        Ok(())
+    }
+
+    /// The commit a remote branch points at, after the last fetch.
+    pub async fn remote_branch_sha(&self, branch: &str) -> Option<String> {
+        self.git
+            .run(
+                &self.dir,
+                &[
+                    "rev-parse",
+                    "--verify",
+                    "-q",
+                    &format!("refs/remotes/origin/{branch}"),
+                ],
+            )
+            .await
+            .ok()
+    }
+
+    /// Commits everything changed; `None` when there was nothing to commit.
+    pub async fn commit_all(&self, message: &str) -> Result<Option<String>, WorkspaceError> {
+        self.git.run(&self.dir, &["add", "-A"]).await?;
+        if self
+            .git
+            .run(&self.dir, &["diff", "--cached", "--quiet"])
+            .await
+            .is_ok()
+        {
+            return Ok(None);
+        }
+        self.git
+            .run(
+                &self.dir,
+                &["commit", "--quiet", "--no-verify", "-m", message],
+            )
+            .await?;
+        Ok(Some(self.git.run(&self.dir, &["rev-parse", "HEAD"]).await?))
+    }
+
+    /// Files changed against the default branch, and lines added (for the diff budget).
+    pub async fn diff_size(&self) -> Result<(usize, usize), WorkspaceError> {
+        self.git
+            .run(&self.dir, &["add", "-A", "--intent-to-add"])
+            .await
+            .ok();
+        let numstat = self
+            .git
+            .run(&self.dir, &["diff", "--numstat", "HEAD"])
+            .await?;
+        let mut files = 0;
+        let mut added = 0;
+        for line in numstat.lines() {
+            files += 1;
+            added += line
+                .split('\t')
+                .next()
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(0);
+        }
+        Ok((files, added))
+    }
+
+    /// Pushes HEAD to `branch`, refusing the default branch and anything outside the
+    /// repo's branch prefix. Enforced here, whatever the caller asked for.
+    pub async fn push(&self, branch: &str, branch_prefix: &str) -> Result<(), WorkspaceError> {
+        check_push_target(branch, &self.default_branch, branch_prefix)?;
+        let refspec = format!("HEAD:refs/heads/{branch}");
+        self.git
+            .run_remote(
+                &self.dir,
+                &self.clone_url,
+                &["push", "--quiet", "--force-with-lease", "origin", &refspec],
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.join(relative)
+    }
+
+    /// Reads a file of the clone, if present.
+    pub fn read(&self, relative: &str) -> Option<String> {
+        std::fs::read_to_string(self.path(relative)).ok()
+    }
+
+    /// Writes a file of the clone (gaffer's own, deterministic writes; model edits go
+    /// through [`edits::apply`]).
+    pub fn write(&self, relative: &str, text: &str) -> Result<(), WorkspaceError> {
+        let path = self.path(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| WorkspaceError::Io(e.to_string()))?;
+        }
+        std::fs::write(&path, text)
+            .map_err(|e| WorkspaceError::Io(format!("cannot write {relative}: {e}")))
+    }
+
+    /// Tracked files of the clone, for prompts.
+    pub async fn files(&self) -> Vec<String> {
+        self.git
+            .run(&self.dir, &["ls-files"])
+            .await
+            .map(|out| out.lines().map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// The push rule, on its own so it is tested directly.
+pub fn check_push_target(
+    branch: &str,
+    default_branch: &str,
+    branch_prefix: &str,
+) -> Result<(), WorkspaceError> {
+    let refuse = |why: &str| {
+        Err(WorkspaceError::PushRefused {
+            branch: branch.to_string(),
+            why: why.to_string(),
+        })
+    };
+    if branch == default_branch || branch.trim_start_matches("refs/heads/") == default_branch {
+        return refuse("it is the default branch; gaffer only changes it through PRs");
+    }
+    if !branch.starts_with(branch_prefix) || branch.len() == branch_prefix.len() {
+        return refuse(&format!(
+            "it is outside the branch prefix {branch_prefix:?} from .llm-team.yml"
+        ));
+    }
+    if !crate::registry::valid_branch_name(branch) {
+        return refuse("it is not a valid branch name");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pushes_to_the_default_branch_or_outside_the_prefix_are_refused() {
+        assert!(check_push_target("feature/T-0001-ci", "main", "feature/").is_ok());
+        for (branch, why) in [
+            ("main", "default branch"),
+            ("refs/heads/main", "default branch"),
+            ("release/1.0", "outside the branch prefix"),
+            ("feature/", "outside the branch prefix"),
+            ("feature/a..b", "not a valid branch name"),
+        ] {
+            let err = check_push_target(branch, "main", "feature/").unwrap_err();
+            assert!(err.to_string().contains(why), "{branch}: {err}");
+        }
+        // Even a prefix that would cover the default branch does not allow it.
+        assert!(check_push_target("main", "main", "ma").is_err());
+    }
+}
