@@ -160,6 +160,20 @@ const SETTINGS: &[Setting] = &[
         "llm.structured_retries",
         Some("2"),
     ),
+    setting("GAFFER_GIT_NAME", "work.git_name", Some("gaffer-bot")),
+    setting(
+        "GAFFER_GIT_EMAIL",
+        "work.git_email",
+        Some("gaffer-bot@users.noreply.github.com"),
+    ),
+    setting("CHECKS_TIMEOUT", "work.checks_timeout_secs", Some("600")),
+    setting("DEV_MAX_ATTEMPTS", "work.max_attempts", Some("3")),
+    setting("DIFF_MAX_FILES", "work.diff_max_files", Some("20")),
+    setting(
+        "DIFF_MAX_ADDED_LINES",
+        "work.diff_max_added_lines",
+        Some("1000"),
+    ),
     setting("POLLING_ENABLED", "polling.enabled", Some("false")),
     setting(
         "POLL_INTERVAL_ACTIVE",
@@ -335,6 +349,20 @@ pub struct PollingSettings {
     pub min_remaining_budget: u32,
 }
 
+/// How the roles work in a clone.
+#[derive(Debug, Clone)]
+pub struct WorkSettings {
+    /// The identity on gaffer's commits.
+    pub git_name: String,
+    pub git_email: String,
+    /// The longest the repo's checks may run.
+    pub checks_timeout: Duration,
+    /// Developer attempts per task (each gets the previous failure back).
+    pub max_attempts: u32,
+    pub diff_max_files: usize,
+    pub diff_max_added_lines: usize,
+}
+
 /// Webhook verification and limits.
 #[derive(Debug, Clone)]
 pub struct WebhookSettings {
@@ -353,6 +381,7 @@ pub struct Settings {
     pub api_token: Option<SecretString>,
     pub github: GithubSettings,
     pub workdir_root: PathBuf,
+    pub work: WorkSettings,
     pub llm: LlmSettings,
     pub polling: PollingSettings,
     pub webhook: WebhookSettings,
@@ -652,6 +681,36 @@ impl RawSettings<'_> {
                 default_branch,
             },
             workdir_root,
+            work: WorkSettings {
+                git_name: self.required("GAFFER_GIT_NAME", "a name for gaffer's commits", |v| {
+                    (!v.is_empty()).then(|| v.to_string())
+                })?,
+                git_email: self.required(
+                    "GAFFER_GIT_EMAIL",
+                    "an email address for gaffer's commits",
+                    |v| v.contains('@').then(|| v.to_string()),
+                )?,
+                checks_timeout: self.seconds_in("CHECKS_TIMEOUT", 1, 86_400)?,
+                max_attempts: self.required(
+                    "DEV_MAX_ATTEMPTS",
+                    "a number of attempts from 1 to 10",
+                    |v| v.parse::<u32>().ok().filter(|n| (1..=10).contains(n)),
+                )?,
+                diff_max_files: self.required(
+                    "DIFF_MAX_FILES",
+                    "a number of files from 1 to 1000",
+                    |v| v.parse::<usize>().ok().filter(|n| (1..=1000).contains(n)),
+                )?,
+                diff_max_added_lines: self.required(
+                    "DIFF_MAX_ADDED_LINES",
+                    "a number of lines from 1 to 100000",
+                    |v| {
+                        v.parse::<usize>()
+                            .ok()
+                            .filter(|n| (1..=100_000).contains(n))
+                    },
+                )?,
+            },
             llm: self.llm()?,
             polling,
             webhook: WebhookSettings {

@@ -13,6 +13,7 @@ pub mod http;
 pub mod llm;
 pub mod pipeline;
 pub mod registry;
+pub mod roles;
 pub mod store;
 pub mod team;
 pub mod telemetry;
@@ -31,6 +32,7 @@ use crate::forge::Forge;
 use crate::llm::ollama::OllamaLlm;
 use crate::registry::{ForgeKind, Registry, Repo, RepoDefaults};
 use crate::store::Store;
+use crate::workspace::Workspace;
 
 /// The services every entry point (HTTP handler, CLI command, poller) works through.
 #[derive(Clone)]
@@ -43,6 +45,8 @@ pub struct Gaffer {
     pub github: GithubForge,
     /// The local models, per role.
     pub llm: Arc<OllamaLlm>,
+    /// Clones of target repos, one lock per repo.
+    pub workspace: Workspace,
     pub started_at: Instant,
 }
 
@@ -72,12 +76,19 @@ impl Gaffer {
             tracing::warn!("{warning}");
         }
         let llm = Arc::new(OllamaLlm::new(settings.llm.clone(), Some(store.clone())));
+        let workspace = Workspace::new(
+            settings.workdir_root.clone(),
+            settings.github.token.clone(),
+            settings.work.git_name.clone(),
+            settings.work.git_email.clone(),
+        );
         Ok(Gaffer {
             settings,
             store,
             registry,
             github,
             llm,
+            workspace,
             started_at: Instant::now(),
         })
     }

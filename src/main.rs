@@ -44,10 +44,35 @@ enum Command {
     /// Check the database, git, the sandbox, Ollama and each role's model, and GitHub
     /// access to each registered repo; exits 1 when something gaffer needs is missing.
     Doctor,
-    /// Scan a repo and decide its next step, saying why.
+    /// Run one role by hand on a repo.
+    #[command(subcommand)]
+    Run(RunCommand),
+    /// Open the deterministic CI bootstrap PR (a preview in observe mode).
+    Bootstrap {
+        /// owner/name (or owner_name).
+        repo: String,
+    },
+    /// Scan a repo and decide its next step, saying why; in pr mode, run that step.
     WorkNext {
         /// owner/name (or owner_name).
         repo: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RunCommand {
+    /// Plan the next task as a PR (the bootstrap task when there is none, or no model).
+    Taskmaster {
+        /// owner/name (or owner_name); optional when one repo is registered.
+        repo: Option<String>,
+    },
+    /// Do the next queued task (or --task) on a branch and open its PR.
+    Developer {
+        /// owner/name (or owner_name); optional when one repo is registered.
+        repo: Option<String>,
+        /// T-NNNN; default: the task work-next picks.
+        #[arg(long)]
+        task: Option<String>,
     },
 }
 
@@ -186,12 +211,43 @@ async fn run(cli: Cli, settings: Settings) -> AppResult<()> {
         }
         Command::WorkNext { repo } => {
             let repo = gaffer.registry.get(&parse_repo_arg(&repo)?).await?;
-            let answer = pipeline::work_next(&gaffer, &repo).await?;
+            let answer = gaffer::roles::work_next(&gaffer, &repo).await?;
             if out.json {
                 out.print_json(&answer);
             } else {
                 println!("{}", answer.decision.reason);
+                if let Some(summary) = answer.outcome.as_ref().and_then(|o| o.get("summary")) {
+                    println!("done: {}", summary.as_str().unwrap_or_default());
+                }
             }
+            Ok(())
+        }
+        Command::Run(command) => {
+            let outcome = match command {
+                RunCommand::Taskmaster { repo } => {
+                    let repo = gaffer::http::pick_repo(&gaffer, repo.as_deref()).await?;
+                    gaffer::roles::taskmaster::run(&gaffer, &repo).await?
+                }
+                RunCommand::Developer { repo, task } => {
+                    let repo = gaffer::http::pick_repo(&gaffer, repo.as_deref()).await?;
+                    let task = match task {
+                        Some(t) => {
+                            Some(gaffer::team::task::TaskId::parse(&t).ok_or_else(|| {
+                                AppError::bad_request(format!("{t:?} is not a task id like T-0003"))
+                            })?)
+                        }
+                        None => None,
+                    };
+                    gaffer::roles::developer::run(&gaffer, &repo, task).await?
+                }
+            };
+            out.outcome(&outcome);
+            Ok(())
+        }
+        Command::Bootstrap { repo } => {
+            let repo = gaffer.registry.get(&parse_repo_arg(&repo)?).await?;
+            let outcome = gaffer::roles::developer::bootstrap(&gaffer, &repo).await?;
+            out.outcome(&outcome);
             Ok(())
         }
     }
@@ -318,6 +374,27 @@ impl Output {
             "{}",
             serde_json::to_string_pretty(value).expect("values printed are plain data")
         );
+    }
+
+    fn outcome(&self, outcome: &gaffer::roles::Outcome) {
+        if self.json {
+            self.print_json(outcome);
+            return;
+        }
+        println!("{}: {}", outcome.role, outcome.summary);
+        if let Some(pr) = &outcome.pr {
+            println!("  PR #{} from {} {}", pr.number, pr.branch, pr.url);
+        }
+        if let Some(checks) = &outcome.checks {
+            println!(
+                "  checks: `{}` {}",
+                checks.command,
+                if checks.passed { "passed" } else { "failed" }
+            );
+        }
+        for file in &outcome.files {
+            println!("  file: {file}");
+        }
     }
 
     fn repo(&self, verb: &str, repo: &Repo) {

@@ -6,6 +6,7 @@ mod health;
 mod openapi;
 mod pipeline;
 mod repos;
+mod run;
 
 use std::net::TcpListener;
 
@@ -18,6 +19,7 @@ use crate::error::{AppError, ErrorKind};
 use crate::Gaffer;
 
 pub use extract::{ApiAuth, RepoKey};
+pub use run::pick_repo;
 
 /// Largest JSON body the management API accepts (webhooks have their own limit).
 const API_JSON_LIMIT: usize = 64 * 1024;
@@ -49,6 +51,8 @@ const ID: &str = "{id:[A-Za-z0-9-]+_[A-Za-z0-9._-]+}";
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health::health))
         .route("/openapi.json", web::get().to(openapi::openapi_json))
+        .route("/run/taskmaster", web::post().to(run::taskmaster))
+        .route("/run/developer", web::post().to(run::developer))
         .service(
             web::resource("/repos")
                 .route(web::get().to(repos::list))
@@ -72,7 +76,8 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             &format!("{base}/next-task"),
             web::get().to(pipeline::next_task),
-        );
+        )
+        .route(&format!("{base}/bootstrap"), web::post().to(run::bootstrap));
     }
     // A single segment that is not an id: a clear 400 rather than a 404.
     cfg.route("/repos/{bad_id}", web::route().to(repos::bad_id));

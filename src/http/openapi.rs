@@ -4,7 +4,7 @@
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
-use super::{health, pipeline, repos};
+use super::{health, pipeline, repos, run};
 use crate::registry;
 
 /// The OpenAPI document for every route in [`super::routes`].
@@ -26,6 +26,9 @@ use crate::registry;
         pipeline::status,
         pipeline::work_next,
         pipeline::next_task,
+        run::taskmaster,
+        run::developer,
+        run::bootstrap,
     ),
     components(schemas(
         registry::Repo,

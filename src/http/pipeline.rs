@@ -36,7 +36,7 @@ pub async fn work_next(
     key: RepoKey,
 ) -> Result<HttpResponse, AppError> {
     let repo = gaffer.registry.get(&key.0).await?;
-    Ok(HttpResponse::Ok().json(pipeline::work_next(&gaffer, &repo).await?))
+    Ok(HttpResponse::Ok().json(crate::roles::work_next(&gaffer, &repo).await?))
 }
 
 #[utoipa::path(get, path = "/repos/{owner}/{name}/next-task", tag = "pipeline",

@@ -8,6 +8,8 @@ use super::{LlmError, LlmResult, Message, Role};
 pub const UNTRUSTED_PREAMBLE: &str = include_str!("prompts/untrusted_data.txt");
 /// The Taskmaster's instructions.
 pub const TASKMASTER_SYSTEM: &str = include_str!("prompts/taskmaster.txt");
+/// The Developer's instructions.
+pub const DEVELOPER_SYSTEM: &str = include_str!("prompts/developer.txt");
 /// The Reviewer's instructions.
 pub const REVIEWER_SYSTEM: &str = include_str!("prompts/reviewer.txt");
 

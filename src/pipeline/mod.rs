@@ -14,7 +14,7 @@ pub use decide::{Decision, Step, TaskPull};
 use crate::error::{AppError, AppResult};
 use crate::forge::{EntryKind, Forge, PullRequest, PullState};
 use crate::registry::{Mode, Repo};
-use crate::store::Event;
+use crate::store::{DeveloperModelStats, Event};
 use crate::team::task::{parse_task, Status, Task, TaskId};
 use crate::team::team_config::{self, TeamConfig};
 use crate::team::{classify_branch, Problem};
@@ -50,6 +50,8 @@ pub struct StatusReport {
     pub last_scan: Value,
     pub next: Value,
     pub recent_events: Vec<Event>,
+    /// Per-model Developer results on this repo: which local model is worth running.
+    pub developer_models: Vec<DeveloperModelStats>,
 }
 
 /// The answer of work-next.
@@ -58,10 +60,11 @@ pub struct WorkNext {
     pub repo: String,
     pub mode: Mode,
     pub decision: Decision,
-    /// Whether a role ran. Roles act only in `pr` mode, once they are built; until then
-    /// work-next reports in every mode.
+    /// Whether a role ran: only in `pr` mode, and only for roles that exist.
     pub acted: bool,
     pub scanned_at: String,
+    /// What the role did, when one ran.
+    pub outcome: Option<Value>,
 }
 
 /// Refuses to work on a disabled repo.
@@ -105,7 +108,7 @@ pub async fn scan(gaffer: &Gaffer, repo: &Repo) -> AppResult<ScanReport> {
     Ok(report)
 }
 
-/// Scans and decides. Acting on the decision arrives with the roles.
+/// Scans and decides, without acting (`observe` mode, or before a role runs).
 pub async fn work_next(gaffer: &Gaffer, repo: &Repo) -> AppResult<WorkNext> {
     let report = scan(gaffer, repo).await?;
     gaffer
@@ -118,6 +121,7 @@ pub async fn work_next(gaffer: &Gaffer, repo: &Repo) -> AppResult<WorkNext> {
         decision: report.next,
         acted: false,
         scanned_at: report.scanned_at,
+        outcome: None,
     })
 }
 
@@ -130,6 +134,7 @@ pub async fn status(gaffer: &Gaffer, repo: &Repo) -> AppResult<StatusReport> {
         next: last_scan.get("next").cloned().unwrap_or(Value::Null),
         last_scan,
         recent_events: gaffer.store.recent_events(&repo.full_name(), 20).await?,
+        developer_models: gaffer.store.developer_stats(&repo.full_name()).await?,
     })
 }
 

@@ -1,10 +1,12 @@
 //! Embedded SQLite (WAL) behind a narrow interface: the rest of gaffer calls methods on
 //! [`Store`], never SQL, so a shared database can back several instances later.
 
+mod developer_runs;
 mod llm_calls;
 mod repos;
 mod scans;
 
+pub use developer_runs::{DeveloperModelStats, DeveloperRun};
 pub use llm_calls::{LlmCall, ModelStats};
 pub use scans::Event;
 

@@ -30,9 +30,10 @@ pub struct CheckRun {
 #[derive(Debug, Clone)]
 pub struct CheckSettings {
     pub timeout: Duration,
-    /// Directories to hide inside the sandbox (gaffer's working and data directories,
-    /// which may hold `.env` or the database).
+    /// Directories to hide inside the sandbox (gaffer's data directory: the database).
     pub hidden_dirs: Vec<PathBuf>,
+    /// Files to mask inside the sandbox (a `.env` holding tokens).
+    pub hidden_files: Vec<PathBuf>,
 }
 
 /// The command to run: `checks.test_command`, else pytest when the clone's Python has it,

@@ -27,30 +27,7 @@ fn llm_for(url: &str, extra: &[(&str, &str)]) -> OllamaLlm {
     OllamaLlm::new(settings.llm, None)
 }
 
-/// An NDJSON stream as Ollama sends it: one chunk per piece, then the final chunk.
-fn ndjson(pieces: &[&str], eval_count: u64) -> String {
-    let mut lines: Vec<String> = pieces
-        .iter()
-        .map(|p| {
-            json!({"model": "tiny:1b", "created_at": "2026-01-01T00:00:00Z",
-                         "message": {"role": "assistant", "content": p}, "done": false})
-            .to_string()
-        })
-        .collect();
-    lines.push(
-        json!({"model": "tiny:1b", "created_at": "2026-01-01T00:00:00Z",
-        "message": {"role": "assistant", "content": ""}, "done": true, "done_reason": "stop",
-        "total_duration": 1_500_000_000u64, "load_duration": 100_000_000u64,
-        "prompt_eval_count": 42, "prompt_eval_duration": 200_000_000u64,
-        "eval_count": eval_count, "eval_duration": 1_000_000_000u64})
-        .to_string(),
-    );
-    lines.join("\n") + "\n"
-}
-
-fn answer(pieces: &[&str], eval_count: u64) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_raw(ndjson(pieces, eval_count), "application/x-ndjson")
-}
+use crate::support::ollama::answer;
 
 fn hello() -> Vec<Message> {
     vec![Message::system("be brief"), Message::user("hello")]

@@ -169,3 +169,51 @@ async fn doctor_lists_present_models_and_the_pull_for_missing_ones() {
     assert!(text.contains("FAIL model:developer"), "{text}");
     assert!(text.contains("ollama pull qwen3-coder:latest"), "{text}");
 }
+
+#[tokio::test]
+async fn a_real_small_model_drives_the_developer_to_a_clean_end() {
+    let Some(url) = harness().await else { return };
+    let fake = crate::support::fake_github::FakeGithub::start().await;
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-target");
+    fake.create_repo("acme/tally", Some(&sample));
+    fake.commit(
+        "acme/tally",
+        "main",
+        &[("tasks/T-0001-json.md", "---\nid: T-0001\ntitle: Add a --json flag\ntype: feature\npriority: P1\ndepends_on: []\nstatus: queued\nacceptance:\n  - tally --json FILE prints the counts as JSON\n---\nAdd a --json flag to src/app.py that prints the counts as a JSON object.\n")],
+        "task",
+    );
+    let api = fake.api_url();
+    let app = app::spawn_app_with(&[
+        ("GITHUB_API_URL", api.as_str()),
+        ("GITHUB_WRITE_GAP_MS", "0"),
+        ("OLLAMA_BASE_URL", url.as_str()),
+        ("LLM_DEVELOPER_MODEL", MODEL),
+        ("LLM_DEVELOPER_NUM_CTX", "4096"),
+        ("LLM_DEVELOPER_TEMPERATURE", "0"),
+        ("DEV_MAX_ATTEMPTS", "1"),
+        ("LLM_REQUEST_TIMEOUT", "300"),
+    ])
+    .await;
+    let body = serde_json::json!({"full_name": "acme/tally", "mode": "pr", "clone_url": fake.clone_url("acme/tally")});
+    assert_eq!(app.post_json("/repos", &body).await.status(), 201);
+    let response = app
+        .client
+        .post(app.url("/run/developer"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let outcome: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{outcome:#}");
+    let action = outcome["action"].as_str().unwrap();
+    assert!(action == "opened_pr" || action == "blocked", "{outcome:#}");
+    assert_eq!(
+        fake.pulls("acme/tally").len(),
+        1,
+        "exactly one PR, whatever the model said"
+    );
+    eprintln!(
+        "the real model's run ended as {action}: {}",
+        outcome["summary"]
+    );
+}

@@ -9,5 +9,6 @@ mod llm_canned;
 mod llm_real;
 mod pipeline;
 mod repos;
+mod roles;
 #[path = "../support/mod.rs"]
 mod support;

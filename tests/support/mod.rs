@@ -5,4 +5,6 @@
 pub mod app;
 pub mod fake_github;
 pub mod git;
+pub mod ollama;
 pub mod replay;
+pub mod roles_fixtures;

@@ -1,0 +1,88 @@
+//! `/run/*` and `/repos/{id}/bootstrap`: run one role by hand on one repo.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::{ApiAuth, RepoKey};
+use crate::error::{AppError, AppResult};
+use crate::registry::{FullName, Mode, Repo};
+use crate::roles::{developer, taskmaster};
+use crate::team::task::TaskId;
+use crate::Gaffer;
+
+/// `?repo=owner/name` (optional when only one repo is registered) and, for the
+/// Developer, `&task=T-0003`.
+#[derive(Deserialize)]
+pub struct RunQuery {
+    pub repo: Option<String>,
+    pub task: Option<String>,
+}
+
+/// The repo a `/run/*` call means: the one named, or the only active one.
+pub async fn pick_repo(gaffer: &Gaffer, named: Option<&str>) -> AppResult<Repo> {
+    if let Some(name) = named {
+        let full = if name.contains('/') {
+            FullName::parse(name)?
+        } else {
+            FullName::from_id(name)?
+        };
+        return gaffer.registry.get(&full).await;
+    }
+    let (repos, _) = gaffer.registry.list().await?;
+    let active: Vec<Repo> = repos
+        .into_iter()
+        .filter(|r| r.mode != Mode::Disabled)
+        .collect();
+    match active.len() {
+        1 => Ok(active.into_iter().next().expect("one repo")),
+        0 => Err(AppError::bad_request(
+            "no repo is registered (and enabled): register one first",
+        )),
+        n => Err(AppError::bad_request(format!(
+            "{n} repos are registered: say which with ?repo=owner/name"
+        ))),
+    }
+}
+
+#[utoipa::path(post, path = "/run/taskmaster", tag = "roles",
+    params(("repo" = Option<String>, Query, description = "owner/name; optional when one repo is registered")),
+    responses((status = 200, description = "what the Taskmaster did"), (status = 400), (status = 401), (status = 404), (status = 409), (status = 503)))]
+pub async fn taskmaster(
+    _auth: ApiAuth,
+    gaffer: web::Data<Gaffer>,
+    query: web::Query<RunQuery>,
+) -> Result<HttpResponse, AppError> {
+    let repo = pick_repo(&gaffer, query.repo.as_deref()).await?;
+    Ok(HttpResponse::Ok().json(taskmaster::run(&gaffer, &repo).await?))
+}
+
+#[utoipa::path(post, path = "/run/developer", tag = "roles",
+    params(("repo" = Option<String>, Query, description = "owner/name; optional when one repo is registered"),
+           ("task" = Option<String>, Query, description = "T-NNNN; default: the task work-next picks")),
+    responses((status = 200, description = "what the Developer did"), (status = 400), (status = 401), (status = 404), (status = 409), (status = 503)))]
+pub async fn developer(
+    _auth: ApiAuth,
+    gaffer: web::Data<Gaffer>,
+    query: web::Query<RunQuery>,
+) -> Result<HttpResponse, AppError> {
+    let repo = pick_repo(&gaffer, query.repo.as_deref()).await?;
+    let task = match &query.task {
+        Some(text) => Some(TaskId::parse(text).ok_or_else(|| {
+            AppError::bad_request(format!("{text:?} is not a task id like T-0003"))
+        })?),
+        None => None,
+    };
+    Ok(HttpResponse::Ok().json(developer::run(&gaffer, &repo, task).await?))
+}
+
+#[utoipa::path(post, path = "/repos/{owner}/{name}/bootstrap", tag = "roles",
+    params(("owner" = String, Path), ("name" = String, Path)),
+    responses((status = 200, description = "the bootstrap PR, or a preview in observe mode"), (status = 401), (status = 404), (status = 409), (status = 503)))]
+pub async fn bootstrap(
+    _auth: ApiAuth,
+    gaffer: web::Data<Gaffer>,
+    key: RepoKey,
+) -> Result<HttpResponse, AppError> {
+    let repo = gaffer.registry.get(&key.0).await?;
+    Ok(HttpResponse::Ok().json(developer::bootstrap(&gaffer, &repo).await?))
+}

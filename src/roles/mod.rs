@@ -1,0 +1,176 @@
+//! The roles: plain async functions over the forge, the model and the workspace, so the
+//! same step runs from the API, the CLI, the poller or a webhook with the same result.
+//! Every step is idempotent: before acting it looks for its branch, PR or marker and
+//! reports what exists instead of making a second one.
+
+pub mod bootstrap;
+pub mod developer;
+pub mod taskmaster;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{AppError, AppResult};
+use crate::forge::{Forge, NewPull, PullRequest, PullState};
+use crate::pipeline::ScanReport;
+use crate::registry::{FullName, Mode, Repo};
+use crate::team::task::TaskId;
+use crate::workspace::checks::CheckRun;
+
+/// What a role run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Opened a new pull request.
+    OpenedPr,
+    /// Found its pull request already there (a repeated or resumed run).
+    ExistingPr,
+    /// Could not do the task; said why in a PR.
+    Blocked,
+    /// Nothing to do, with the reason.
+    Nothing,
+    /// `observe` mode or `dry_run`: what would have been done.
+    Preview,
+}
+
+/// The pull request a role opened or found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PrRef {
+    pub number: u64,
+    pub branch: String,
+    pub url: String,
+}
+
+impl From<&PullRequest> for PrRef {
+    fn from(p: &PullRequest) -> Self {
+        PrRef {
+            number: p.number,
+            branch: p.head_ref.clone(),
+            url: p.html_url.clone(),
+        }
+    }
+}
+
+/// The result of one role run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub role: &'static str,
+    pub repo: String,
+    pub action: Action,
+    pub summary: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task: Option<TaskId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pr: Option<PrRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks: Option<CheckRun>,
+    /// Files written or planned (for previews and PRs).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub detail: Value,
+}
+
+impl Outcome {
+    pub fn new(
+        role: &'static str,
+        repo: &Repo,
+        action: Action,
+        summary: impl Into<String>,
+    ) -> Outcome {
+        Outcome {
+            role,
+            repo: repo.full_name.clone(),
+            action,
+            summary: summary.into(),
+            task: None,
+            pr: None,
+            checks: None,
+            files: Vec::new(),
+            detail: Value::Null,
+        }
+    }
+}
+
+/// `work-next`: decide, and in `pr` mode run the chosen role.
+pub async fn work_next(
+    gaffer: &crate::Gaffer,
+    repo: &Repo,
+) -> AppResult<crate::pipeline::WorkNext> {
+    let mut answer = crate::pipeline::work_next(gaffer, repo).await?;
+    if repo.mode != Mode::Pr {
+        return Ok(answer);
+    }
+    let outcome = match &answer.decision.step {
+        crate::pipeline::Step::Taskmaster => Some(taskmaster::run(gaffer, repo).await?),
+        crate::pipeline::Step::Developer { task } => {
+            Some(developer::run(gaffer, repo, Some(task.clone())).await?)
+        }
+        crate::pipeline::Step::Integrator { .. } | crate::pipeline::Step::Nothing => None,
+    };
+    if let Some(outcome) = outcome {
+        answer.acted = !matches!(outcome.action, Action::Nothing);
+        answer.outcome =
+            Some(serde_json::to_value(&outcome).map_err(|e| AppError::internal(e.to_string()))?);
+    }
+    Ok(answer)
+}
+
+/// The hidden marker on every PR and comment gaffer writes, so a later run can find it.
+pub fn marker(task: &TaskId, role: &str) -> String {
+    format!("<!-- gaffer:task={task} role={role} -->")
+}
+
+/// Roles act only in `pr` mode.
+pub fn ensure_pr_mode(repo: &Repo) -> AppResult<()> {
+    match repo.mode {
+        Mode::Pr => Ok(()),
+        Mode::Observe => Err(AppError::conflict(format!(
+            "repo {} is in observe mode: gaffer only reports there (set its mode to pr to let it open PRs)",
+            repo.full_name
+        ))),
+        Mode::Disabled => Err(AppError::conflict(format!("repo {} is disabled", repo.full_name))),
+    }
+}
+
+/// The open PR from `branch`, if any.
+pub async fn open_pr_for(
+    forge: &dyn Forge,
+    repo: &FullName,
+    branch: &str,
+) -> AppResult<Option<PullRequest>> {
+    Ok(forge
+        .list_pulls(repo, PullState::Open)
+        .await?
+        .into_iter()
+        .find(|p| p.head_ref == branch))
+}
+
+/// Opens a PR, or finds the one GitHub says already exists for that head.
+pub async fn open_or_find_pr(
+    forge: &dyn Forge,
+    repo: &FullName,
+    pull: &NewPull,
+) -> AppResult<(PullRequest, bool)> {
+    match forge.create_pull(repo, pull).await {
+        Ok(created) => Ok((created, true)),
+        Err(e) if e.is_pull_already_exists() => match open_pr_for(forge, repo, &pull.head).await? {
+            Some(existing) => Ok((existing, false)),
+            None => Err(e.into()),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Task ids in use in a scan: valid tasks and any file named like a task.
+pub fn ids_in_use(report: &ScanReport) -> Vec<TaskId> {
+    let mut ids: Vec<TaskId> = report.tasks.iter().map(|t| t.id.clone()).collect();
+    ids.extend(
+        report
+            .problems
+            .iter()
+            .filter_map(|p| p.file.rsplit('/').next().and_then(TaskId::prefix_of)),
+    );
+    ids.extend(report.open_task_prs.iter().map(|p| p.task.clone()));
+    ids
+}

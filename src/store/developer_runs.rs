@@ -1,0 +1,85 @@
+//! One row per Developer run, and per-model totals for `/repos/{owner}/{name}/status`.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::Store;
+use crate::error::AppResult;
+use crate::registry::FullName;
+
+/// What one Developer run did with its model.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DeveloperRun {
+    pub task: String,
+    pub model: String,
+    pub attempts: u32,
+    pub well_formed: u32,
+    pub malformed: u32,
+    pub applied_first_try: bool,
+    pub lazy_placeholders: u32,
+    pub outcome: String,
+}
+
+/// Per-model totals over a repo's Developer runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeveloperModelStats {
+    pub model: String,
+    pub runs: i64,
+    pub prs: i64,
+    pub blocked: i64,
+    pub well_formed_replies: i64,
+    pub malformed_replies: i64,
+    pub applied_first_try: i64,
+    /// Attempts beyond the first, summed.
+    pub retries: i64,
+    pub lazy_placeholders: i64,
+}
+
+impl Store {
+    pub async fn record_developer_run(&self, repo: &FullName, run: &DeveloperRun) -> AppResult<()> {
+        sqlx::query(
+            "INSERT INTO developer_runs (repo, task, model, attempts, well_formed, malformed,
+                 applied_first_try, lazy_placeholders, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(repo.to_string().to_ascii_lowercase())
+        .bind(&run.task)
+        .bind(&run.model)
+        .bind(run.attempts)
+        .bind(run.well_formed)
+        .bind(run.malformed)
+        .bind(run.applied_first_try)
+        .bind(run.lazy_placeholders)
+        .bind(&run.outcome)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn developer_stats(&self, repo: &FullName) -> AppResult<Vec<DeveloperModelStats>> {
+        let rows = sqlx::query(
+            "SELECT model, COUNT(*) AS runs, SUM(outcome = 'pr') AS prs, SUM(outcome = 'blocked') AS blocked,
+                    SUM(well_formed) AS well_formed, SUM(malformed) AS malformed,
+                    SUM(applied_first_try) AS first_try, SUM(attempts - 1) AS retries,
+                    SUM(lazy_placeholders) AS lazy
+             FROM developer_runs WHERE repo = ? GROUP BY model ORDER BY model",
+        )
+        .bind(repo.to_string().to_ascii_lowercase())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeveloperModelStats {
+                    model: r.try_get("model")?,
+                    runs: r.try_get("runs")?,
+                    prs: r.try_get("prs")?,
+                    blocked: r.try_get("blocked")?,
+                    well_formed_replies: r.try_get("well_formed")?,
+                    malformed_replies: r.try_get("malformed")?,
+                    applied_first_try: r.try_get("first_try")?,
+                    retries: r.try_get("retries")?,
+                    lazy_placeholders: r.try_get("lazy")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,441 @@
+//! Taskmaster and Developer end to end against the fake GitHub (bare git repos), seeded
+//! from sample-target/: the bootstrap flow with no model, idempotency, resume after a
+//! crash, scripted model edits (good, garbage, out-of-bounds), observe-mode previews.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::support::app::{assert_error, spawn_app_with, TestApp};
+use crate::support::fake_github::FakeGithub;
+use crate::support::git::{branch_sha, show_file};
+use crate::support::ollama;
+
+const REPO: &str = "acme/tally";
+const NO_MODELS: [(&str, &str); 5] = [
+    ("LLM_PLANNER_MODEL", "none"),
+    ("LLM_TASKMASTER_MODEL", "none"),
+    ("LLM_DEVELOPER_MODEL", "none"),
+    ("LLM_REVIEWER_MODEL", "none"),
+    ("LLM_INTEGRATOR_MODEL", "none"),
+];
+const BOOT_BRANCH: &str = "feature/T-0001-initialize-basic-ci-for-python";
+const BOOT_TASK: &str = "tasks/T-0001-initialize-basic-ci-for-python.md";
+
+fn sample() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-target")
+}
+
+async fn setup(mode: &str, seed: Option<&Path>, extra: &[(&str, &str)]) -> (FakeGithub, TestApp) {
+    let fake = FakeGithub::start().await;
+    fake.create_repo(REPO, seed);
+    let api = fake.api_url();
+    let mut vars: Vec<(&str, &str)> = vec![
+        ("GITHUB_API_URL", api.as_str()),
+        ("GITHUB_WRITE_GAP_MS", "0"),
+    ];
+    vars.extend(NO_MODELS);
+    vars.extend(extra);
+    let app = spawn_app_with(&vars).await;
+    let body = json!({"full_name": REPO, "mode": mode, "clone_url": fake.clone_url(REPO)});
+    assert_eq!(app.post_json("/repos", &body).await.status(), 201);
+    (fake, app)
+}
+
+async fn post(app: &TestApp, path: &str) -> Value {
+    let response = app.client.post(app.url(path)).send().await.unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{path}: {body:#}");
+    body
+}
+
+fn task_text(id: &str, title: &str) -> String {
+    format!("---\nid: {id}\ntitle: {title}\ntype: feature\npriority: P1\ndepends_on: []\nstatus: queued\nacceptance:\n  - tally --json prints JSON\n---\n# {title}\n")
+}
+
+#[tokio::test]
+async fn the_bootstrap_flow_needs_no_model_and_never_duplicates() {
+    let (fake, app) = setup("pr", Some(&sample()), &[]).await;
+    let bare = fake.bare_path(REPO);
+
+    // 1. No task yet: the Taskmaster proposes the bootstrap task as a PR.
+    let first = post(&app, "/repos/acme/tally/work-next").await;
+    assert_eq!(first["decision"]["role"], "taskmaster");
+    assert_eq!(first["acted"], true);
+    assert_eq!(first["outcome"]["action"], "opened_pr", "{first:#}");
+    let plan = &fake.pulls(REPO)[0];
+    assert_eq!(
+        plan["head"]["ref"],
+        "feature/plan-T-0001-initialize-basic-ci-for-python"
+    );
+    assert!(plan["body"]
+        .as_str()
+        .unwrap()
+        .contains("<!-- gaffer:task=T-0001 role=taskmaster -->"));
+    let planned = show_file(
+        &bare,
+        "feature/plan-T-0001-initialize-basic-ci-for-python",
+        BOOT_TASK,
+    )
+    .unwrap();
+    assert!(
+        planned.contains("status: queued") && planned.contains("Initialize basic CI for Python")
+    );
+    assert!(
+        show_file(&bare, "main", BOOT_TASK).is_none(),
+        "nothing committed to main"
+    );
+
+    // 2. Asking again changes nothing while the plan waits for a human.
+    let again = post(&app, "/repos/acme/tally/work-next").await;
+    assert_eq!(again["acted"], false);
+    assert!(again["decision"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("waits for merge in PR #1"));
+    let rerun = post(&app, "/run/taskmaster").await;
+    assert_eq!(rerun["action"], "existing_pr");
+    assert_eq!(fake.pulls(REPO).len(), 1);
+
+    // 3. The human merges; the Developer does the bootstrap deterministically.
+    fake.merge(REPO, 1).unwrap();
+    let main_before = branch_sha(&bare, "main").unwrap();
+    let dev = post(&app, "/repos/acme_tally/work-next").await;
+    assert_eq!(dev["decision"]["role"], "developer", "{dev:#}");
+    let outcome = &dev["outcome"];
+    assert_eq!(outcome["action"], "opened_pr", "{outcome:#}");
+    assert_eq!(outcome["checks"]["passed"], true, "{outcome:#}");
+    assert_eq!(outcome["pr"]["branch"], BOOT_BRANCH);
+    let pr = fake
+        .pulls(REPO)
+        .into_iter()
+        .find(|p| p["head"]["ref"] == BOOT_BRANCH)
+        .unwrap();
+    let body = pr["body"].as_str().unwrap();
+    assert!(body.contains("<!-- gaffer:task=T-0001 role=developer -->"));
+    assert!(
+        body.contains("- [ ] A GitHub Actions workflow runs the tests"),
+        "{body}"
+    );
+    assert!(body.contains("passed"), "{body}");
+    let flipped = show_file(&bare, BOOT_BRANCH, BOOT_TASK).unwrap();
+    assert!(flipped.contains("status: in_review"), "{flipped}");
+    assert_eq!(
+        branch_sha(&bare, "main").unwrap(),
+        main_before,
+        "main is never pushed"
+    );
+
+    // 4. Again: the PR exists, nothing new.
+    let repeat = post(&app, "/run/developer?repo=acme/tally&task=T-0001").await;
+    assert_eq!(repeat["action"], "existing_pr");
+    assert_eq!(fake.pulls(REPO).len(), 2);
+    let status: Value = app
+        .get("/repos/acme/tally/status")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["developer_models"][0]["model"], "builtin");
+    assert_eq!(status["developer_models"][0]["prs"], 1);
+}
+
+#[tokio::test]
+async fn bootstrap_adds_ci_and_a_smoke_test_to_a_bare_repo() {
+    let (fake, app) = setup("pr", None, &[]).await;
+    let outcome = post(&app, "/repos/acme/tally/bootstrap").await;
+    assert_eq!(outcome["action"], "opened_pr", "{outcome:#}");
+    let files: Vec<&str> = outcome["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        files,
+        [
+            ".github/workflows/ci.yml",
+            "tests/test_smoke.py",
+            "tests/__init__.py"
+        ]
+    );
+    assert_eq!(outcome["checks"]["passed"], true, "{outcome:#}");
+    let bare = fake.bare_path(REPO);
+    assert!(show_file(&bare, BOOT_BRANCH, ".github/workflows/ci.yml")
+        .unwrap()
+        .contains("unittest"));
+    assert!(show_file(&bare, BOOT_BRANCH, BOOT_TASK)
+        .unwrap()
+        .contains("status: in_review"));
+    // A second bootstrap (or a Taskmaster run) finds the PR instead of making another.
+    let again = post(&app, "/repos/acme/tally/bootstrap").await;
+    assert_eq!(again["action"], "existing_pr", "{again:#}");
+    let planned = post(&app, "/run/taskmaster").await;
+    assert_ne!(planned["action"], "opened_pr", "{planned:#}");
+    assert_eq!(fake.pulls(REPO).len(), 1);
+}
+
+#[tokio::test]
+async fn observe_mode_previews_and_changes_nothing() {
+    let (fake, app) = setup("observe", None, &[]).await;
+    let preview = post(&app, "/repos/acme/tally/bootstrap").await;
+    assert_eq!(preview["action"], "preview");
+    assert!(preview["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f == ".github/workflows/ci.yml"));
+    let work = post(&app, "/repos/acme/tally/work-next").await;
+    assert_eq!(work["acted"], false);
+    assert!(fake.pulls(REPO).is_empty());
+    assert!(
+        branch_sha(&fake.bare_path(REPO), BOOT_BRANCH).is_none(),
+        "nothing pushed"
+    );
+    let dev = post(&app, "/run/developer").await;
+    assert_ne!(dev["action"], "opened_pr");
+    assert!(fake.pulls(REPO).is_empty());
+}
+
+#[tokio::test]
+async fn a_crash_after_the_push_is_finished_by_the_next_run() {
+    let (fake, app) = setup("pr", Some(&sample()), &[]).await;
+    let bare = fake.bare_path(REPO);
+    fake.commit(
+        REPO,
+        "main",
+        &[(
+            BOOT_TASK,
+            &crate::support::roles_fixtures::bootstrap_task("queued"),
+        )],
+        "plan merged",
+    );
+    // The previous run pushed its branch, task already in_review, then died before the PR.
+    let main = branch_sha(&bare, "main").unwrap();
+    crate::support::git::git(
+        &bare,
+        &["update-ref", &format!("refs/heads/{BOOT_BRANCH}"), &main],
+    )
+    .unwrap();
+    fake.commit(
+        REPO,
+        BOOT_BRANCH,
+        &[(
+            BOOT_TASK,
+            &crate::support::roles_fixtures::bootstrap_task("in_review"),
+        )],
+        "pushed",
+    );
+    let pushed = branch_sha(&bare, BOOT_BRANCH).unwrap();
+    let outcome = post(&app, "/run/developer").await;
+    assert_eq!(outcome["action"], "opened_pr", "{outcome:#}");
+    assert!(outcome["summary"].as_str().unwrap().contains("resumed"));
+    assert_eq!(
+        branch_sha(&bare, BOOT_BRANCH).unwrap(),
+        pushed,
+        "the pushed work was kept as is"
+    );
+    assert_eq!(fake.pulls(REPO).len(), 1);
+}
+
+async fn model_setup(reply: &str) -> (FakeGithub, TestApp, wiremock::MockServer) {
+    let model = ollama::always(reply).await;
+    let uri = model.uri();
+    let (fake, app) = setup(
+        "pr",
+        Some(&sample()),
+        &[
+            ("OLLAMA_BASE_URL", uri.as_str()),
+            ("LLM_DEVELOPER_MODEL", "tiny:1b"),
+            ("DEV_MAX_ATTEMPTS", "2"),
+        ],
+    )
+    .await;
+    fake.commit(
+        REPO,
+        "main",
+        &[(
+            "tasks/T-0001-json.md",
+            &task_text("T-0001", "Add a --json flag"),
+        )],
+        "task",
+    );
+    (fake, app, model)
+}
+
+#[tokio::test]
+async fn a_good_model_edit_becomes_a_pr_with_passing_checks() {
+    let reply = "I'll add the flag.\n\nsrc/app.py\n```python\n<<<<<<< SEARCH\n    parser.add_argument(\"--version\", action=\"version\", version=f\"tally {__version__}\")\n=======\n    parser.add_argument(\"--version\", action=\"version\", version=f\"tally {__version__}\")\n    parser.add_argument(\"--json\", action=\"store_true\", help=\"print JSON\")\n>>>>>>> REPLACE\n```\n\ntests/test_json.py\n<<<<<<< SEARCH\n=======\nimport sys\nimport unittest\nfrom pathlib import Path\n\nsys.path.insert(0, str(Path(__file__).resolve().parents[1]))\n\nfrom src.app import build_parser  # noqa: E402\n\n\nclass JsonFlagTest(unittest.TestCase):\n    def test_flag_parses(self):\n        self.assertTrue(build_parser().parse_args([\"--json\"]).json)\n>>>>>>> REPLACE\n";
+    let (fake, app, _model) = model_setup(reply).await;
+    let outcome = post(&app, "/run/developer").await;
+    assert_eq!(outcome["action"], "opened_pr", "{outcome:#}");
+    assert_eq!(outcome["checks"]["passed"], true, "{outcome:#}");
+    assert_eq!(outcome["detail"]["stats"]["applied_first_try"], true);
+    let bare = fake.bare_path(REPO);
+    let branch = "feature/T-0001-add-a-json-flag";
+    assert!(show_file(&bare, branch, "src/app.py")
+        .unwrap()
+        .contains("--json"));
+    assert!(show_file(&bare, branch, "tests/test_json.py").is_some());
+    assert!(show_file(&bare, branch, "tasks/T-0001-json.md")
+        .unwrap()
+        .contains("status: in_review"));
+}
+
+#[tokio::test]
+async fn model_garbage_ends_in_a_clear_blocked_pr() {
+    let (fake, app, model) = model_setup("I am not sure what you mean. Could you clarify?").await;
+    let outcome = post(&app, "/run/developer").await;
+    assert_eq!(outcome["action"], "blocked", "{outcome:#}");
+    let bare = fake.bare_path(REPO);
+    let branch = "feature/T-0001-add-a-json-flag";
+    let task = show_file(&bare, branch, "tasks/T-0001-json.md").unwrap();
+    assert!(task.contains("status: blocked"), "{task}");
+    assert_eq!(
+        show_file(&bare, branch, "src/app.py"),
+        show_file(&bare, "main", "src/app.py"),
+        "nothing half-done"
+    );
+    let pr = &fake.pulls(REPO)[0];
+    assert!(pr["title"].as_str().unwrap().contains("blocked"));
+    assert!(
+        pr["body"]
+            .as_str()
+            .unwrap()
+            .contains("no SEARCH/REPLACE block"),
+        "{}",
+        pr["body"]
+    );
+    // The second attempt was told exactly what was wrong.
+    let asks = ollama::last_user_messages(&model).await;
+    assert_eq!(asks.len(), 2);
+    assert!(asks[1].contains("had no usable edits"), "{}", asks[1]);
+    let status: Value = app
+        .get("/repos/acme/tally/status")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let stats = &status["developer_models"][0];
+    assert_eq!(
+        (
+            stats["model"].as_str(),
+            stats["malformed_replies"].as_i64(),
+            stats["blocked"].as_i64()
+        ),
+        (Some("tiny:1b"), Some(2), Some(1))
+    );
+    // Running again does not open a second PR.
+    assert_eq!(
+        post(&app, "/run/developer?task=T-0001").await["action"],
+        "existing_pr"
+    );
+    assert_eq!(fake.pulls(REPO).len(), 1);
+}
+
+#[tokio::test]
+async fn protected_paths_and_traversal_are_refused_and_fed_back() {
+    let reply = ".github/workflows/ci.yml\n<<<<<<< SEARCH\n=======\nname: owned\n>>>>>>> REPLACE\n\n../../outside.py\n<<<<<<< SEARCH\n=======\nprint('escaped')\n>>>>>>> REPLACE\n";
+    let (fake, app, model) = model_setup(reply).await;
+    let outcome = post(&app, "/run/developer").await;
+    assert_eq!(outcome["action"], "blocked", "{outcome:#}");
+    let asks = ollama::last_user_messages(&model).await;
+    assert!(
+        asks[1].contains("protected by .llm-team.yml"),
+        "{}",
+        asks[1]
+    );
+    assert!(asks[1].contains("`..` is not allowed"), "{}", asks[1]);
+    let bare = fake.bare_path(REPO);
+    let branch = "feature/T-0001-add-a-json-flag";
+    assert_eq!(
+        show_file(&bare, branch, ".github/workflows/ci.yml"),
+        show_file(&bare, "main", ".github/workflows/ci.yml")
+    );
+}
+
+#[tokio::test]
+async fn run_needs_a_repo_when_several_are_registered() {
+    let (_fake, app) = setup("pr", None, &[]).await;
+    app.post_json("/repos", &json!({"full_name": "acme/other"}))
+        .await;
+    let message = assert_error(
+        app.client
+            .post(app.url("/run/taskmaster"))
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    assert!(message.contains("?repo=owner/name"), "{message}");
+    assert_error(
+        app.client
+            .post(app.url("/run/developer?repo=acme/tally&task=T-1"))
+            .send()
+            .await
+            .unwrap(),
+        400,
+    )
+    .await;
+    let observe = app
+        .client
+        .post(app.url("/run/developer?repo=acme/other"))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(observe.status(), 200);
+}
+
+#[tokio::test]
+async fn with_a_model_the_taskmaster_plans_from_the_prd() {
+    let plan = json!({"title": "Add a --json flag", "type": "feature", "priority": "P1",
+        "depends_on": ["T-0001", "T-0099"], "acceptance": ["tally --json prints JSON", "tests cover it"],
+        "body": "See PRD item 2."}).to_string();
+    let model = ollama::always(&plan).await;
+    let uri = model.uri();
+    let (fake, app) = setup(
+        "pr",
+        Some(&sample()),
+        &[
+            ("OLLAMA_BASE_URL", uri.as_str()),
+            ("LLM_TASKMASTER_MODEL", "tiny:1b"),
+        ],
+    )
+    .await;
+    fake.commit(
+        REPO,
+        "main",
+        &[(
+            BOOT_TASK,
+            &crate::support::roles_fixtures::bootstrap_task("done"),
+        )],
+        "bootstrapped",
+    );
+    let outcome = post(&app, "/run/taskmaster").await;
+    assert_eq!(outcome["action"], "opened_pr", "{outcome:#}");
+    assert_eq!(outcome["task"], "T-0002");
+    let text = show_file(
+        &fake.bare_path(REPO),
+        "feature/plan-T-0002-add-a-json-flag",
+        "tasks/T-0002-add-a-json-flag.md",
+    )
+    .unwrap();
+    assert!(
+        text.contains("title: \"Add a --json flag\"") && text.contains("status: queued"),
+        "{text}"
+    );
+    assert!(
+        text.contains("depends_on: [T-0001]"),
+        "unknown dependencies are dropped: {text}"
+    );
+    // The PRD went to the model fenced as data.
+    let asks = ollama::last_user_messages(&model).await;
+    assert!(
+        asks[0].contains("<<<DATA name=\"Product requirements (docs/PRD.md)\">>>"),
+        "{}",
+        asks[0]
+    );
+    assert!(asks[0].contains("tally: product requirements"));
+}

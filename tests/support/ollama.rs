@@ -1,0 +1,61 @@
+//! A scripted Ollama (wiremock) for tests that need exact model answers.
+
+use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// An NDJSON stream as Ollama sends it: one chunk per piece, then the final chunk.
+pub fn ndjson(pieces: &[&str], eval_count: u64) -> String {
+    let mut lines: Vec<String> = pieces
+        .iter()
+        .map(|p| {
+            json!({"model": "tiny:1b", "created_at": "2026-01-01T00:00:00Z",
+                   "message": {"role": "assistant", "content": p}, "done": false})
+            .to_string()
+        })
+        .collect();
+    lines.push(
+        json!({"model": "tiny:1b", "created_at": "2026-01-01T00:00:00Z",
+            "message": {"role": "assistant", "content": ""}, "done": true, "done_reason": "stop",
+            "total_duration": 1_500_000_000u64, "load_duration": 100_000_000u64,
+            "prompt_eval_count": 42, "prompt_eval_duration": 200_000_000u64,
+            "eval_count": eval_count, "eval_duration": 1_000_000_000u64})
+        .to_string(),
+    );
+    lines.join("\n") + "\n"
+}
+
+/// A chat answer made of `pieces`.
+pub fn answer(pieces: &[&str], eval_count: u64) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_raw(ndjson(pieces, eval_count), "application/x-ndjson")
+}
+
+/// A model server that answers every chat with `text`.
+pub async fn always(text: &str) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/chat"))
+        .respond_with(answer(&[text], 10))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// The text of the last user message of each chat request the server received.
+pub async fn last_user_messages(server: &MockServer) -> Vec<String> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| r.body_json::<serde_json::Value>().ok())
+        .map(|body| {
+            body["messages"]
+                .as_array()
+                .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+                .and_then(|m| m["content"].as_str())
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
