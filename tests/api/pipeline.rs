@@ -124,7 +124,7 @@ async fn tasks_problems_and_the_next_step() {
 
 #[tokio::test]
 async fn work_next_status_and_the_listing_remember_the_scan() {
-    let (fake, app) = setup("pr").await;
+    let (fake, app) = setup("observe").await;
     fake.commit(
         REPO,
         "main",
