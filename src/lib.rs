@@ -6,6 +6,7 @@
 //! serves them over HTTP.
 
 pub mod config;
+pub mod demo;
 pub mod doctor;
 pub mod error;
 pub mod forge;
@@ -97,6 +98,10 @@ impl Gaffer {
     pub fn forge(&self, repo: &Repo) -> Arc<dyn Forge> {
         match repo.forge {
             ForgeKind::Github => Arc::new(self.github.clone()),
+            ForgeKind::Local => Arc::new(crate::forge::local::LocalForge::new(
+                self.store.clone(),
+                crate::forge::local::origin_path(&repo.clone_url),
+            )),
         }
     }
 }

@@ -28,6 +28,13 @@ struct Cli {
 enum Command {
     /// Start the HTTP API (GAFFER_BIND, default 127.0.0.1:8000).
     Serve,
+    /// Run the whole loop on a copy of the example repo, on a local forge: no GitHub
+    /// token or Ollama needed.
+    Demo {
+        /// Where to put the demo's origin, clone and database (default: a new temp dir).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
     /// Manage the registry of repos gaffer works on.
     #[command(subcommand)]
     Repos(ReposCommand),
@@ -73,6 +80,20 @@ enum RunCommand {
         /// T-NNNN; default: the task work-next picks.
         #[arg(long)]
         task: Option<String>,
+    },
+    /// Review open task PRs whose head was not reviewed yet (or --pr N).
+    Reviewer {
+        /// owner/name (or owner_name); optional when one repo is registered.
+        repo: Option<String>,
+        #[arg(long)]
+        pr: Option<u64>,
+    },
+    /// Open the PR moving a merged task to done (or --pr N, a merged task PR).
+    Integrator {
+        /// owner/name (or owner_name); optional when one repo is registered.
+        repo: Option<String>,
+        #[arg(long)]
+        pr: Option<u64>,
     },
 }
 
@@ -140,10 +161,14 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli, settings: Settings) -> AppResult<()> {
+    if let Command::Demo { dir } = cli.command {
+        return gaffer::demo::run(settings, dir).await;
+    }
     let gaffer = Gaffer::open(settings).await?;
     let out = Output { json: cli.json };
     match cli.command {
         Command::Serve => serve(gaffer).await,
+        Command::Demo { .. } => unreachable!("handled before opening the data dir"),
         Command::Repos(command) => repos(&gaffer, command, &out).await,
         Command::Doctor => {
             let report = gaffer::doctor::run(&gaffer, true).await;
@@ -239,6 +264,36 @@ async fn run(cli: Cli, settings: Settings) -> AppResult<()> {
                         None => None,
                     };
                     gaffer::roles::developer::run(&gaffer, &repo, task).await?
+                }
+                RunCommand::Reviewer { repo, pr } => {
+                    let repo = gaffer::http::pick_repo(&gaffer, repo.as_deref()).await?;
+                    gaffer::roles::ensure_active(&repo)?;
+                    let outcomes = match pr {
+                        Some(pr) => {
+                            vec![gaffer::roles::reviewer::review(&gaffer, &repo, pr).await?]
+                        }
+                        None => gaffer::roles::reviewer::review_open(&gaffer, &repo).await?,
+                    };
+                    if outcomes.is_empty() && !out.json {
+                        println!("reviewer: no open task PR with an unreviewed head");
+                    }
+                    if out.json {
+                        out.print_json(&outcomes);
+                    } else {
+                        outcomes.iter().for_each(|o| out.outcome(o));
+                    }
+                    return Ok(());
+                }
+                RunCommand::Integrator { repo, pr } => {
+                    let repo = gaffer::http::pick_repo(&gaffer, repo.as_deref()).await?;
+                    match pr {
+                        Some(pr) => {
+                            gaffer::roles::integrator::integrate(&gaffer, &repo, pr).await?
+                        }
+                        None => {
+                            gaffer::roles::integrator::integrate_pending(&gaffer, &repo).await?
+                        }
+                    }
                 }
             };
             out.outcome(&outcome);

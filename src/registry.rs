@@ -64,12 +64,15 @@ impl fmt::Display for Mode {
 pub enum ForgeKind {
     /// github.com or GitHub Enterprise Server, through the REST API.
     Github,
+    /// A bare git repository on disk (`file://` clone URL), PRs kept in gaffer's database.
+    Local,
 }
 
 impl ForgeKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ForgeKind::Github => "github",
+            ForgeKind::Local => "local",
         }
     }
 }
@@ -80,10 +83,11 @@ impl FromStr for ForgeKind {
     fn from_str(s: &str) -> AppResult<ForgeKind> {
         match s {
             "github" => Ok(ForgeKind::Github),
+            "local" => Ok(ForgeKind::Local),
             other => Err(AppError::bad_request(format!(
-                "unknown forge {other:?}: expected github"
+                "unknown forge {other:?}: expected github or local"
             ))
-            .with_detail(json!({"field": "forge", "allowed": ["github"]}))),
+            .with_detail(json!({"field": "forge", "allowed": ["github", "local"]}))),
         }
     }
 }
@@ -406,6 +410,9 @@ impl Registry {
                 Some(url) => checked_clone_url(url)?,
                 None => format!("{}/{}.git", self.defaults.git_url, full_name),
             };
+            if forge == ForgeKind::Local {
+                check_local_origin(&clone_url)?;
+            }
             let overrides = request.overrides.unwrap_or_default();
             overrides.validate()?;
             let row = NewRepoRow {
@@ -522,6 +529,20 @@ fn checked_branch(branch: String) -> AppResult<String> {
             "invalid default_branch {branch:?}: expected a git branch name such as main"
         ))
         .with_detail(json!({"field": "default_branch"})))
+    }
+}
+
+/// A `local` repo's clone URL must name an existing bare git repository on disk.
+fn check_local_origin(clone_url: &str) -> AppResult<()> {
+    let path = crate::forge::local::origin_path(clone_url);
+    let bare = path.join("HEAD").is_file() && path.join("objects").is_dir();
+    if path.is_absolute() && bare {
+        Ok(())
+    } else {
+        Err(AppError::bad_request(format!(
+            "invalid clone_url for forge local: {clone_url} is not an absolute path (or file:// URL) to a bare git repository"
+        ))
+        .with_detail(json!({"field": "clone_url"})))
     }
 }
 

@@ -3,6 +3,7 @@
 //! GitHub, the fake GitHub in tests, or a repo on disk.
 
 pub mod github;
+pub mod local;
 
 use std::fmt;
 

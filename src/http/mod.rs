@@ -53,6 +53,8 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/openapi.json", web::get().to(openapi::openapi_json))
         .route("/run/taskmaster", web::post().to(run::taskmaster))
         .route("/run/developer", web::post().to(run::developer))
+        .route("/run/reviewer", web::post().to(run::reviewer))
+        .route("/run/integrator", web::post().to(run::integrator))
         .service(
             web::resource("/repos")
                 .route(web::get().to(repos::list))

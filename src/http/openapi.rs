@@ -28,6 +28,8 @@ use crate::registry;
         pipeline::next_task,
         run::taskmaster,
         run::developer,
+        run::reviewer,
+        run::integrator,
         run::bootstrap,
     ),
     components(schemas(

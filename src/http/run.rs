@@ -6,7 +6,7 @@ use serde::Deserialize;
 use super::{ApiAuth, RepoKey};
 use crate::error::{AppError, AppResult};
 use crate::registry::{FullName, Mode, Repo};
-use crate::roles::{developer, taskmaster};
+use crate::roles::{developer, integrator, reviewer, taskmaster};
 use crate::team::task::TaskId;
 use crate::Gaffer;
 
@@ -16,6 +16,8 @@ use crate::Gaffer;
 pub struct RunQuery {
     pub repo: Option<String>,
     pub task: Option<String>,
+    /// For the Reviewer and the Integrator: one PR number.
+    pub pr: Option<u64>,
 }
 
 /// The repo a `/run/*` call means: the one named, or the only active one.
@@ -73,6 +75,41 @@ pub async fn developer(
         None => None,
     };
     Ok(HttpResponse::Ok().json(developer::run(&gaffer, &repo, task).await?))
+}
+
+#[utoipa::path(post, path = "/run/reviewer", tag = "roles",
+    params(("repo" = Option<String>, Query, description = "owner/name; optional when one repo is registered"),
+           ("pr" = Option<u64>, Query, description = "one PR; default: every open task PR with an unreviewed head")),
+    responses((status = 200, description = "one outcome per PR looked at"), (status = 400), (status = 401), (status = 404), (status = 409), (status = 503)))]
+pub async fn reviewer(
+    _auth: ApiAuth,
+    gaffer: web::Data<Gaffer>,
+    query: web::Query<RunQuery>,
+) -> Result<HttpResponse, AppError> {
+    let repo = pick_repo(&gaffer, query.repo.as_deref()).await?;
+    crate::roles::ensure_active(&repo)?;
+    let outcomes = match query.pr {
+        Some(pr) => vec![reviewer::review(&gaffer, &repo, pr).await?],
+        None => reviewer::review_open(&gaffer, &repo).await?,
+    };
+    Ok(HttpResponse::Ok().json(outcomes))
+}
+
+#[utoipa::path(post, path = "/run/integrator", tag = "roles",
+    params(("repo" = Option<String>, Query, description = "owner/name; optional when one repo is registered"),
+           ("pr" = Option<u64>, Query, description = "a merged task PR; default: what work-next finds merged")),
+    responses((status = 200, description = "what the Integrator did"), (status = 400), (status = 401), (status = 404), (status = 409), (status = 503)))]
+pub async fn integrator(
+    _auth: ApiAuth,
+    gaffer: web::Data<Gaffer>,
+    query: web::Query<RunQuery>,
+) -> Result<HttpResponse, AppError> {
+    let repo = pick_repo(&gaffer, query.repo.as_deref()).await?;
+    let outcome = match query.pr {
+        Some(pr) => integrator::integrate(&gaffer, &repo, pr).await?,
+        None => integrator::integrate_pending(&gaffer, &repo).await?,
+    };
+    Ok(HttpResponse::Ok().json(outcome))
 }
 
 #[utoipa::path(post, path = "/repos/{owner}/{name}/bootstrap", tag = "roles",

@@ -303,6 +303,43 @@ async fn read_repo(forge: &dyn Forge, repo: &Repo) -> AppResult<ScanReport> {
     })
 }
 
+/// A repo's `.llm-team.yml` at a ref (defaults when absent or broken).
+pub async fn read_team_config(
+    forge: &dyn Forge,
+    repo: &Repo,
+    git_ref: &str,
+) -> AppResult<TeamConfig> {
+    let file = forge
+        .file(&repo.full_name(), team_config::PATH, git_ref)
+        .await?;
+    Ok(team_config::parse(file.as_ref().map(|f| f.text.as_str())).0)
+}
+
+/// One task, read at a ref, with its file's text (`None` when there is no valid file).
+pub async fn read_task(
+    forge: &dyn Forge,
+    repo: &Repo,
+    config: &TeamConfig,
+    id: &TaskId,
+    git_ref: &str,
+) -> AppResult<Option<(Task, String)>> {
+    let name = repo.full_name();
+    let Some(entries) = forge.list_dir(&name, &config.tasks_dir, git_ref).await? else {
+        return Ok(None);
+    };
+    for entry in entries {
+        if entry.kind != EntryKind::File || TaskId::prefix_of(&entry.name).as_ref() != Some(id) {
+            continue;
+        }
+        if let Some(file) = forge.file(&name, &entry.path, git_ref).await? {
+            if let (Some(task), _) = parse_task(&entry.path, &file.text) {
+                return Ok(Some((task, file.text)));
+            }
+        }
+    }
+    Ok(None)
+}
+
 fn task_pulls(config: &TeamConfig, pulls: &[PullRequest]) -> Vec<TaskPull> {
     pulls
         .iter()

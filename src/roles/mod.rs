@@ -5,6 +5,8 @@
 
 pub mod bootstrap;
 pub mod developer;
+pub mod integrator;
+pub mod reviewer;
 pub mod taskmaster;
 
 use serde::Serialize;
@@ -27,6 +29,8 @@ pub enum Action {
     ExistingPr,
     /// Could not do the task; said why in a PR.
     Blocked,
+    /// Posted a review.
+    Reviewed,
     /// Nothing to do, with the reason.
     Nothing,
     /// `observe` mode or `dry_run`: what would have been done.
@@ -106,7 +110,10 @@ pub async fn work_next(
         crate::pipeline::Step::Developer { task } => {
             Some(developer::run(gaffer, repo, Some(task.clone())).await?)
         }
-        crate::pipeline::Step::Integrator { .. } | crate::pipeline::Step::Nothing => None,
+        crate::pipeline::Step::Integrator { pull, .. } => {
+            Some(integrator::integrate(gaffer, repo, *pull).await?)
+        }
+        crate::pipeline::Step::Nothing => None,
     };
     if let Some(outcome) = outcome {
         answer.acted = !matches!(outcome.action, Action::Nothing);
@@ -119,6 +126,17 @@ pub async fn work_next(
 /// The hidden marker on every PR and comment gaffer writes, so a later run can find it.
 pub fn marker(task: &TaskId, role: &str) -> String {
     format!("<!-- gaffer:task={task} role={role} -->")
+}
+
+/// Refuses disabled repos (observe repos get previews).
+pub fn ensure_active(repo: &Repo) -> AppResult<()> {
+    match repo.mode {
+        Mode::Disabled => Err(AppError::conflict(format!(
+            "repo {} is disabled",
+            repo.full_name
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Roles act only in `pr` mode.

@@ -4,6 +4,7 @@
 mod developer_runs;
 mod llm_calls;
 mod repos;
+mod role_memory;
 mod scans;
 
 pub use developer_runs::{DeveloperModelStats, DeveloperRun};
@@ -73,6 +74,11 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// The pool, for modules that own their tables (the local forge).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
     }
 
     /// Closes the pool so the file can be reopened (tests of restart persistence).

@@ -2,6 +2,7 @@
 //! and talks to it over HTTP, or runs the `gaffer` binary as a user would.
 
 mod cli;
+mod demo;
 mod github_client;
 mod github_recorded;
 mod health;
@@ -9,6 +10,7 @@ mod llm_canned;
 mod llm_real;
 mod pipeline;
 mod repos;
+mod review_integrate;
 mod roles;
 #[path = "../support/mod.rs"]
 mod support;

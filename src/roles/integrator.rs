@@ -1,0 +1,171 @@
+//! The Integrator: when a task's work PR is merged, a small PR moving the task to `done`
+//! (or to `ready_for_integration` when `.llm-team.yml` lists that state). A PR closed
+//! without merge moves nothing. Once per merged PR (stored, and found by branch).
+
+use super::{ensure_pr_mode, marker, open_or_find_pr, open_pr_for, Action, Outcome, PrRef};
+use crate::error::AppResult;
+use crate::forge::NewPull;
+use crate::pipeline::{self, read_task, read_team_config, Step};
+use crate::registry::{Mode, Repo};
+use crate::team::task::{set_front_matter_field, Status};
+use crate::team::{branch_name, classify_branch, PullKind};
+use crate::Gaffer;
+
+const ROLE: &str = "integrator";
+
+/// Integrates what work-next says is merged and waiting, if anything.
+pub async fn integrate_pending(gaffer: &Gaffer, repo: &Repo) -> AppResult<Outcome> {
+    let report = pipeline::scan(gaffer, repo).await?;
+    match report.next.step {
+        Step::Integrator { pull, .. } => integrate(gaffer, repo, pull).await,
+        _ => Ok(Outcome::new(
+            ROLE,
+            repo,
+            Action::Nothing,
+            report.next.reason,
+        )),
+    }
+}
+
+/// Handles merged PR `number`.
+pub async fn integrate(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<Outcome> {
+    if repo.mode != Mode::Observe {
+        ensure_pr_mode(repo)?;
+    }
+    let name = repo.full_name();
+    let forge = gaffer.forge(repo);
+    let pull = forge.pull(&name, number).await?;
+    let nothing = |why: String| Ok(Outcome::new(ROLE, repo, Action::Nothing, why));
+    if !pull.is_merged() {
+        return nothing(match pull.state {
+            crate::forge::PullState::Open => format!("PR #{number} is still open"),
+            crate::forge::PullState::Closed => {
+                format!("PR #{number} was closed without merge: nothing moves")
+            }
+        });
+    }
+    if let Some(done) = gaffer.store.integration_of(&name, number).await? {
+        return nothing(format!("PR #{number} was integrated already in PR #{done}"));
+    }
+    let config = read_team_config(forge.as_ref(), repo, &repo.default_branch).await?;
+    let Some((PullKind::Develop, task_id)) = classify_branch(&config.branch_prefix, &pull.head_ref)
+    else {
+        return nothing(format!(
+            "PR #{number} ({}) is not a task's work PR",
+            pull.head_ref
+        ));
+    };
+    if !config.roles.integrator {
+        return nothing("the Integrator is disabled in .llm-team.yml".into());
+    }
+    let Some((task, text)) = read_task(
+        forge.as_ref(),
+        repo,
+        &config,
+        &task_id,
+        &repo.default_branch,
+    )
+    .await?
+    else {
+        return nothing(format!(
+            "{task_id} has no valid task file on {}",
+            repo.default_branch
+        ));
+    };
+    let target = if config.uses_ready_for_integration() {
+        Status::ReadyForIntegration
+    } else {
+        Status::Done
+    };
+    if task.status == target || task.status == Status::Done {
+        return nothing(format!("{task_id} is {} already", task.status));
+    }
+    if !task.status.can_become(target) {
+        return nothing(format!(
+            "{task_id} is {}; it cannot become {target}",
+            task.status
+        ));
+    }
+    let branch = branch_name(
+        &config.branch_prefix,
+        PullKind::Integrate,
+        &task.id,
+        &task.title,
+    );
+    let with_task = |mut o: Outcome| {
+        o.task = Some(task_id.clone());
+        o
+    };
+    if let Some(open) = open_pr_for(forge.as_ref(), &name, &branch).await? {
+        gaffer
+            .store
+            .mark_integrated(&name, number, task_id.as_str(), open.number)
+            .await?;
+        let mut o = Outcome::new(
+            ROLE,
+            repo,
+            Action::ExistingPr,
+            format!(
+                "{task_id} is already moving to {target} in PR #{}",
+                open.number
+            ),
+        );
+        o.pr = Some(PrRef::from(&open));
+        return Ok(with_task(o));
+    }
+    if repo.mode == Mode::Observe || config.dry_run {
+        return Ok(with_task(Outcome::new(
+            ROLE,
+            repo,
+            Action::Preview,
+            format!("would move {task_id} to {target} in a PR from {branch}"),
+        )));
+    }
+    let updated = set_front_matter_field(&text, "status", target.as_str())
+        .map_err(crate::error::AppError::internal)?;
+    let clone = gaffer.workspace.checkout(repo).await?;
+    clone
+        .start_branch(&branch, &format!("origin/{}", repo.default_branch))
+        .await?;
+    clone.write(&task.path, &updated)?;
+    clone
+        .commit_all(&format!("{task_id}: {target} (PR #{number} merged)"))
+        .await?;
+    clone.push(&branch, &config.branch_prefix).await?;
+    let body = format!(
+        "{}\nPR #{number} (**{task_id}: {}**) was merged, so this moves `{}` from `{}` to `{target}`. Only that line changes.\n",
+        marker(&task_id, ROLE),
+        task.title,
+        task.path,
+        task.status
+    );
+    let request = NewPull {
+        title: format!("{task_id}: {target}"),
+        head: branch,
+        base: repo.default_branch.clone(),
+        body,
+    };
+    let (opened, created) = open_or_find_pr(forge.as_ref(), &name, &request).await?;
+    gaffer
+        .store
+        .mark_integrated(&name, number, task_id.as_str(), opened.number)
+        .await?;
+    let summary = format!(
+        "{task_id} -> {target} in PR #{} (after PR #{number} merged)",
+        opened.number
+    );
+    gaffer.store.add_event(&name, ROLE, &summary).await?;
+    let mut o = Outcome::new(
+        ROLE,
+        repo,
+        if created {
+            Action::OpenedPr
+        } else {
+            Action::ExistingPr
+        },
+        summary,
+    );
+    o.pr = Some(PrRef::from(&opened));
+    o.files = vec![task.path];
+    Ok(with_task(o))
+}

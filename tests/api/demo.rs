@@ -1,0 +1,60 @@
+//! `gaffer demo`, run as a user would on a fresh machine: no token, no Ollama.
+
+use std::process::Command;
+
+use crate::support::app::gaffer_bin;
+use crate::support::git::show_file;
+
+#[test]
+fn the_demo_runs_the_whole_loop_and_leaves_the_task_done() {
+    let scratch = tempfile::TempDir::new().unwrap();
+    let dir = scratch.path().join("demo");
+    let output = Command::new(gaffer_bin())
+        .args(["demo", "--dir"])
+        .arg(&dir)
+        .current_dir(scratch.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .env("HOME", scratch.path())
+        // Make sure no Ollama is found, whatever runs on this machine.
+        .env("OLLAMA_BASE_URL", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for line in [
+        "[1/7] Taskmaster",
+        "[3/7] Developer",
+        "[4/7] Reviewer",
+        "[6/7] Integrator",
+        "running the built-in bootstrap flow",
+        "git --git-dir",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing from:\n{stdout}");
+    }
+    let origin = dir.join("origin.git");
+    let task = show_file(
+        &origin,
+        "main",
+        "tasks/T-0001-initialize-basic-ci-for-python.md",
+    )
+    .unwrap();
+    assert!(task.contains("status: done"), "{task}");
+    assert!(show_file(&origin, "main", ".github/workflows/ci.yml").is_some());
+    let log = crate::support::git::git(&origin, &["log", "--oneline", "main"]).unwrap();
+    assert_eq!(log.matches("Merge pull request").count(), 3, "{log}");
+
+    // A second demo in the same place refuses instead of mixing two runs.
+    let again = Command::new(gaffer_bin())
+        .args(["demo", "--dir"])
+        .arg(&dir)
+        .env("OLLAMA_BASE_URL", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a demo"));
+}
