@@ -187,6 +187,7 @@ const SETTINGS: &[Setting] = &[
         Some("500"),
     ),
     secret("GITHUB_WEBHOOK_SECRET", "webhook.secret"),
+    setting("WEBHOOK_RETENTION", "webhook.retention", Some("10000")),
     setting(
         "GAFFER_WEBHOOK_MAX_BODY",
         "webhook.max_body_bytes",
@@ -368,6 +369,25 @@ pub struct WorkSettings {
 pub struct WebhookSettings {
     pub secret: Option<SecretString>,
     pub max_body_bytes: usize,
+    /// Deliveries kept in the audit log; older ones are dropped.
+    pub retention: u32,
+}
+
+/// Every variable gaffer was started with (environment over `.env`), for settings named at
+/// run time, such as a repo's webhook-secret variable. Debug output shows no values.
+#[derive(Clone, Default)]
+pub struct EnvVars(std::sync::Arc<HashMap<String, SecretString>>);
+
+impl EnvVars {
+    pub fn get(&self, name: &str) -> Option<&SecretString> {
+        self.0.get(name)
+    }
+}
+
+impl fmt::Debug for EnvVars {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EnvVars(<{} variables>)", self.0.len())
+    }
 }
 
 /// Everything gaffer is configured with, typed and validated once at start-up.
@@ -385,6 +405,7 @@ pub struct Settings {
     pub llm: LlmSettings,
     pub polling: PollingSettings,
     pub webhook: WebhookSettings,
+    pub env: EnvVars,
 }
 
 impl Settings {
@@ -713,7 +734,22 @@ impl RawSettings<'_> {
             },
             llm: self.llm()?,
             polling,
+            env: EnvVars(std::sync::Arc::new(
+                self.vars
+                    .iter()
+                    .map(|(k, v)| (k.clone(), SecretString::from(v.clone())))
+                    .collect(),
+            )),
             webhook: WebhookSettings {
+                retention: self.required(
+                    "WEBHOOK_RETENTION",
+                    "a number of deliveries from 100 to 10000000",
+                    |v| {
+                        v.parse::<u32>()
+                            .ok()
+                            .filter(|n| (100..=10_000_000).contains(n))
+                    },
+                )?,
                 secret: self.secret("GITHUB_WEBHOOK_SECRET"),
                 max_body_bytes: self.required(
                     "GAFFER_WEBHOOK_MAX_BODY",

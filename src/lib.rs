@@ -12,12 +12,14 @@ pub mod error;
 pub mod forge;
 pub mod http;
 pub mod llm;
+pub mod locks;
 pub mod pipeline;
 pub mod registry;
 pub mod roles;
 pub mod store;
 pub mod team;
 pub mod telemetry;
+pub mod webhook;
 pub mod workspace;
 
 use std::net::TcpListener;
@@ -48,6 +50,8 @@ pub struct Gaffer {
     pub llm: Arc<OllamaLlm>,
     /// Clones of target repos, one lock per repo.
     pub workspace: Workspace,
+    /// One role run per repo at a time, whatever triggered it (API, webhook, poller).
+    pub turns: crate::locks::KeyedLocks,
     pub started_at: Instant,
 }
 
@@ -90,6 +94,7 @@ impl Gaffer {
             github,
             llm,
             workspace,
+            turns: crate::locks::KeyedLocks::default(),
             started_at: Instant::now(),
         })
     }
@@ -133,6 +138,13 @@ impl Application {
             .local_addr()
             .map_err(|e| AppError::internal(e.to_string()))?
             .port();
+        let gaffer = actix_web::web::Data::new(gaffer);
+        let resume = gaffer.clone().into_inner();
+        tokio::spawn(async move {
+            if let Err(e) = webhook::resume_pending(resume).await {
+                tracing::error!(error = %e, "could not resume pending webhook deliveries");
+            }
+        });
         let server = http::server(gaffer, listener)
             .map_err(|e| AppError::internal(format!("cannot start the HTTP server: {e}")))?;
         Ok(Application { port, server })

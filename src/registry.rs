@@ -243,7 +243,26 @@ pub struct RepoOverrides {
     /// The *name* of the environment variable holding this repo's webhook secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook_secret_env: Option<String>,
+    /// Whose PRs webhooks may act on (GitHub `author_association` values); default
+    /// OWNER, MEMBER, COLLABORATOR.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_associations: Option<Vec<String>>,
 }
+
+/// GitHub's `author_association` values.
+pub const ASSOCIATIONS: &[&str] = &[
+    "OWNER",
+    "MEMBER",
+    "COLLABORATOR",
+    "CONTRIBUTOR",
+    "FIRST_TIME_CONTRIBUTOR",
+    "FIRST_TIMER",
+    "MANNEQUIN",
+    "NONE",
+];
+
+/// Who may trigger roles by default.
+pub const DEFAULT_ASSOCIATIONS: &[&str] = &["OWNER", "MEMBER", "COLLABORATOR"];
 
 impl RepoOverrides {
     fn validate(&self) -> AppResult<()> {
@@ -274,6 +293,15 @@ impl RepoOverrides {
                     ))
                     .with_detail(json!({"field": field})));
                 }
+            }
+        }
+        if let Some(list) = &self.allowed_associations {
+            if let Some(bad) = list.iter().find(|a| !ASSOCIATIONS.contains(&a.as_str())) {
+                return Err(AppError::bad_request(format!(
+                    "invalid allowed_associations entry {bad:?}: expected some of {}",
+                    ASSOCIATIONS.join(", ")
+                ))
+                .with_detail(json!({"field": "allowed_associations"})));
             }
         }
         if let Some(var) = &self.webhook_secret_env {

@@ -7,6 +7,7 @@ mod openapi;
 mod pipeline;
 mod repos;
 mod run;
+mod webhook;
 
 use std::net::TcpListener;
 
@@ -25,8 +26,7 @@ pub use run::pick_repo;
 const API_JSON_LIMIT: usize = 64 * 1024;
 
 /// Builds the actix server on an already-bound listener.
-pub fn server(gaffer: Gaffer, listener: TcpListener) -> std::io::Result<Server> {
-    let state = web::Data::new(gaffer);
+pub fn server(state: web::Data<Gaffer>, listener: TcpListener) -> std::io::Result<Server> {
     let server = HttpServer::new(move || {
         App::new()
             .wrap(TracingLogger::default())
@@ -51,6 +51,8 @@ const ID: &str = "{id:[A-Za-z0-9-]+_[A-Za-z0-9._-]+}";
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health::health))
         .route("/openapi.json", web::get().to(openapi::openapi_json))
+        .route("/webhook", web::post().to(webhook::receive))
+        .route("/github/webhook", web::post().to(webhook::receive))
         .route("/run/taskmaster", web::post().to(run::taskmaster))
         .route("/run/developer", web::post().to(run::developer))
         .route("/run/reviewer", web::post().to(run::reviewer))

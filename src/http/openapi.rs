@@ -4,7 +4,7 @@
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
-use super::{health, pipeline, repos, run};
+use super::{health, pipeline, repos, run, webhook};
 use crate::registry;
 
 /// The OpenAPI document for every route in [`super::routes`].
@@ -31,6 +31,7 @@ use crate::registry;
         run::reviewer,
         run::integrator,
         run::bootstrap,
+        webhook::receive,
     ),
     components(schemas(
         registry::Repo,

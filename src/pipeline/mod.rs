@@ -14,7 +14,7 @@ pub use decide::{Decision, Step, TaskPull};
 use crate::error::{AppError, AppResult};
 use crate::forge::{EntryKind, Forge, PullRequest, PullState};
 use crate::registry::{Mode, Repo};
-use crate::store::{DeveloperModelStats, Event};
+use crate::store::{Delivery, DeveloperModelStats, Event};
 use crate::team::task::{parse_task, Status, Task, TaskId};
 use crate::team::team_config::{self, TeamConfig};
 use crate::team::{classify_branch, Problem};
@@ -52,6 +52,8 @@ pub struct StatusReport {
     pub recent_events: Vec<Event>,
     /// Per-model Developer results on this repo: which local model is worth running.
     pub developer_models: Vec<DeveloperModelStats>,
+    /// The newest webhook deliveries for this repo and what each caused.
+    pub recent_deliveries: Vec<Delivery>,
 }
 
 /// The answer of work-next.
@@ -135,6 +137,10 @@ pub async fn status(gaffer: &Gaffer, repo: &Repo) -> AppResult<StatusReport> {
         last_scan,
         recent_events: gaffer.store.recent_events(&repo.full_name(), 20).await?,
         developer_models: gaffer.store.developer_stats(&repo.full_name()).await?,
+        recent_deliveries: gaffer
+            .store
+            .recent_deliveries(&repo.full_name(), 20)
+            .await?,
     })
 }
 

@@ -45,6 +45,7 @@ struct Blocked {
 
 /// Runs the Developer on `wanted`, or on the task work-next picks.
 pub async fn run(gaffer: &Gaffer, repo: &Repo, wanted: Option<TaskId>) -> AppResult<Outcome> {
+    let _turn = gaffer.turns.lock(&repo.full_name).await;
     if repo.mode != Mode::Observe {
         ensure_pr_mode(repo)?;
     }
@@ -83,6 +84,7 @@ pub async fn run(gaffer: &Gaffer, repo: &Repo, wanted: Option<TaskId>) -> AppRes
 /// `POST /repos/{id}/bootstrap`: the deterministic CI bootstrap PR. Adds the bootstrap task
 /// in the same PR when the repo does not have it yet; a preview in `observe` mode.
 pub async fn bootstrap(gaffer: &Gaffer, repo: &Repo) -> AppResult<Outcome> {
+    let _turn = gaffer.turns.lock(&repo.full_name).await;
     if repo.mode != Mode::Observe {
         ensure_pr_mode(repo)?;
     }

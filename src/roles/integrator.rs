@@ -29,6 +29,7 @@ pub async fn integrate_pending(gaffer: &Gaffer, repo: &Repo) -> AppResult<Outcom
 
 /// Handles merged PR `number`.
 pub async fn integrate(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<Outcome> {
+    let _turn = gaffer.turns.lock(&repo.full_name).await;
     if repo.mode != Mode::Observe {
         ensure_pr_mode(repo)?;
     }

@@ -56,6 +56,7 @@ pub async fn review_open(gaffer: &Gaffer, repo: &Repo) -> AppResult<Vec<Outcome>
 
 /// Reviews PR `number` at its current head, unless that head was reviewed already.
 pub async fn review(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<Outcome> {
+    let _turn = gaffer.turns.lock(&repo.full_name).await;
     let name = repo.full_name();
     let forge = gaffer.forge(repo);
     let pull = forge.pull(&name, number).await?;

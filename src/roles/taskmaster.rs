@@ -59,6 +59,7 @@ struct Planned {
 
 /// Runs the Taskmaster on a repo: a PR with the next task, or the reason there is none.
 pub async fn run(gaffer: &Gaffer, repo: &Repo) -> AppResult<Outcome> {
+    let _turn = gaffer.turns.lock(&repo.full_name).await;
     if repo.mode != Mode::Observe {
         ensure_pr_mode(repo)?;
     }

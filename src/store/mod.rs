@@ -1,12 +1,14 @@
 //! Embedded SQLite (WAL) behind a narrow interface: the rest of gaffer calls methods on
 //! [`Store`], never SQL, so a shared database can back several instances later.
 
+mod deliveries;
 mod developer_runs;
 mod llm_calls;
 mod repos;
 mod role_memory;
 mod scans;
 
+pub use deliveries::{Delivery, NewDelivery, PendingDelivery};
 pub use developer_runs::{DeveloperModelStats, DeveloperRun};
 pub use llm_calls::{LlmCall, ModelStats};
 pub use scans::Event;

@@ -6,15 +6,14 @@ pub mod checks;
 pub mod edits;
 pub mod git;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use secrecy::SecretString;
 use tokio::sync::OwnedMutexGuard;
 
 use self::git::{Git, GitError};
 use crate::error::{AppError, ErrorKind};
+use crate::locks::KeyedLocks;
 use crate::registry::Repo;
 
 /// Why a workspace step failed.
@@ -43,7 +42,7 @@ impl From<WorkspaceError> for AppError {
 pub struct Workspace {
     root: PathBuf,
     git: Git,
-    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    locks: KeyedLocks,
 }
 
 /// A clone, held under its repo's lock.
@@ -69,19 +68,14 @@ impl Workspace {
                 author_name,
                 author_email,
             },
-            locks: Arc::new(Mutex::new(HashMap::new())),
+            locks: KeyedLocks::default(),
         }
     }
 
     /// Takes the repo's lock (two triggers never work one clone at once), clones or
     /// fetches it, and leaves a clean checkout of the up-to-date default branch.
     pub async fn checkout(&self, repo: &Repo) -> Result<Clone, WorkspaceError> {
-        let key = repo.full_name.to_ascii_lowercase();
-        let lock = {
-            let mut locks = self.locks.lock().expect("lock map");
-            Arc::clone(locks.entry(key).or_default())
-        };
-        let guard = lock.lock_owned().await;
+        let guard = self.locks.lock(&repo.full_name).await;
         let dir = self.root.join(&repo.owner).join(&repo.name);
         if !dir.join(".git").exists() {
             std::fs::create_dir_all(&dir)

@@ -14,3 +14,4 @@ mod review_integrate;
 mod roles;
 #[path = "../support/mod.rs"]
 mod support;
+mod webhook;

@@ -1,0 +1,334 @@
+//! GitHub webhooks: verify `X-Hub-Signature-256` over the raw body with the secret of the
+//! repo the payload names (its `webhook_secret_env`, else `GITHUB_WEBHOOK_SECRET`), record
+//! the delivery durably, acknowledge fast, and process it in the background. A delivery id
+//! seen before is acknowledged and not processed again; deliveries acknowledged but not
+//! processed (a crash) are picked up at start.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use crate::error::{AppError, AppResult, ErrorKind};
+use crate::registry::{FullName, Mode, Repo, DEFAULT_ASSOCIATIONS};
+use crate::roles::{integrator, reviewer};
+use crate::store::NewDelivery;
+use crate::team::task::TaskId;
+use crate::Gaffer;
+
+/// Trims the audit log every this many deliveries.
+const TRIM_EVERY: u64 = 256;
+static RECEIVED: AtomicU64 = AtomicU64::new(0);
+
+/// The headers of a delivery.
+pub struct Incoming<'a> {
+    pub event: Option<&'a str>,
+    pub delivery: Option<&'a str>,
+    pub signature: Option<&'a str>,
+}
+
+/// What to answer GitHub.
+#[derive(Debug)]
+pub struct Ack {
+    /// 200 for `ping`, 202 otherwise.
+    pub status: u16,
+    pub body: Value,
+}
+
+#[derive(Deserialize)]
+struct RepoHint {
+    repository: Option<RepoName>,
+}
+
+#[derive(Deserialize)]
+struct RepoName {
+    full_name: String,
+}
+
+fn unauthorized(message: &str) -> AppError {
+    AppError::new(ErrorKind::Unauthorized, message)
+}
+
+/// Checks a `sha256=<hex>` signature over `body` in constant time.
+pub fn signature_matches(secret: &SecretString, body: &[u8], header: &str) -> bool {
+    let Some(hex_sig) = header.strip_prefix("sha256=") else {
+        return false;
+    };
+    let Ok(expected) = hex::decode(hex_sig.trim()) else {
+        return false;
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes())
+        .expect("HMAC takes any key length");
+    mac.update(body);
+    mac.verify_slice(&expected).is_ok()
+}
+
+/// The secret a delivery for `repo` must be signed with.
+fn secret_for<'a>(gaffer: &'a Gaffer, repo: Option<&Repo>) -> Option<&'a SecretString> {
+    let per_repo = repo
+        .and_then(|r| r.overrides.webhook_secret_env.as_deref())
+        .and_then(|var| gaffer.settings.env.get(var));
+    per_repo.or(gaffer.settings.webhook.secret.as_ref())
+}
+
+/// Verifies and records a delivery; processing happens in the background.
+pub async fn accept(gaffer: &Arc<Gaffer>, incoming: Incoming<'_>, body: &[u8]) -> AppResult<Ack> {
+    let Some(signature) = incoming.signature else {
+        return Err(unauthorized(
+            "missing X-Hub-Signature-256: configure the webhook with a secret",
+        ));
+    };
+    // Only the repo's name is read before verifying, to pick the secret; nothing else is
+    // looked at, stored or acted on until the signature matches.
+    let named = serde_json::from_slice::<RepoHint>(body)
+        .ok()
+        .and_then(|h| h.repository)
+        .and_then(|r| FullName::parse(&r.full_name).ok());
+    let repo = match &named {
+        Some(name) => gaffer.registry.get(name).await.ok(),
+        None => None,
+    };
+    let Some(secret) = secret_for(gaffer, repo.as_ref()) else {
+        return Err(unauthorized("no webhook secret is configured for this repo (set GITHUB_WEBHOOK_SECRET or the repo's webhook_secret_env)"));
+    };
+    if !signature_matches(secret, body, signature) {
+        return Err(unauthorized(
+            "X-Hub-Signature-256 does not match the body: wrong secret or altered payload",
+        ));
+    }
+    let payload: Value = serde_json::from_slice(body)
+        .map_err(|e| AppError::bad_request(format!("the body is not JSON: {e}")))?;
+    let event = incoming
+        .event
+        .ok_or_else(|| AppError::bad_request("missing X-GitHub-Event"))?;
+    let delivery = incoming
+        .delivery
+        .ok_or_else(|| AppError::bad_request("missing X-GitHub-Delivery"))?;
+    if delivery.len() > 100 || event.len() > 100 {
+        return Err(AppError::bad_request(
+            "X-GitHub-Delivery or X-GitHub-Event is too long",
+        ));
+    }
+    let action = payload.get("action").and_then(Value::as_str);
+    if RECEIVED.fetch_add(1, Ordering::Relaxed) % TRIM_EVERY == TRIM_EVERY - 1 {
+        gaffer
+            .store
+            .trim_deliveries(gaffer.settings.webhook.retention)
+            .await?;
+    }
+    let record = |status: &'static str, verdict: String, payload: Option<String>| {
+        let gaffer = Arc::clone(gaffer);
+        let named = named.clone();
+        let (event, delivery, action) = (
+            event.to_string(),
+            delivery.to_string(),
+            action.map(str::to_string),
+        );
+        async move {
+            gaffer
+                .store
+                .record_delivery(&NewDelivery {
+                    id: &delivery,
+                    event: &event,
+                    action: action.as_deref(),
+                    repo: named.as_ref(),
+                    status,
+                    verdict: &verdict,
+                    payload: payload.as_deref(),
+                })
+                .await
+        }
+    };
+
+    if event == "ping" {
+        record("done", "ping answered".into(), None).await?;
+        let zen = payload.get("zen").cloned().unwrap_or(Value::Null);
+        return Ok(Ack {
+            status: 200,
+            body: json!({"pong": true, "zen": zen, "delivery": delivery}),
+        });
+    }
+    let ignored = match &repo {
+        None => Some(match &named {
+            Some(name) => format!("ignored: {name} is not registered"),
+            None => "ignored: the payload names no repository".to_string(),
+        }),
+        Some(r) if r.mode == Mode::Disabled => {
+            Some(format!("ignored: {} is disabled", r.full_name))
+        }
+        Some(_) => None,
+    };
+    if let Some(verdict) = ignored {
+        tracing::info!(delivery, event, "{verdict}");
+        let fresh = record("ignored", verdict.clone(), None).await?;
+        return Ok(Ack {
+            status: 202,
+            body: json!({"accepted": false, "duplicate": !fresh, "verdict": verdict, "delivery": delivery}),
+        });
+    }
+    let text = String::from_utf8_lossy(body).into_owned();
+    if !record("pending", String::new(), Some(text)).await? {
+        return Ok(Ack {
+            status: 202,
+            body: json!({"accepted": true, "duplicate": true, "delivery": delivery}),
+        });
+    }
+    let (gaffer, id) = (Arc::clone(gaffer), delivery.to_string());
+    let (event, repo) = (event.to_string(), repo.expect("registered repo"));
+    tokio::spawn(async move { process(&gaffer, &id, &event, &repo, &payload).await });
+    Ok(Ack {
+        status: 202,
+        body: json!({"accepted": true, "duplicate": false, "delivery": delivery}),
+    })
+}
+
+/// Processes deliveries acknowledged but not processed, e.g. before a crash.
+pub async fn resume_pending(gaffer: Arc<Gaffer>) -> AppResult<usize> {
+    let pending = gaffer.store.pending_deliveries().await?;
+    let count = pending.len();
+    for delivery in pending {
+        let repo = FullName::parse(&delivery.repo).ok();
+        let repo = match repo {
+            Some(name) => gaffer.registry.get(&name).await.ok(),
+            None => None,
+        };
+        let payload: Value = serde_json::from_str(&delivery.payload).unwrap_or(Value::Null);
+        match repo {
+            Some(repo) => process(&gaffer, &delivery.id, &delivery.event, &repo, &payload).await,
+            None => {
+                gaffer
+                    .store
+                    .finish_delivery(
+                        &delivery.id,
+                        "ignored",
+                        "ignored: the repo is no longer registered",
+                    )
+                    .await?
+            }
+        }
+    }
+    if count > 0 {
+        tracing::info!(
+            count,
+            "processed webhook deliveries left pending by the last run"
+        );
+    }
+    Ok(count)
+}
+
+/// Routes one delivery and records what it caused.
+async fn process(gaffer: &Gaffer, id: &str, event: &str, repo: &Repo, payload: &Value) {
+    let (status, verdict) = match route(gaffer, event, repo, payload).await {
+        Ok(verdict) => ("done", verdict),
+        Err(e) => ("failed", format!("failed: {}", e.message)),
+    };
+    tracing::info!(delivery = id, event, repo = %repo.full_name, status, "{verdict}");
+    if let Err(e) = gaffer.store.finish_delivery(id, status, &verdict).await {
+        tracing::error!(delivery = id, error = %e, "could not record what a delivery caused");
+    }
+}
+
+/// What each event leads to. Roles only act on task PRs (or PRs gaffer opened) whose
+/// author's association is allowed.
+async fn route(gaffer: &Gaffer, event: &str, repo: &Repo, payload: &Value) -> AppResult<String> {
+    let action = payload.get("action").and_then(Value::as_str).unwrap_or("");
+    match (event, action) {
+        ("pull_request", "opened" | "synchronize" | "reopened" | "closed") => {
+            let pull = &payload["pull_request"];
+            let number = pull["number"]
+                .as_u64()
+                .ok_or_else(|| AppError::bad_request("pull_request.number missing"))?;
+            let head_ref = pull["head"]["ref"].as_str().unwrap_or("");
+            if !looks_like_task_branch(head_ref) {
+                return Ok(format!(
+                    "PR #{number} ({head_ref}) is not a task PR: recorded"
+                ));
+            }
+            let association = pull["author_association"].as_str().unwrap_or("NONE");
+            let by_gaffer = pull["body"]
+                .as_str()
+                .is_some_and(|b| b.contains("<!-- gaffer:task="));
+            if !by_gaffer && !allowed(repo, association) {
+                return Ok(format!(
+                    "PR #{number} by a {association}: not allowed to trigger roles, recorded"
+                ));
+            }
+            if action == "closed" {
+                if pull["merged"].as_bool() != Some(true) {
+                    return Ok(format!("PR #{number} closed without merge: recorded"));
+                }
+                let outcome = integrator::integrate(gaffer, repo, number).await?;
+                return Ok(format!("integrator: {}", outcome.summary));
+            }
+            let outcome = reviewer::review(gaffer, repo, number).await?;
+            Ok(format!("reviewer: {}", outcome.summary))
+        }
+        ("push", _) => {
+            let pushed = payload["ref"].as_str().unwrap_or("");
+            if pushed == format!("refs/heads/{}", repo.default_branch) {
+                let report = crate::pipeline::scan(gaffer, repo).await?;
+                Ok(format!(
+                    "rescanned after a push to {}: next: {}",
+                    repo.default_branch, report.next.reason
+                ))
+            } else {
+                Ok(format!("push to {pushed}: recorded"))
+            }
+        }
+        ("issues" | "issue_comment", _) => Ok(format!("{event} {action}: recorded")),
+        _ => Ok(format!("{event} {action}: recorded, nothing to do")),
+    }
+}
+
+/// A branch that can be a task's (`<prefix>T-NNNN-...`, `<prefix>done-T-NNNN-...`): a
+/// cheap filter before any forge call; the roles check the repo's exact prefix.
+fn looks_like_task_branch(branch: &str) -> bool {
+    branch.match_indices("T-").any(|(at, _)| {
+        let boundary = at == 0 || branch[..at].ends_with(['/', '-']);
+        boundary && TaskId::prefix_of(&branch[at..]).is_some()
+    })
+}
+
+fn allowed(repo: &Repo, association: &str) -> bool {
+    match &repo.overrides.allowed_associations {
+        Some(list) => list.iter().any(|a| a == association),
+        None => DEFAULT_ASSOCIATIONS.contains(&association),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn githubs_published_test_vector() {
+        let secret = SecretString::from("It's a Secret to Everybody");
+        let good = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert!(signature_matches(&secret, b"Hello, World!", good));
+        assert!(!signature_matches(&secret, b"Hello, World?", good));
+        assert!(!signature_matches(
+            &secret,
+            b"Hello, World!",
+            "sha1=757107ea"
+        ));
+        assert!(!signature_matches(&secret, b"Hello, World!", "sha256=zz"));
+        assert!(!signature_matches(
+            &SecretString::from("other"),
+            b"Hello, World!",
+            good
+        ));
+    }
+
+    #[test]
+    fn task_branches_are_recognised_cheaply() {
+        assert!(looks_like_task_branch("feature/T-0003-add-cli"));
+        assert!(looks_like_task_branch("feature/done-T-0003-add-cli"));
+        assert!(looks_like_task_branch("gaffer/T-0012"));
+        assert!(!looks_like_task_branch("changes"));
+        assert!(!looks_like_task_branch("feature/login"));
+    }
+}
