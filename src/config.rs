@@ -187,6 +187,7 @@ const SETTINGS: &[Setting] = &[
         Some("500"),
     ),
     secret("GITHUB_WEBHOOK_SECRET", "webhook.secret"),
+    setting("POLL_CONCURRENCY", "polling.concurrency", Some("4")),
     setting("WEBHOOK_RETENTION", "webhook.retention", Some("10000")),
     setting(
         "GAFFER_WEBHOOK_MAX_BODY",
@@ -348,6 +349,8 @@ pub struct PollingSettings {
     pub interval_active: Duration,
     pub interval_idle: Duration,
     pub min_remaining_budget: u32,
+    /// Repos polled at once (GitHub asks for few, mostly serial requests per token).
+    pub concurrency: usize,
 }
 
 /// How the roles work in a clone.
@@ -669,6 +672,11 @@ impl RawSettings<'_> {
                 "MIN_REMAINING_BUDGET",
                 "a whole number of requests from 0 to 100000",
                 |v| v.parse::<u32>().ok().filter(|n| *n <= 100_000),
+            )?,
+            concurrency: self.required(
+                "POLL_CONCURRENCY",
+                "a number of repos polled at once, from 1 to 64",
+                |v| v.parse::<usize>().ok().filter(|n| (1..=64).contains(n)),
             )?,
         };
         if polling.interval_idle < polling.interval_active {

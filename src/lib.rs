@@ -14,6 +14,7 @@ pub mod http;
 pub mod llm;
 pub mod locks;
 pub mod pipeline;
+pub mod poller;
 pub mod registry;
 pub mod roles;
 pub mod store;
@@ -52,6 +53,9 @@ pub struct Gaffer {
     pub workspace: Workspace,
     /// One role run per repo at a time, whatever triggered it (API, webhook, poller).
     pub turns: crate::locks::KeyedLocks,
+    /// Held while a poll cycle runs: cycles never overlap.
+    pub poll_cycle: Arc<tokio::sync::Mutex<()>>,
+    pub poll_metrics: Arc<crate::poller::PollMetrics>,
     pub started_at: Instant,
 }
 
@@ -76,7 +80,10 @@ impl Gaffer {
             ClientOptions::new(&settings.github.api_url, settings.github.token.clone());
         options.min_remaining_budget = u64::from(settings.polling.min_remaining_budget);
         options.write_limits.min_gap = settings.github.write_gap;
+        options.persist = Some(store.clone());
         let github = GithubForge::new(GithubClient::new(options)?);
+        let restored = github.client().restore_cache().await;
+        tracing::debug!(restored, "GitHub answers restored for conditional requests");
         for warning in settings.llm.warnings() {
             tracing::warn!("{warning}");
         }
@@ -95,6 +102,8 @@ impl Gaffer {
             llm,
             workspace,
             turns: crate::locks::KeyedLocks::default(),
+            poll_cycle: Arc::default(),
+            poll_metrics: Arc::default(),
             started_at: Instant::now(),
         })
     }
@@ -115,6 +124,7 @@ impl Gaffer {
 pub struct Application {
     port: u16,
     server: Server,
+    gaffer: actix_web::web::Data<Gaffer>,
 }
 
 impl Application {
@@ -145,9 +155,13 @@ impl Application {
                 tracing::error!(error = %e, "could not resume pending webhook deliveries");
             }
         });
-        let server = http::server(gaffer, listener)
+        let server = http::server(gaffer.clone(), listener)
             .map_err(|e| AppError::internal(format!("cannot start the HTTP server: {e}")))?;
-        Ok(Application { port, server })
+        Ok(Application {
+            port,
+            server,
+            gaffer,
+        })
     }
 
     /// The port actually bound (useful with port 0 in tests).
@@ -160,9 +174,19 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until the server is stopped (SIGINT/SIGTERM or the handle).
+    /// Serves until the server is stopped (SIGINT/SIGTERM or the handle). With
+    /// `POLLING_ENABLED`, the poller runs beside it and stops with it, after the repo it is
+    /// on.
     pub async fn run(self) -> std::io::Result<()> {
-        self.server.await
+        if !self.gaffer.settings.polling.enabled {
+            return self.server.await;
+        }
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let poller = tokio::spawn(poller::run_loop(self.gaffer.clone().into_inner(), stopped));
+        let served = self.server.await;
+        let _ = stop.send(true);
+        let _ = poller.await;
+        served
     }
 }
 

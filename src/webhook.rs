@@ -286,7 +286,7 @@ async fn route(gaffer: &Gaffer, event: &str, repo: &Repo, payload: &Value) -> Ap
 
 /// A branch that can be a task's (`<prefix>T-NNNN-...`, `<prefix>done-T-NNNN-...`): a
 /// cheap filter before any forge call; the roles check the repo's exact prefix.
-fn looks_like_task_branch(branch: &str) -> bool {
+pub fn looks_like_task_branch(branch: &str) -> bool {
     branch.match_indices("T-").any(|(at, _)| {
         let boundary = at == 0 || branch[..at].ends_with(['/', '-']);
         boundary && TaskId::prefix_of(&branch[at..]).is_some()

@@ -5,6 +5,7 @@ mod extract;
 mod health;
 mod openapi;
 mod pipeline;
+mod poll;
 mod repos;
 mod run;
 mod webhook;
@@ -51,6 +52,8 @@ const ID: &str = "{id:[A-Za-z0-9-]+_[A-Za-z0-9._-]+}";
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health::health))
         .route("/openapi.json", web::get().to(openapi::openapi_json))
+        .route("/metrics", web::get().to(poll::metrics))
+        .route("/poll/once", web::post().to(poll::once))
         .route("/webhook", web::post().to(webhook::receive))
         .route("/github/webhook", web::post().to(webhook::receive))
         .route("/run/taskmaster", web::post().to(run::taskmaster))
@@ -72,6 +75,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route(&format!("{base}/set-mode"), web::post().to(repos::set_mode))
         .route(&format!("{base}/scan"), web::post().to(pipeline::scan))
         .route(&format!("{base}/rescan"), web::post().to(pipeline::scan))
+        .route(&format!("{base}/poll"), web::post().to(poll::repo))
         .route(&format!("{base}/status"), web::get().to(pipeline::status))
         .route(
             &format!("{base}/work-next"),

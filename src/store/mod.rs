@@ -4,6 +4,7 @@
 mod deliveries;
 mod developer_runs;
 mod llm_calls;
+mod poll_state;
 mod repos;
 mod role_memory;
 mod scans;
@@ -11,6 +12,7 @@ mod scans;
 pub use deliveries::{Delivery, NewDelivery, PendingDelivery};
 pub use developer_runs::{DeveloperModelStats, DeveloperRun};
 pub use llm_calls::{LlmCall, ModelStats};
+pub use poll_state::{CachedAnswer, PollState};
 pub use scans::Event;
 
 use std::path::Path;

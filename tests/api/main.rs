@@ -9,6 +9,7 @@ mod health;
 mod llm_canned;
 mod llm_real;
 mod pipeline;
+mod poller;
 mod repos;
 mod review_integrate;
 mod roles;

@@ -253,6 +253,35 @@ impl FakeGithub {
         bare
     }
 
+    /// Adds `owner/name` as a copy of an existing bare repo (fast, for hundreds of repos).
+    pub fn copy_repo(&self, full_name: &str, template: &Path) -> PathBuf {
+        let (owner, name) = full_name.split_once('/').unwrap();
+        let bare = self.root.path().join(format!("{owner}/{name}.git"));
+        copy_dir(template, &bare);
+        self.lock().repos.insert(
+            full_name.to_ascii_lowercase(),
+            Repo {
+                owner: owner.into(),
+                name: name.into(),
+                default_branch: "main".into(),
+                bare: bare.clone(),
+                pulls: Vec::new(),
+                comments: Vec::new(),
+                reviews: Vec::new(),
+                statuses: HashMap::new(),
+                check_runs: HashMap::new(),
+            },
+        );
+        bare
+    }
+
+    /// Sets the hourly limit the rate-limit headers report, and fills the budget.
+    pub fn set_rate_limit(&self, limit: u64) {
+        let mut state = self.lock();
+        state.rate_limit = limit;
+        state.rate_remaining = limit;
+    }
+
     pub fn bare_path(&self, full_name: &str) -> PathBuf {
         self.lock().repos[&full_name.to_ascii_lowercase()]
             .bare
@@ -587,7 +616,7 @@ fn route(req: &HttpRequest, body: &[u8], s: &mut State) -> Reply {
     let method = req.method().as_str();
     if seg == ["rate_limit"] {
         let core = json!({"limit": s.rate_limit, "remaining": s.rate_remaining,
-                          "used": s.rate_limit - s.rate_remaining, "reset": s.rate_reset});
+                          "used": s.rate_limit.saturating_sub(s.rate_remaining), "reset": s.rate_reset});
         return Reply::json(200, json!({"resources": {"core": core}, "rate": core}));
     }
     let ["repos", owner, name, rest @ ..] = seg.as_slice() else {
@@ -1253,6 +1282,19 @@ fn percent_decode(segment: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
 }
 
 fn unix_now() -> u64 {

@@ -20,6 +20,23 @@ use super::governor::{WriteGovernor, WriteLimits};
 use super::types::ApiError;
 use crate::forge::{ForgeError, ForgeResult};
 
+tokio::task_local! {
+    /// Requests made inside a scope (one repo's poll), counted while clients are shared.
+    pub static TALLY: Arc<Tally>;
+}
+
+/// Per-scope request counts; see [`TALLY`].
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub requests: std::sync::atomic::AtomicU64,
+    pub not_modified: std::sync::atomic::AtomicU64,
+    pub units_spent: std::sync::atomic::AtomicU64,
+}
+
+fn tally(pick: impl Fn(&Tally) -> &std::sync::atomic::AtomicU64) {
+    let _ = TALLY.try_with(|t| pick(t).fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+}
+
 /// The REST API version gaffer is written against.
 pub const API_VERSION: &str = "2022-11-28";
 /// Most pages followed for one listing (100 items each).
@@ -46,6 +63,9 @@ pub struct ClientOptions {
     pub write_limits: WriteLimits,
     /// Bytes of response bodies kept for conditional requests.
     pub cache_bytes: u64,
+    /// Where cached answers are also written, so conditional requests stay free after a
+    /// restart (see [`GithubClient::restore_cache`]).
+    pub persist: Option<crate::store::Store>,
 }
 
 impl ClientOptions {
@@ -61,6 +81,7 @@ impl ClientOptions {
             max_inline_wait: Duration::from_secs(120),
             write_limits: WriteLimits::default(),
             cache_bytes: 32 * 1024 * 1024,
+            persist: None,
         }
     }
 }
@@ -250,6 +271,7 @@ impl GithubClient {
                 request = request.json(body);
             }
             Counters::bump(&self.inner.counters.requests);
+            tally(|t| &t.requests);
             let outcome = match request.send().await {
                 Ok(response) => {
                     let status = response.status().as_u16();
@@ -293,6 +315,7 @@ impl GithubClient {
             }
             if status == 304 {
                 Counters::bump(&self.inner.counters.not_modified);
+                tally(|t| &t.not_modified);
                 let Some(cached) = cached else {
                     return Err(ForgeError::Protocol {
                         message: format!("304 for {} without a cached copy", url.path()),
@@ -306,6 +329,7 @@ impl GithubClient {
                 });
             }
             Counters::bump(&self.inner.counters.units_spent);
+            tally(|t| &t.units_spent);
             match status {
                 200..=299 => {
                     let next_page = self.next_page(&headers);
@@ -489,6 +513,18 @@ impl GithubClient {
         let etag = header(reqwest::header::ETAG);
         let last_modified = header(reqwest::header::LAST_MODIFIED);
         if etag.is_some() || last_modified.is_some() {
+            if let Some(store) = &self.inner.options.persist {
+                let answer = crate::store::CachedAnswer {
+                    url: key.clone(),
+                    etag: etag.clone(),
+                    last_modified: last_modified.clone(),
+                    next_page: next.as_ref().map(|u| u.to_string()),
+                    body: body.to_vec(),
+                };
+                if let Err(e) = store.save_cached_answer(&answer).await {
+                    tracing::warn!(error = %e, "could not persist a cached GitHub answer");
+                }
+            }
             self.inner
                 .cache
                 .insert(
@@ -502,6 +538,38 @@ impl GithubClient {
                 )
                 .await;
         }
+    }
+
+    /// Loads the persisted answers into the cache (at start-up), so the first poll after a
+    /// restart is answered with 304s.
+    pub async fn restore_cache(&self) -> usize {
+        let Some(store) = &self.inner.options.persist else {
+            return 0;
+        };
+        let answers = match store.cached_answers().await {
+            Ok(answers) => answers,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not load the persisted GitHub cache");
+                return 0;
+            }
+        };
+        let count = answers.len();
+        for answer in answers {
+            let next_page = answer.next_page.as_deref().and_then(|u| Url::parse(u).ok());
+            self.inner
+                .cache
+                .insert(
+                    answer.url,
+                    Arc::new(CachedResponse {
+                        etag: answer.etag,
+                        last_modified: answer.last_modified,
+                        body: Bytes::from(answer.body),
+                        next_page,
+                    }),
+                )
+                .await;
+        }
+        count
     }
 }
 

@@ -1,0 +1,148 @@
+//! `/poll/once`, `/repos/{id}/poll` and `/metrics`.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::{ApiAuth, RepoKey};
+use crate::error::AppError;
+use crate::registry::FullName;
+use crate::{poller, Gaffer};
+
+/// `?repo=owner/name` limits a cycle to one repo.
+#[derive(Deserialize)]
+pub struct PollQuery {
+    pub repo: Option<String>,
+}
+
+#[utoipa::path(post, path = "/poll/once", tag = "poller",
+    params(("repo" = Option<String>, Query, description = "only this repo")),
+    responses((status = 200, description = "per-repo summary, budget and next_interval"), (status = 401), (status = 404), (status = 409, description = "a cycle is running")))]
+pub async fn once(
+    _auth: ApiAuth,
+    gaffer: web::Data<Gaffer>,
+    query: web::Query<PollQuery>,
+) -> Result<HttpResponse, AppError> {
+    let only = match &query.repo {
+        Some(name) if name.contains('/') => Some(FullName::parse(name)?),
+        Some(name) => Some(FullName::from_id(name)?),
+        None => None,
+    };
+    Ok(HttpResponse::Ok().json(poller::poll_once(&gaffer, only.as_ref()).await?))
+}
+
+#[utoipa::path(post, path = "/repos/{owner}/{name}/poll", tag = "poller",
+    params(("owner" = String, Path), ("name" = String, Path)),
+    responses((status = 200, description = "one cycle for one repo"), (status = 401), (status = 404), (status = 409)))]
+pub async fn repo(
+    _auth: ApiAuth,
+    gaffer: web::Data<Gaffer>,
+    key: RepoKey,
+) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::Ok().json(poller::poll_once(&gaffer, Some(&key.0)).await?))
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "poller",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(gaffer: web::Data<Gaffer>) -> HttpResponse {
+    let counters = gaffer.github.client().counters();
+    let budget = gaffer.github.client().budget();
+    let poll = &gaffer.poll_metrics;
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let one = |v: u64| vec![(String::new(), v as f64)];
+    metric(
+        "gaffer_github_requests_total",
+        "counter",
+        "HTTP requests sent to GitHub.",
+        &one(counters.requests),
+    );
+    metric(
+        "gaffer_github_not_modified_total",
+        "counter",
+        "Conditional requests answered 304 (free).",
+        &one(counters.not_modified),
+    );
+    metric(
+        "gaffer_github_units_spent_total",
+        "counter",
+        "Requests that cost rate-limit budget.",
+        &one(counters.units_spent),
+    );
+    metric(
+        "gaffer_github_retries_total",
+        "counter",
+        "Retries after 5xx, timeouts or connection errors.",
+        &one(counters.retries),
+    );
+    metric(
+        "gaffer_github_secondary_waits_total",
+        "counter",
+        "Waits imposed by secondary rate limits.",
+        &one(counters.secondary_waits),
+    );
+    metric(
+        "gaffer_github_refused_for_budget_total",
+        "counter",
+        "Calls not made: budget under MIN_REMAINING_BUDGET.",
+        &one(counters.refused_for_budget),
+    );
+    if let Some(b) = &budget {
+        metric(
+            "gaffer_github_budget_remaining",
+            "gauge",
+            "Rate-limit budget left, as GitHub last said.",
+            &one(b.remaining.unwrap_or(0)),
+        );
+        metric(
+            "gaffer_github_budget_reset_timestamp_seconds",
+            "gauge",
+            "When the budget resets (Unix time).",
+            &one(b.reset.unwrap_or(0)),
+        );
+    }
+    metric(
+        "gaffer_poll_cycles_total",
+        "counter",
+        "Poll cycles run.",
+        &one(poll.cycles.load(Ordering::Relaxed)),
+    );
+    metric(
+        "gaffer_poll_cycle_duration_seconds",
+        "gauge",
+        "Duration of the last poll cycle.",
+        &[(
+            String::new(),
+            poll.last_cycle_ms.load(Ordering::Relaxed) as f64 / 1000.0,
+        )],
+    );
+    metric(
+        "gaffer_poll_errors_total",
+        "counter",
+        "Per-repo errors in poll cycles.",
+        &one(poll.errors.load(Ordering::Relaxed)),
+    );
+    let actions: Vec<(String, f64)> = poll
+        .actions
+        .lock()
+        .expect("metrics lock")
+        .iter()
+        .map(|(role, n)| (format!("{{role=\"{role}\"}}"), *n as f64))
+        .collect();
+    metric(
+        "gaffer_poll_actions_total",
+        "counter",
+        "Actions triggered by the poller, by role.",
+        &actions,
+    );
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(out)
+}

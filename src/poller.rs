@@ -1,0 +1,388 @@
+//! The NAT-friendly poller. One cycle looks at every repo that is not `disabled`: a
+//! conditional request for its default branch's head (a rescan when it moved), one for its
+//! open PRs (the Reviewer for each task PR with a new head SHA), and now and then one for
+//! recently closed PRs (the Integrator for each newly merged task PR). Idle, every request
+//! is answered 304 and costs nothing. `observe` repos are polled and reported, never acted
+//! on. What was seen is stored, so a restart neither re-reviews nor re-integrates, and its
+//! first cycle is still answered from the persisted ETags.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use crate::error::{AppError, AppResult, ErrorKind};
+use crate::forge::github::client::{Tally, TALLY};
+use crate::forge::github::RateBudget;
+use crate::forge::PullState;
+use crate::registry::{FullName, Mode, Repo};
+use crate::roles::{integrator, reviewer};
+use crate::Gaffer;
+
+/// Closed PRs are looked at every this many cycles (and whenever an open PR disappears).
+const CLOSED_EVERY: i64 = 10;
+
+/// One repo's part of a cycle.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepoPoll {
+    pub repo: String,
+    pub mode: Mode,
+    pub requests: u64,
+    pub not_modified: u64,
+    pub units_spent: u64,
+    pub actions: Vec<String>,
+    pub errors: Vec<String>,
+    /// The default branch moved or the open PRs changed.
+    pub changed: bool,
+    /// A task PR is open (work in flight).
+    pub in_flight: bool,
+}
+
+/// A whole cycle.
+#[derive(Debug, Clone, Serialize)]
+pub struct CycleReport {
+    pub duration_ms: u64,
+    pub repos: Vec<RepoPoll>,
+    pub requests: u64,
+    pub not_modified: u64,
+    pub units_spent: u64,
+    pub actions: usize,
+    pub errors: usize,
+    /// GitHub's last word on the token's budget.
+    pub budget: Option<RateBudget>,
+    /// When to poll again, and why.
+    pub next_interval_secs: u64,
+    pub next_interval_reason: String,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct PollMetrics {
+    pub cycles: std::sync::atomic::AtomicU64,
+    pub last_cycle_ms: std::sync::atomic::AtomicU64,
+    pub errors: std::sync::atomic::AtomicU64,
+    pub actions: std::sync::Mutex<BTreeMap<String, u64>>,
+}
+
+/// One cycle over every active repo (or only `only`), at full bounded concurrency.
+pub async fn poll_once(gaffer: &Gaffer, only: Option<&FullName>) -> AppResult<CycleReport> {
+    cycle(gaffer, only, None, None).await
+}
+
+/// A cycle; with `spread`, repo starts are spread evenly over that time instead of bursting.
+/// Once `stop` turns true, repos not started yet are skipped (those running finish).
+async fn cycle(
+    gaffer: &Gaffer,
+    only: Option<&FullName>,
+    spread: Option<Duration>,
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
+) -> AppResult<CycleReport> {
+    let Ok(_running) = gaffer.poll_cycle.try_lock() else {
+        return Err(AppError::new(
+            ErrorKind::Conflict,
+            "a poll cycle is already running; try again when it ends",
+        ));
+    };
+    let started = Instant::now();
+    let repos: Vec<Repo> = match only {
+        Some(name) => {
+            let repo = gaffer.registry.get(name).await?;
+            crate::pipeline::ensure_enabled(&repo)?;
+            vec![repo]
+        }
+        None => gaffer
+            .registry
+            .list()
+            .await?
+            .0
+            .into_iter()
+            .filter(|r| r.mode != Mode::Disabled)
+            .collect(),
+    };
+    let count = repos.len().max(1) as u32;
+    let concurrency = gaffer.settings.polling.concurrency;
+    let reports: Vec<RepoPoll> = futures_util::stream::iter(repos.into_iter().enumerate())
+        .map(|(i, repo)| {
+            let mut stop = stop.clone();
+            async move {
+                if let Some(spread) = spread {
+                    let start =
+                        tokio::time::sleep_until((started + spread / count * i as u32).into());
+                    match &mut stop {
+                        Some(stop) => {
+                            tokio::select! {
+                                _ = start => {}
+                                _ = stop.changed() => {}
+                            }
+                        }
+                        None => start.await,
+                    }
+                }
+                if stop.as_ref().is_some_and(|s| *s.borrow()) {
+                    return None;
+                }
+                let tally = Arc::new(Tally::default());
+                let mut report = TALLY
+                    .scope(Arc::clone(&tally), poll_repo(gaffer, &repo))
+                    .await;
+                report.requests = tally.requests.load(Ordering::Relaxed);
+                report.not_modified = tally.not_modified.load(Ordering::Relaxed);
+                report.units_spent = tally.units_spent.load(Ordering::Relaxed);
+                Some(report)
+            }
+        })
+        .buffer_unordered(concurrency)
+        .filter_map(|report| async move { report })
+        .collect()
+        .await;
+    let mut reports = reports;
+    reports.sort_by(|a, b| a.repo.cmp(&b.repo));
+    let metrics = &gaffer.poll_metrics;
+    metrics.cycles.fetch_add(1, Ordering::Relaxed);
+    let duration_ms = started.elapsed().as_millis() as u64;
+    metrics.last_cycle_ms.store(duration_ms, Ordering::Relaxed);
+    let errors: usize = reports.iter().map(|r| r.errors.len()).sum();
+    metrics.errors.fetch_add(errors as u64, Ordering::Relaxed);
+    {
+        let mut by_role = metrics.actions.lock().expect("metrics lock");
+        for action in reports.iter().flat_map(|r| &r.actions) {
+            let role = action.split(':').next().unwrap_or("other").to_string();
+            *by_role.entry(role).or_default() += 1;
+        }
+    }
+    let budget = gaffer.github.client().budget();
+    let (next, reason) = next_interval(gaffer, &reports, budget.as_ref());
+    Ok(CycleReport {
+        duration_ms,
+        requests: reports.iter().map(|r| r.requests).sum(),
+        not_modified: reports.iter().map(|r| r.not_modified).sum(),
+        units_spent: reports.iter().map(|r| r.units_spent).sum(),
+        actions: reports.iter().map(|r| r.actions.len()).sum(),
+        errors,
+        repos: reports,
+        budget,
+        next_interval_secs: next.as_secs(),
+        next_interval_reason: reason,
+    })
+}
+
+/// Active while anything changed or is in flight, idle otherwise, and no sooner than the
+/// budget's reset when it is under `MIN_REMAINING_BUDGET`.
+fn next_interval(
+    gaffer: &Gaffer,
+    reports: &[RepoPoll],
+    budget: Option<&RateBudget>,
+) -> (Duration, String) {
+    let polling = &gaffer.settings.polling;
+    let now = crate::forge::github::budget::unix_now();
+    if let Some(reset) =
+        budget.and_then(|b| b.exhausted_until(u64::from(polling.min_remaining_budget), now))
+    {
+        return (
+            Duration::from_secs(reset - now + 1),
+            format!("budget under MIN_REMAINING_BUDGET: waiting for the reset at {reset}"),
+        );
+    }
+    if reports.iter().any(|r| r.changed || !r.actions.is_empty()) {
+        (
+            polling.interval_active,
+            "something changed this cycle".into(),
+        )
+    } else if reports.iter().any(|r| r.in_flight) {
+        (polling.interval_active, "task PRs are open".into())
+    } else {
+        (
+            polling.interval_idle,
+            "nothing changed and nothing is in flight".into(),
+        )
+    }
+}
+
+/// One repo: never fails the cycle; errors are reported in its line.
+pub async fn poll_repo(gaffer: &Gaffer, repo: &Repo) -> RepoPoll {
+    let mut report = RepoPoll {
+        repo: repo.full_name.clone(),
+        mode: repo.mode,
+        requests: 0,
+        not_modified: 0,
+        units_spent: 0,
+        actions: Vec::new(),
+        errors: Vec::new(),
+        changed: false,
+        in_flight: false,
+    };
+    if let Err(e) = poll_repo_inner(gaffer, repo, &mut report).await {
+        report.errors.push(e.message);
+    }
+    if !report.actions.is_empty() {
+        let summary = format!("poll: {}", report.actions.join("; "));
+        if let Err(e) = gaffer
+            .store
+            .add_event(&repo.full_name(), "poll", &summary)
+            .await
+        {
+            report.errors.push(e.message);
+        }
+    }
+    report
+}
+
+async fn poll_repo_inner(gaffer: &Gaffer, repo: &Repo, report: &mut RepoPoll) -> AppResult<()> {
+    let name = repo.full_name();
+    let forge = gaffer.forge(repo);
+    let mut state = gaffer.store.poll_state(&name).await?;
+    state.cycles += 1;
+    let acting = repo.mode == Mode::Pr;
+
+    // The default branch: a rescan when it moved (new or changed tasks).
+    // The first sighting only records the head: a rescan of every repo on a cold start
+    // would cost more than a token's hourly budget at a thousand repos.
+    let head = forge.branch_sha(&name, &repo.default_branch).await?;
+    if head.is_some() && head != state.default_sha {
+        report.changed = true;
+        if state.default_sha.is_some() {
+            let scanned = crate::pipeline::scan(gaffer, repo).await?;
+            report.actions.push(format!(
+                "scan: {} moved, next: {}",
+                repo.default_branch, scanned.next.reason
+            ));
+        }
+        state.default_sha = head;
+    }
+
+    // Open PRs: a review for each task PR whose head is new.
+    let open = forge.list_pulls(&name, PullState::Open).await?;
+    let vanished = state
+        .open_heads
+        .keys()
+        .any(|n| !open.iter().any(|p| p.number == *n));
+    let mut heads = BTreeMap::new();
+    for pull in &open {
+        let seen = state.open_heads.get(&pull.number);
+        if seen != Some(&pull.head_sha) {
+            report.changed = true;
+        }
+        if !crate::webhook::looks_like_task_branch(&pull.head_ref) {
+            heads.insert(pull.number, pull.head_sha.clone());
+            continue;
+        }
+        report.in_flight = true;
+        let new_head = seen != Some(&pull.head_sha);
+        if new_head
+            && !gaffer
+                .store
+                .was_reviewed(&name, pull.number, &pull.head_sha)
+                .await?
+        {
+            if acting {
+                match reviewer::review(gaffer, repo, pull.number).await {
+                    Ok(outcome) => report
+                        .actions
+                        .push(format!("reviewer: {}", outcome.summary)),
+                    Err(e) => {
+                        // Not remembered as seen: the next cycle tries again.
+                        report
+                            .errors
+                            .push(format!("PR #{}: {}", pull.number, e.message));
+                        if let Some(old) = seen {
+                            heads.insert(pull.number, old.clone());
+                        }
+                        continue;
+                    }
+                }
+            } else {
+                report.actions.push(format!(
+                    "observe: PR #{} has an unreviewed head {} (not acted on)",
+                    pull.number,
+                    short(&pull.head_sha)
+                ));
+            }
+        }
+        heads.insert(pull.number, pull.head_sha.clone());
+    }
+    if vanished {
+        report.changed = true;
+    }
+    state.open_heads = heads;
+
+    // Recently closed PRs: the Integrator for each newly merged task PR.
+    if vanished || state.cycles % CLOSED_EVERY == 1 {
+        for pull in forge.list_pulls(&name, PullState::Closed).await? {
+            if !crate::webhook::looks_like_task_branch(&pull.head_ref)
+                || gaffer.store.closed_seen(&name, pull.number).await?
+            {
+                continue;
+            }
+            if pull.is_merged() {
+                if acting {
+                    match integrator::integrate(gaffer, repo, pull.number).await {
+                        Ok(outcome) => report
+                            .actions
+                            .push(format!("integrator: {}", outcome.summary)),
+                        Err(e) => {
+                            report
+                                .errors
+                                .push(format!("PR #{}: {}", pull.number, e.message));
+                            continue;
+                        }
+                    }
+                } else {
+                    report.actions.push(format!(
+                        "observe: PR #{} was merged (not acted on)",
+                        pull.number
+                    ));
+                }
+            }
+            gaffer.store.mark_closed_seen(&name, pull.number).await?;
+        }
+    }
+    gaffer
+        .store
+        .save_poll_state(&name, &state, report.changed)
+        .await?;
+    Ok(())
+}
+
+/// The background loop (`POLLING_ENABLED=true`): cycles spread over the interval, never
+/// overlapping, until `shutdown` says stop.
+pub async fn run_loop(gaffer: Arc<Gaffer>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut interval = gaffer.settings.polling.interval_active;
+    loop {
+        let started = Instant::now();
+        let spread = interval.mul_f64(0.8);
+        let outcome = cycle(&gaffer, None, Some(spread), Some(shutdown.clone())).await;
+        if *shutdown.borrow() {
+            break;
+        }
+        match outcome {
+            Ok(report) => {
+                tracing::info!(
+                    requests = report.requests,
+                    not_modified = report.not_modified,
+                    units = report.units_spent,
+                    actions = report.actions,
+                    errors = report.errors,
+                    next_s = report.next_interval_secs,
+                    "poll cycle: {}",
+                    report.next_interval_reason
+                );
+                interval = Duration::from_secs(report.next_interval_secs);
+            }
+            Err(e) if e.kind == ErrorKind::Conflict => {}
+            Err(e) => tracing::error!(error = %e, "poll cycle failed"),
+        }
+        let wake = started + interval;
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake.into()) => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    tracing::info!("poller stopped");
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(7)]
+}

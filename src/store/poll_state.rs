@@ -1,0 +1,126 @@
+//! The poller's memory (last default-branch SHA, open PR heads, handled closed PRs) and the
+//! persisted HTTP cache behind GitHub's conditional requests.
+
+use std::collections::BTreeMap;
+
+use sqlx::Row;
+
+use super::Store;
+use crate::error::AppResult;
+use crate::registry::FullName;
+
+/// What the poller saw of a repo last time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PollState {
+    pub default_sha: Option<String>,
+    pub open_heads: BTreeMap<u64, String>,
+    pub cycles: i64,
+}
+
+/// One cached answer.
+#[derive(Debug, Clone)]
+pub struct CachedAnswer {
+    pub url: String,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub next_page: Option<String>,
+    pub body: Vec<u8>,
+}
+
+fn key(name: &FullName) -> String {
+    name.to_string().to_ascii_lowercase()
+}
+
+impl Store {
+    pub async fn poll_state(&self, repo: &FullName) -> AppResult<PollState> {
+        let row =
+            sqlx::query("SELECT default_sha, open_heads, cycles FROM poll_state WHERE repo = ?")
+                .bind(key(repo))
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(match row {
+            None => PollState::default(),
+            Some(r) => PollState {
+                default_sha: r.try_get("default_sha")?,
+                open_heads: serde_json::from_str(&r.try_get::<String, _>("open_heads")?)
+                    .unwrap_or_default(),
+                cycles: r.try_get("cycles")?,
+            },
+        })
+    }
+
+    pub async fn save_poll_state(
+        &self,
+        repo: &FullName,
+        state: &PollState,
+        changed: bool,
+    ) -> AppResult<()> {
+        sqlx::query(
+            "INSERT INTO poll_state (repo, default_sha, open_heads, cycles, changed_at)
+             VALUES (?1, ?2, ?3, ?4, CASE WHEN ?5 THEN strftime('%Y-%m-%dT%H:%M:%SZ', 'now') END)
+             ON CONFLICT (repo) DO UPDATE SET default_sha = ?2, open_heads = ?3, cycles = ?4,
+                 changed_at = CASE WHEN ?5 THEN strftime('%Y-%m-%dT%H:%M:%SZ', 'now') ELSE changed_at END",
+        )
+        .bind(key(repo))
+        .bind(&state.default_sha)
+        .bind(serde_json::to_string(&state.open_heads).unwrap_or_else(|_| "{}".into()))
+        .bind(state.cycles)
+        .bind(changed)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a closed PR handled; `false` when it was handled before.
+    pub async fn mark_closed_seen(&self, repo: &FullName, pr: u64) -> AppResult<bool> {
+        let done = sqlx::query("INSERT OR IGNORE INTO closed_seen (repo, pr) VALUES (?, ?)")
+            .bind(key(repo))
+            .bind(pr as i64)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn closed_seen(&self, repo: &FullName, pr: u64) -> AppResult<bool> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT pr FROM closed_seen WHERE repo = ? AND pr = ?")
+                .bind(key(repo))
+                .bind(pr as i64)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(found.is_some())
+    }
+
+    pub async fn save_cached_answer(&self, answer: &CachedAnswer) -> AppResult<()> {
+        sqlx::query(
+            "INSERT INTO http_cache (url, etag, last_modified, next_page, body) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (url) DO UPDATE SET etag = excluded.etag, last_modified = excluded.last_modified,
+                 next_page = excluded.next_page, body = excluded.body",
+        )
+        .bind(&answer.url)
+        .bind(&answer.etag)
+        .bind(&answer.last_modified)
+        .bind(&answer.next_page)
+        .bind(&answer.body)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn cached_answers(&self) -> AppResult<Vec<CachedAnswer>> {
+        let rows = sqlx::query("SELECT url, etag, last_modified, next_page, body FROM http_cache")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CachedAnswer {
+                    url: r.try_get("url")?,
+                    etag: r.try_get("etag")?,
+                    last_modified: r.try_get("last_modified")?,
+                    next_page: r.try_get("next_page")?,
+                    body: r.try_get("body")?,
+                })
+            })
+            .collect()
+    }
+}
