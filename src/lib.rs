@@ -56,6 +56,8 @@ pub struct Gaffer {
     /// Held while a poll cycle runs: cycles never overlap.
     pub poll_cycle: Arc<tokio::sync::Mutex<()>>,
     pub poll_metrics: Arc<crate::poller::PollMetrics>,
+    /// Group-commits webhook deliveries (see `webhook::writer`).
+    pub deliveries: crate::webhook::writer::DeliveryWriter,
     pub started_at: Instant,
 }
 
@@ -88,6 +90,7 @@ impl Gaffer {
             tracing::warn!("{warning}");
         }
         let llm = Arc::new(OllamaLlm::new(settings.llm.clone(), Some(store.clone())));
+        let deliveries = crate::webhook::writer::DeliveryWriter::start(store.clone());
         let workspace = Workspace::new(
             settings.workdir_root.clone(),
             settings.github.token.clone(),
@@ -104,6 +107,7 @@ impl Gaffer {
             turns: crate::locks::KeyedLocks::default(),
             poll_cycle: Arc::default(),
             poll_metrics: Arc::default(),
+            deliveries,
             started_at: Instant::now(),
         })
     }

@@ -39,7 +39,79 @@ pub struct NewDelivery<'a> {
     pub payload: Option<&'a str>,
 }
 
+/// A write to the deliveries table, for [`Store::write_deliveries`].
+#[derive(Debug, Clone)]
+pub enum DeliveryWrite {
+    /// Insert; answered `true` when new, `false` for a replayed id.
+    Record {
+        id: String,
+        event: String,
+        action: Option<String>,
+        repo: Option<String>,
+        status: &'static str,
+        verdict: String,
+        payload: Option<String>,
+    },
+    /// Mark processed, dropping the payload.
+    Finish {
+        id: String,
+        status: &'static str,
+        verdict: String,
+    },
+}
+
 impl Store {
+    /// Applies many writes in one transaction (group commit): SQLite has one writer, so
+    /// one commit for a burst of deliveries beats one per delivery by far.
+    pub async fn write_deliveries(&self, writes: &[DeliveryWrite]) -> AppResult<Vec<bool>> {
+        let mut tx = self.pool.begin().await?;
+        let mut results = Vec::with_capacity(writes.len());
+        for write in writes {
+            let done =
+                match write {
+                    DeliveryWrite::Record {
+                        id,
+                        event,
+                        action,
+                        repo,
+                        status,
+                        verdict,
+                        payload,
+                    } => sqlx::query(
+                        "INSERT INTO deliveries (id, event, action, repo, status, verdict, payload)
+                         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                    )
+                    .bind(id)
+                    .bind(event)
+                    .bind(action)
+                    .bind(repo)
+                    .bind(*status)
+                    .bind(verdict)
+                    .bind(payload)
+                    .execute(&mut *tx)
+                    .await?,
+                    DeliveryWrite::Finish {
+                        id,
+                        status,
+                        verdict,
+                    } => {
+                        sqlx::query(
+                            "UPDATE deliveries SET status = ?, verdict = ?, payload = NULL,
+                             processed_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
+                        )
+                        .bind(*status)
+                        .bind(verdict)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?
+                    }
+                };
+            results.push(done.rows_affected() == 1);
+        }
+        tx.commit().await?;
+        Ok(results)
+    }
+
     /// Records a delivery; `false` when its id was seen before (nothing is changed then).
     pub async fn record_delivery(&self, d: &NewDelivery<'_>) -> AppResult<bool> {
         let done = sqlx::query(

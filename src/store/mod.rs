@@ -9,7 +9,7 @@ mod repos;
 mod role_memory;
 mod scans;
 
-pub use deliveries::{Delivery, NewDelivery, PendingDelivery};
+pub use deliveries::{Delivery, DeliveryWrite, NewDelivery, PendingDelivery};
 pub use developer_runs::{DeveloperModelStats, DeveloperRun};
 pub use llm_calls::{LlmCall, ModelStats};
 pub use poll_state::{CachedAnswer, PollState};

@@ -4,6 +4,8 @@
 //! seen before is acknowledged and not processed again; deliveries acknowledged but not
 //! processed (a crash) are picked up at start.
 
+pub mod writer;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -16,7 +18,7 @@ use sha2::Sha256;
 use crate::error::{AppError, AppResult, ErrorKind};
 use crate::registry::{FullName, Mode, Repo, DEFAULT_ASSOCIATIONS};
 use crate::roles::{integrator, reviewer};
-use crate::store::NewDelivery;
+use crate::store::DeliveryWrite;
 use crate::team::task::TaskId;
 use crate::Gaffer;
 
@@ -39,9 +41,12 @@ pub struct Ack {
     pub body: Value,
 }
 
+/// The few fields read on the request path; the full payload is parsed in the background.
 #[derive(Deserialize)]
-struct RepoHint {
+struct Envelope {
+    action: Option<String>,
     repository: Option<RepoName>,
+    zen: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -84,9 +89,11 @@ pub async fn accept(gaffer: &Arc<Gaffer>, incoming: Incoming<'_>, body: &[u8]) -
     };
     // Only the repo's name is read before verifying, to pick the secret; nothing else is
     // looked at, stored or acted on until the signature matches.
-    let named = serde_json::from_slice::<RepoHint>(body)
+    let envelope = serde_json::from_slice::<Envelope>(body);
+    let named = envelope
+        .as_ref()
         .ok()
-        .and_then(|h| h.repository)
+        .and_then(|e| e.repository.as_ref())
         .and_then(|r| FullName::parse(&r.full_name).ok());
     let repo = match &named {
         Some(name) => gaffer.registry.get(name).await.ok(),
@@ -100,8 +107,11 @@ pub async fn accept(gaffer: &Arc<Gaffer>, incoming: Incoming<'_>, body: &[u8]) -
             "X-Hub-Signature-256 does not match the body: wrong secret or altered payload",
         ));
     }
-    let payload: Value = serde_json::from_slice(body)
-        .map_err(|e| AppError::bad_request(format!("the body is not JSON: {e}")))?;
+    let envelope = envelope.map_err(|e| {
+        AppError::bad_request(format!(
+            "the body is not JSON (a JSON object is expected): {e}"
+        ))
+    })?;
     let event = incoming
         .event
         .ok_or_else(|| AppError::bad_request("missing X-GitHub-Event"))?;
@@ -113,43 +123,27 @@ pub async fn accept(gaffer: &Arc<Gaffer>, incoming: Incoming<'_>, body: &[u8]) -
             "X-GitHub-Delivery or X-GitHub-Event is too long",
         ));
     }
-    let action = payload.get("action").and_then(Value::as_str);
     if RECEIVED.fetch_add(1, Ordering::Relaxed) % TRIM_EVERY == TRIM_EVERY - 1 {
-        gaffer
-            .store
-            .trim_deliveries(gaffer.settings.webhook.retention)
-            .await?;
+        let (store, keep) = (gaffer.store.clone(), gaffer.settings.webhook.retention);
+        tokio::spawn(async move { store.trim_deliveries(keep).await });
     }
     let record = |status: &'static str, verdict: String, payload: Option<String>| {
-        let gaffer = Arc::clone(gaffer);
-        let named = named.clone();
-        let (event, delivery, action) = (
-            event.to_string(),
-            delivery.to_string(),
-            action.map(str::to_string),
-        );
-        async move {
-            gaffer
-                .store
-                .record_delivery(&NewDelivery {
-                    id: &delivery,
-                    event: &event,
-                    action: action.as_deref(),
-                    repo: named.as_ref(),
-                    status,
-                    verdict: &verdict,
-                    payload: payload.as_deref(),
-                })
-                .await
-        }
+        gaffer.deliveries.write(DeliveryWrite::Record {
+            id: delivery.to_string(),
+            event: event.to_string(),
+            action: envelope.action.clone(),
+            repo: named.as_ref().map(|n| n.to_string().to_ascii_lowercase()),
+            status,
+            verdict,
+            payload,
+        })
     };
 
     if event == "ping" {
         record("done", "ping answered".into(), None).await?;
-        let zen = payload.get("zen").cloned().unwrap_or(Value::Null);
         return Ok(Ack {
             status: 200,
-            body: json!({"pong": true, "zen": zen, "delivery": delivery}),
+            body: json!({"pong": true, "zen": envelope.zen, "delivery": delivery}),
         });
     }
     let ignored = match &repo {
@@ -171,7 +165,7 @@ pub async fn accept(gaffer: &Arc<Gaffer>, incoming: Incoming<'_>, body: &[u8]) -
         });
     }
     let text = String::from_utf8_lossy(body).into_owned();
-    if !record("pending", String::new(), Some(text)).await? {
+    if !record("pending", String::new(), Some(text.clone())).await? {
         return Ok(Ack {
             status: 202,
             body: json!({"accepted": true, "duplicate": true, "delivery": delivery}),
@@ -179,7 +173,10 @@ pub async fn accept(gaffer: &Arc<Gaffer>, incoming: Incoming<'_>, body: &[u8]) -
     }
     let (gaffer, id) = (Arc::clone(gaffer), delivery.to_string());
     let (event, repo) = (event.to_string(), repo.expect("registered repo"));
-    tokio::spawn(async move { process(&gaffer, &id, &event, &repo, &payload).await });
+    tokio::spawn(async move {
+        let payload: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        process(&gaffer, &id, &event, &repo, &payload).await
+    });
     Ok(Ack {
         status: 202,
         body: json!({"accepted": true, "duplicate": false, "delivery": delivery}),
@@ -227,7 +224,12 @@ async fn process(gaffer: &Gaffer, id: &str, event: &str, repo: &Repo, payload: &
         Err(e) => ("failed", format!("failed: {}", e.message)),
     };
     tracing::info!(delivery = id, event, repo = %repo.full_name, status, "{verdict}");
-    if let Err(e) = gaffer.store.finish_delivery(id, status, &verdict).await {
+    let finish = DeliveryWrite::Finish {
+        id: id.to_string(),
+        status,
+        verdict,
+    };
+    if let Err(e) = gaffer.deliveries.write(finish).await {
         tracing::error!(delivery = id, error = %e, "could not record what a delivery caused");
     }
 }
