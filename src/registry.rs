@@ -397,16 +397,33 @@ pub struct RepoDefaults {
     pub git_url: String,
 }
 
+/// How long a looked-up repo is served from memory. Changes made through this process
+/// clear it at once; changes by another process (the CLI) show within this time.
+const LOOKUP_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The registry service: validation here, persistence in the store.
 #[derive(Clone)]
 pub struct Registry {
     store: Store,
     defaults: RepoDefaults,
+    /// Hot lookups (every webhook delivery, every poll) skip the database.
+    recent: moka::future::Cache<String, Repo>,
 }
 
 impl Registry {
     pub fn new(store: Store, defaults: RepoDefaults) -> Self {
-        Registry { store, defaults }
+        Registry {
+            store,
+            defaults,
+            recent: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(LOOKUP_TTL)
+                .build(),
+        }
+    }
+
+    fn cache_key(name: &FullName) -> String {
+        name.to_string().to_ascii_lowercase()
     }
 
     /// Registers a repo; 409 if it (in any letter case) is already registered.
@@ -456,10 +473,17 @@ impl Registry {
     }
 
     pub async fn get(&self, name: &FullName) -> AppResult<Repo> {
-        self.store
+        let key = Self::cache_key(name);
+        if let Some(repo) = self.recent.get(&key).await {
+            return Ok(repo);
+        }
+        let repo = self
+            .store
             .find_repo(name)
             .await?
-            .ok_or_else(|| not_registered(name))
+            .ok_or_else(|| not_registered(name))?;
+        self.recent.insert(key, repo.clone()).await;
+        Ok(repo)
     }
 
     pub async fn list(&self) -> AppResult<(Vec<Repo>, ModeCounts)> {
@@ -491,6 +515,7 @@ impl Registry {
             repo.overrides = overrides;
         }
         self.store.update_repo(&repo).await?;
+        self.recent.invalidate(&Self::cache_key(name)).await;
         self.get(name).await
     }
 
@@ -508,6 +533,7 @@ impl Registry {
     pub async fn remove(&self, name: &FullName) -> AppResult<Repo> {
         let repo = self.get(name).await?;
         self.store.delete_repo(name).await?;
+        self.recent.invalidate(&Self::cache_key(name)).await;
         self.store.forget_repo_state(name).await?;
         Ok(repo)
     }

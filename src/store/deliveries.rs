@@ -190,12 +190,12 @@ impl Store {
             .collect()
     }
 
-    /// Keeps the newest `keep` processed deliveries (pending ones are always kept).
+    /// Keeps about the newest `keep` deliveries (by arrival; pending ones are always kept).
+    /// A rowid range, so trimming costs what it deletes, not a sort of the whole log.
     pub async fn trim_deliveries(&self, keep: u32) -> AppResult<()> {
         sqlx::query(
-            "DELETE FROM deliveries WHERE status != 'pending' AND id IN (
-                 SELECT id FROM deliveries WHERE status != 'pending'
-                 ORDER BY received_at DESC LIMIT -1 OFFSET ?)",
+            "DELETE FROM deliveries WHERE status != 'pending'
+             AND rowid <= (SELECT MAX(rowid) FROM deliveries) - ?",
         )
         .bind(i64::from(keep))
         .execute(&self.pool)

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
@@ -41,12 +41,64 @@ pub struct Ack {
     pub body: Value,
 }
 
-/// The few fields read on the request path; the full payload is parsed in the background.
+/// The fields gaffer reads from a delivery, parsed once (typed, so the rest of a 10-30 KB
+/// payload is skipped, not built). What routing needs is stored as a small [`Routing`]
+/// record instead of the whole payload.
 #[derive(Deserialize)]
 struct Envelope {
     action: Option<String>,
     repository: Option<RepoName>,
     zen: Option<String>,
+    #[serde(rename = "ref")]
+    pushed_ref: Option<String>,
+    pull_request: Option<PullFields>,
+}
+
+#[derive(Deserialize)]
+struct PullFields {
+    number: u64,
+    head: BranchFields,
+    author_association: Option<String>,
+    body: Option<String>,
+    merged: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct BranchFields {
+    #[serde(rename = "ref")]
+    name: String,
+}
+
+/// Everything routing needs, kept durably until the delivery is processed. Missing fields
+/// default, so rows written in another shape still route (as far as they can).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Routing {
+    pub action: Option<String>,
+    pub pushed_ref: Option<String>,
+    pub pr: Option<u64>,
+    pub head_ref: Option<String>,
+    pub association: Option<String>,
+    /// The PR body carries gaffer's marker (gaffer opened it).
+    pub by_gaffer: bool,
+    pub merged: bool,
+}
+
+impl From<&Envelope> for Routing {
+    fn from(e: &Envelope) -> Routing {
+        let pull = e.pull_request.as_ref();
+        Routing {
+            action: e.action.clone(),
+            pushed_ref: e.pushed_ref.clone(),
+            pr: pull.map(|p| p.number),
+            head_ref: pull.map(|p| p.head.name.clone()),
+            association: pull.and_then(|p| p.author_association.clone()),
+            by_gaffer: pull
+                .and_then(|p| p.body.as_deref())
+                .is_some_and(|b| b.contains("<!-- gaffer:task=")),
+            merged: pull.and_then(|p| p.merged).unwrap_or(false),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -164,8 +216,9 @@ pub async fn accept(gaffer: &Arc<Gaffer>, incoming: Incoming<'_>, body: &[u8]) -
             body: json!({"accepted": false, "duplicate": !fresh, "verdict": verdict, "delivery": delivery}),
         });
     }
-    let text = String::from_utf8_lossy(body).into_owned();
-    if !record("pending", String::new(), Some(text.clone())).await? {
+    let routing = Routing::from(&envelope);
+    let stored = serde_json::to_string(&routing).map_err(|e| AppError::internal(e.to_string()))?;
+    if !record("pending", String::new(), Some(stored)).await? {
         return Ok(Ack {
             status: 202,
             body: json!({"accepted": true, "duplicate": true, "delivery": delivery}),
@@ -173,10 +226,7 @@ pub async fn accept(gaffer: &Arc<Gaffer>, incoming: Incoming<'_>, body: &[u8]) -
     }
     let (gaffer, id) = (Arc::clone(gaffer), delivery.to_string());
     let (event, repo) = (event.to_string(), repo.expect("registered repo"));
-    tokio::spawn(async move {
-        let payload: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        process(&gaffer, &id, &event, &repo, &payload).await
-    });
+    tokio::spawn(async move { process(&gaffer, &id, &event, &repo, &routing).await });
     Ok(Ack {
         status: 202,
         body: json!({"accepted": true, "duplicate": false, "delivery": delivery}),
@@ -193,9 +243,9 @@ pub async fn resume_pending(gaffer: Arc<Gaffer>) -> AppResult<usize> {
             Some(name) => gaffer.registry.get(&name).await.ok(),
             None => None,
         };
-        let payload: Value = serde_json::from_str(&delivery.payload).unwrap_or(Value::Null);
+        let routing: Routing = serde_json::from_str(&delivery.payload).unwrap_or_default();
         match repo {
-            Some(repo) => process(&gaffer, &delivery.id, &delivery.event, &repo, &payload).await,
+            Some(repo) => process(&gaffer, &delivery.id, &delivery.event, &repo, &routing).await,
             None => {
                 gaffer
                     .store
@@ -218,8 +268,8 @@ pub async fn resume_pending(gaffer: Arc<Gaffer>) -> AppResult<usize> {
 }
 
 /// Routes one delivery and records what it caused.
-async fn process(gaffer: &Gaffer, id: &str, event: &str, repo: &Repo, payload: &Value) {
-    let (status, verdict) = match route(gaffer, event, repo, payload).await {
+async fn process(gaffer: &Gaffer, id: &str, event: &str, repo: &Repo, routing: &Routing) {
+    let (status, verdict) = match route(gaffer, event, repo, routing).await {
         Ok(verdict) => ("done", verdict),
         Err(e) => ("failed", format!("failed: {}", e.message)),
     };
@@ -236,31 +286,27 @@ async fn process(gaffer: &Gaffer, id: &str, event: &str, repo: &Repo, payload: &
 
 /// What each event leads to. Roles only act on task PRs (or PRs gaffer opened) whose
 /// author's association is allowed.
-async fn route(gaffer: &Gaffer, event: &str, repo: &Repo, payload: &Value) -> AppResult<String> {
-    let action = payload.get("action").and_then(Value::as_str).unwrap_or("");
+async fn route(gaffer: &Gaffer, event: &str, repo: &Repo, routing: &Routing) -> AppResult<String> {
+    let action = routing.action.as_deref().unwrap_or("");
     match (event, action) {
         ("pull_request", "opened" | "synchronize" | "reopened" | "closed") => {
-            let pull = &payload["pull_request"];
-            let number = pull["number"]
-                .as_u64()
+            let number = routing
+                .pr
                 .ok_or_else(|| AppError::bad_request("pull_request.number missing"))?;
-            let head_ref = pull["head"]["ref"].as_str().unwrap_or("");
+            let head_ref = routing.head_ref.as_deref().unwrap_or("");
             if !looks_like_task_branch(head_ref) {
                 return Ok(format!(
                     "PR #{number} ({head_ref}) is not a task PR: recorded"
                 ));
             }
-            let association = pull["author_association"].as_str().unwrap_or("NONE");
-            let by_gaffer = pull["body"]
-                .as_str()
-                .is_some_and(|b| b.contains("<!-- gaffer:task="));
-            if !by_gaffer && !allowed(repo, association) {
+            let association = routing.association.as_deref().unwrap_or("NONE");
+            if !routing.by_gaffer && !allowed(repo, association) {
                 return Ok(format!(
                     "PR #{number} by a {association}: not allowed to trigger roles, recorded"
                 ));
             }
             if action == "closed" {
-                if pull["merged"].as_bool() != Some(true) {
+                if !routing.merged {
                     return Ok(format!("PR #{number} closed without merge: recorded"));
                 }
                 let outcome = integrator::integrate(gaffer, repo, number).await?;
@@ -270,7 +316,7 @@ async fn route(gaffer: &Gaffer, event: &str, repo: &Repo, payload: &Value) -> Ap
             Ok(format!("reviewer: {}", outcome.summary))
         }
         ("push", _) => {
-            let pushed = payload["ref"].as_str().unwrap_or("");
+            let pushed = routing.pushed_ref.as_deref().unwrap_or("");
             if pushed == format!("refs/heads/{}", repo.default_branch) {
                 let report = crate::pipeline::scan(gaffer, repo).await?;
                 Ok(format!(
