@@ -3,7 +3,7 @@
 //! `pull_request` and `issues` deliveries), on this machine.
 //!
 //! cargo bench --bench webhook
-//! BENCH_DELIVERIES=20000 BENCH_CONCURRENCY=64 cargo bench --bench webhook
+//! BENCH_DELIVERIES=20000 BENCH_CONCURRENCY=16 cargo bench --bench webhook
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -57,7 +57,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[tokio::main]
 async fn main() {
     let deliveries = env_number("BENCH_DELIVERIES", 20_000);
-    let concurrency = env_number("BENCH_CONCURRENCY", 64);
+    let concurrency = env_number("BENCH_CONCURRENCY", 16);
     let data = tempfile::TempDir::new().unwrap();
     let vars: HashMap<String, String> = [
         ("GAFFER_BIND", "127.0.0.1:0".to_string()),

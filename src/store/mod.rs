@@ -47,12 +47,32 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // Checkpoints run in the background (see below), not inside a commit that
+            // happens to cross the threshold: that stall was the webhook ack's p99.
+            .pragma("wal_autocheckpoint", "0");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
             .await?;
         sqlx::migrate!("src/store/migrations").run(&pool).await?;
+        let checkpointer = pool.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if checkpointer.is_closed() {
+                    break;
+                }
+                // PASSIVE never blocks writers; it copies what it can and returns.
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&checkpointer)
+                    .await
+                {
+                    tracing::debug!(error = %e, "WAL checkpoint skipped");
+                }
+            }
+        });
         Ok(Store { pool })
     }
 
