@@ -112,22 +112,11 @@ pub async fn bootstrap(gaffer: &Gaffer, repo: &Repo) -> AppResult<Outcome> {
         .iter()
         .find(|p| p.head_ref.ends_with(&boot_slug))
     {
-        let mut o = Outcome::new(
-            ROLE,
-            repo,
-            Action::ExistingPr,
-            format!(
-                "the bootstrap task {} is already in PR #{}",
-                open.task, open.number
-            ),
+        let summary = format!(
+            "the bootstrap task {} is already in PR #{}",
+            open.task, open.number
         );
-        o.task = Some(open.task.clone());
-        o.pr = Some(PrRef {
-            number: open.number,
-            branch: open.head_ref.clone(),
-            url: String::new(),
-        });
-        return Ok(o);
+        return Ok(Outcome::existing(ROLE, repo, open, summary));
     }
     let id = next_id(&ids_in_use(&report));
     let text = bootstrap::task_file(&id, Status::Queued);
@@ -250,16 +239,7 @@ async fn develop(
         model: model.clone().unwrap_or_else(|| "builtin".into()),
         ..DeveloperRun::default()
     };
-    let check_settings = CheckSettings {
-        timeout: gaffer.settings.work.checks_timeout,
-        hidden_dirs: std::fs::canonicalize(&gaffer.settings.data_dir)
-            .into_iter()
-            .collect(),
-        hidden_files: std::env::current_dir()
-            .map(|d| d.join(".env"))
-            .into_iter()
-            .collect(),
-    };
+    let check_settings = super::check_settings(gaffer);
     let command = checks::default_command(config.test_command.as_deref()).await;
     let work = if bootstrap::is_bootstrap(&task.title) {
         stats.attempts = 1;

@@ -2,7 +2,7 @@
 //! (or to `ready_for_integration` when `.llm-team.yml` lists that state). A PR closed
 //! without merge moves nothing. Once per merged PR (stored, and found by branch).
 
-use super::{ensure_pr_mode, marker, open_or_find_pr, open_pr_for, Action, Outcome, PrRef};
+use super::{ensure_pr_mode, marker, open_pr_for, Action, Outcome, PrRef};
 use crate::error::AppResult;
 use crate::forge::NewPull;
 use crate::pipeline::{self, read_task, read_team_config, Step};
@@ -124,15 +124,6 @@ pub async fn integrate(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<O
     }
     let updated = set_front_matter_field(&text, "status", target.as_str())
         .map_err(crate::error::AppError::internal)?;
-    let clone = gaffer.workspace.checkout(repo).await?;
-    clone
-        .start_branch(&branch, &format!("origin/{}", repo.default_branch))
-        .await?;
-    clone.write(&task.path, &updated)?;
-    clone
-        .commit_all(&format!("{task_id}: {target} (PR #{number} merged)"))
-        .await?;
-    clone.push(&branch, &config.branch_prefix).await?;
     let body = format!(
         "{}\nPR #{number} (**{task_id}: {}**) was merged, so this moves `{}` from `{}` to `{target}`. Only that line changes.\n",
         marker(&task_id, ROLE),
@@ -146,7 +137,15 @@ pub async fn integrate(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<O
         base: repo.default_branch.clone(),
         body,
     };
-    let (opened, created) = open_or_find_pr(forge.as_ref(), &name, &request).await?;
+    let (opened, created) = super::propose(
+        gaffer,
+        repo,
+        &config.branch_prefix,
+        &[(task.path.as_str(), updated.as_str())],
+        &format!("{task_id}: {target} (PR #{number} merged)"),
+        &request,
+    )
+    .await?;
     gaffer
         .store
         .mark_integrated(&name, number, task_id.as_str(), opened.number)

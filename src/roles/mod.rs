@@ -123,6 +123,62 @@ pub async fn work_next(
     Ok(answer)
 }
 
+impl Outcome {
+    /// "Already there": the task PR found open instead of making a second one.
+    pub fn existing(
+        role: &'static str,
+        repo: &Repo,
+        open: &crate::pipeline::TaskPull,
+        summary: String,
+    ) -> Outcome {
+        let mut outcome = Outcome::new(role, repo, Action::ExistingPr, summary);
+        outcome.task = Some(open.task.clone());
+        outcome.pr = Some(PrRef {
+            number: open.number,
+            branch: open.head_ref.clone(),
+            url: String::new(),
+        });
+        outcome
+    }
+}
+
+/// Commits `files` on a fresh `branch` from the up-to-date default branch, pushes it and
+/// opens the PR (or finds the one already open for that branch).
+pub async fn propose(
+    gaffer: &crate::Gaffer,
+    repo: &Repo,
+    branch_prefix: &str,
+    files: &[(&str, &str)],
+    commit_message: &str,
+    pull: &NewPull,
+) -> AppResult<(PullRequest, bool)> {
+    let clone = gaffer.workspace.checkout(repo).await?;
+    clone
+        .start_branch(&pull.head, &format!("origin/{}", repo.default_branch))
+        .await?;
+    for (path, text) in files {
+        clone.write(path, text)?;
+    }
+    clone.commit_all(commit_message).await?;
+    clone.push(&pull.head, branch_prefix).await?;
+    open_or_find_pr(gaffer.forge(repo).as_ref(), &repo.full_name(), pull).await
+}
+
+/// How the repo's checks run for any role: the timeout, and gaffer's own data directory and
+/// `.env` hidden from the (sandboxed) process.
+pub fn check_settings(gaffer: &crate::Gaffer) -> crate::workspace::checks::CheckSettings {
+    crate::workspace::checks::CheckSettings {
+        timeout: gaffer.settings.work.checks_timeout,
+        hidden_dirs: std::fs::canonicalize(&gaffer.settings.data_dir)
+            .into_iter()
+            .collect(),
+        hidden_files: std::env::current_dir()
+            .map(|d| d.join(".env"))
+            .into_iter()
+            .collect(),
+    }
+}
+
 /// The hidden marker on every PR and comment gaffer writes, so a later run can find it.
 pub fn marker(task: &TaskId, role: &str) -> String {
     format!("<!-- gaffer:task={task} role={role} -->")

@@ -16,7 +16,7 @@ use crate::llm::{ask_structured, Llm, Role};
 use crate::pipeline::{read_task, read_team_config};
 use crate::registry::{Mode, Repo};
 use crate::team::{classify_branch, PullKind};
-use crate::workspace::checks::{self, CheckRun, CheckSettings};
+use crate::workspace::checks::{self, CheckRun};
 use crate::Gaffer;
 
 const ROLE: &str = "reviewer";
@@ -189,16 +189,7 @@ async fn run_checks(
     let clone = gaffer.workspace.checkout(repo).await?;
     clone.start_branch("gaffer-review", &pull.head_sha).await?;
     let command = checks::default_command(configured).await;
-    let settings = CheckSettings {
-        timeout: gaffer.settings.work.checks_timeout,
-        hidden_dirs: std::fs::canonicalize(&gaffer.settings.data_dir)
-            .into_iter()
-            .collect(),
-        hidden_files: std::env::current_dir()
-            .map(|d| d.join(".env"))
-            .into_iter()
-            .collect(),
-    };
+    let settings = super::check_settings(gaffer);
     Ok(checks::run(clone.dir(), &command, &settings).await)
 }
 

@@ -6,9 +6,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{
-    bootstrap, ensure_pr_mode, ids_in_use, marker, open_or_find_pr, Action, Outcome, PrRef,
-};
+use super::{bootstrap, ensure_pr_mode, ids_in_use, marker, Action, Outcome, PrRef};
 use crate::error::AppResult;
 use crate::forge::NewPull;
 use crate::llm::prompt::{Prompt, Source, TASKMASTER_SYSTEM};
@@ -74,22 +72,11 @@ pub async fn run(gaffer: &Gaffer, repo: &Repo) -> AppResult<Outcome> {
         .iter()
         .find(|p| p.kind == PullKind::Plan)
     {
-        let mut outcome = Outcome::new(
-            ROLE,
-            repo,
-            Action::ExistingPr,
-            format!(
-                "the plan for {} is already open in PR #{}",
-                open.task, open.number
-            ),
+        let summary = format!(
+            "the plan for {} is already open in PR #{}",
+            open.task, open.number
         );
-        outcome.task = Some(open.task.clone());
-        outcome.pr = Some(PrRef {
-            number: open.number,
-            branch: open.head_ref.clone(),
-            url: String::new(),
-        });
-        return Ok(outcome);
+        return Ok(Outcome::existing(ROLE, repo, open, summary));
     }
     // One task in flight at a time: a task still in an open PR may not be on main yet.
     if let Some(open) = report.open_task_prs.first() {
@@ -127,15 +114,6 @@ pub async fn run(gaffer: &Gaffer, repo: &Repo) -> AppResult<Outcome> {
         return Ok(outcome);
     }
 
-    let clone = gaffer.workspace.checkout(repo).await?;
-    clone
-        .start_branch(&branch, &format!("origin/{}", repo.default_branch))
-        .await?;
-    clone.write(&path, &planned.text)?;
-    clone
-        .commit_all(&format!("{id}: plan \"{}\"", planned.title))
-        .await?;
-    clone.push(&branch, &config.branch_prefix).await?;
     let body = format!(
         "{}\nThe Taskmaster ({}) proposes a new task, **{id}: {}**, in `{path}`.\n\nMerge this PR to queue it for the Developer; close it to drop it.\n",
         marker(&id, ROLE),
@@ -148,8 +126,15 @@ pub async fn run(gaffer: &Gaffer, repo: &Repo) -> AppResult<Outcome> {
         base: repo.default_branch.clone(),
         body,
     };
-    let forge = gaffer.forge(repo);
-    let (pr, created) = open_or_find_pr(forge.as_ref(), &repo.full_name(), &pull).await?;
+    let (pr, created) = super::propose(
+        gaffer,
+        repo,
+        &config.branch_prefix,
+        &[(path.as_str(), planned.text.as_str())],
+        &format!("{id}: plan \"{}\"", planned.title),
+        &pull,
+    )
+    .await?;
     let summary = format!("proposed {id} \"{}\" in PR #{}", planned.title, pr.number);
     gaffer
         .store

@@ -1,13 +1,5 @@
-use crate::support::app::{assert_error, spawn_app, spawn_app_with};
+use crate::support::app::{assert_error, spawn_app, spawn_app_with, NO_MODELS};
 use serde_json::Value;
-
-const NO_MODELS: [(&str, &str); 5] = [
-    ("LLM_PLANNER_MODEL", "none"),
-    ("LLM_TASKMASTER_MODEL", "none"),
-    ("LLM_DEVELOPER_MODEL", "none"),
-    ("LLM_REVIEWER_MODEL", "none"),
-    ("LLM_INTEGRATOR_MODEL", "none"),
-];
 
 #[tokio::test]
 async fn health_reports_version_uptime_and_checks() {

@@ -6,19 +6,12 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::support::app::{assert_error, spawn_app_with, TestApp};
+use crate::support::app::{assert_error, post_ok, spawn_app_with, TestApp, NO_MODELS};
 use crate::support::fake_github::FakeGithub;
 use crate::support::git::{git, show_file};
 use crate::support::ollama;
 
 const REPO: &str = "acme/tally";
-const NO_MODELS: [(&str, &str); 5] = [
-    ("LLM_PLANNER_MODEL", "none"),
-    ("LLM_TASKMASTER_MODEL", "none"),
-    ("LLM_DEVELOPER_MODEL", "none"),
-    ("LLM_REVIEWER_MODEL", "none"),
-    ("LLM_INTEGRATOR_MODEL", "none"),
-];
 const BRANCH: &str = "feature/T-0001-initialize-basic-ci-for-python";
 const TASK: &str = "tasks/T-0001-initialize-basic-ci-for-python.md";
 
@@ -51,14 +44,6 @@ async fn with_work_pr(extra: &[(&str, &str)]) -> (FakeGithub, TestApp) {
     (fake, app)
 }
 
-async fn post(app: &TestApp, path: &str) -> Value {
-    let response = app.client.post(app.url(path)).send().await.unwrap();
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(status, 200, "{path}: {body:#}");
-    body
-}
-
 #[tokio::test]
 async fn one_review_per_head_sha_and_a_new_push_gets_a_new_one() {
     let (fake, app) = with_work_pr(&[]).await;
@@ -68,7 +53,7 @@ async fn one_review_per_head_sha_and_a_new_push_gets_a_new_one() {
         .to_string();
     fake.add_check_run(REPO, &head, "tests", "completed", Some("success"));
 
-    let first = post(&app, "/run/reviewer").await;
+    let first = post_ok(&app, "/run/reviewer").await;
     assert_eq!(first.as_array().unwrap().len(), 1);
     assert_eq!(first[0]["action"], "reviewed", "{first:#}");
     let reviews = fake.reviews(REPO, 1);
@@ -86,18 +71,25 @@ async fn one_review_per_head_sha_and_a_new_push_gets_a_new_one() {
 
     // The same SHA again, by any trigger: nothing.
     assert_eq!(
-        post(&app, "/run/reviewer").await.as_array().unwrap().len(),
+        post_ok(&app, "/run/reviewer")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
         0
     );
     assert_eq!(
-        post(&app, "/run/reviewer?pr=1").await[0]["action"],
+        post_ok(&app, "/run/reviewer?pr=1").await[0]["action"],
         "nothing"
     );
     assert_eq!(fake.reviews(REPO, 1).len(), 1);
 
     // A new push: a new review of the new head.
     let new_head = fake.commit(REPO, BRANCH, &[("src/extra.py", "X = 1\n")], "more work");
-    assert_eq!(post(&app, "/run/reviewer").await[0]["action"], "reviewed");
+    assert_eq!(
+        post_ok(&app, "/run/reviewer").await[0]["action"],
+        "reviewed"
+    );
     let reviews = fake.reviews(REPO, 1);
     assert_eq!(reviews.len(), 2);
     assert_eq!(reviews[1].0, new_head);
@@ -119,11 +111,15 @@ async fn a_review_posted_before_a_crash_is_not_posted_again() {
         .await
         .unwrap();
     assert_eq!(posted.status(), 200);
-    let outcome = post(&app, "/run/reviewer?pr=1").await;
+    let outcome = post_ok(&app, "/run/reviewer?pr=1").await;
     assert_eq!(outcome[0]["action"], "nothing", "{outcome:#}");
     assert_eq!(fake.reviews(REPO, 1).len(), 1);
     assert_eq!(
-        post(&app, "/run/reviewer").await.as_array().unwrap().len(),
+        post_ok(&app, "/run/reviewer")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
         0,
         "remembered now"
     );
@@ -141,7 +137,7 @@ async fn a_reviewer_model_judges_each_acceptance_item() {
         ("LLM_REVIEWER_MODEL", "tiny:1b"),
     ])
     .await;
-    let outcome = post(&app, "/run/reviewer").await;
+    let outcome = post_ok(&app, "/run/reviewer").await;
     assert!(
         outcome[0]["summary"]
             .as_str()
@@ -167,12 +163,12 @@ async fn a_reviewer_model_judges_each_acceptance_item() {
 #[tokio::test]
 async fn integration_only_after_a_merge_and_only_once() {
     let (fake, app) = with_work_pr(&[]).await;
-    let early = post(&app, "/run/integrator?pr=1").await;
+    let early = post_ok(&app, "/run/integrator?pr=1").await;
     assert_eq!(early["action"], "nothing");
     assert!(early["summary"].as_str().unwrap().contains("still open"));
 
     fake.merge(REPO, 1).unwrap();
-    let work = post(&app, "/repos/acme/tally/work-next").await;
+    let work = post_ok(&app, "/repos/acme/tally/work-next").await;
     assert_eq!(work["decision"]["role"], "integrator", "{work:#}");
     assert_eq!(work["outcome"]["action"], "opened_pr", "{work:#}");
     let integration = work["outcome"]["pr"]["number"].as_u64().unwrap();
@@ -187,17 +183,17 @@ async fn integration_only_after_a_merge_and_only_once() {
     );
 
     // Every later trigger for the same merge does nothing.
-    assert!(post(&app, "/run/integrator?pr=1").await["summary"]
+    assert!(post_ok(&app, "/run/integrator?pr=1").await["summary"]
         .as_str()
         .unwrap()
         .contains(&format!("integrated already in PR #{integration}")));
-    let again = post(&app, "/repos/acme/tally/work-next").await;
+    let again = post_ok(&app, "/repos/acme/tally/work-next").await;
     assert_eq!(again["acted"], false, "{again:#}");
     assert_eq!(fake.pulls(REPO).len(), 2);
 
     // Merging the integration PR: the task is done and there is nothing left to integrate.
     fake.merge(REPO, integration).unwrap();
-    let report: Value = post(&app, "/repos/acme/tally/scan").await;
+    let report: Value = post_ok(&app, "/repos/acme/tally/scan").await;
     assert_eq!(report["counts"]["done"], 1);
 }
 
@@ -205,7 +201,7 @@ async fn integration_only_after_a_merge_and_only_once() {
 async fn a_pr_closed_without_merge_moves_nothing() {
     let (fake, app) = with_work_pr(&[]).await;
     fake.close(REPO, 1);
-    let outcome = post(&app, "/run/integrator?pr=1").await;
+    let outcome = post_ok(&app, "/run/integrator?pr=1").await;
     assert_eq!(outcome["action"], "nothing");
     assert!(outcome["summary"]
         .as_str()
@@ -227,7 +223,7 @@ async fn ready_for_integration_first_when_the_repo_asks_for_it() {
         "config",
     );
     fake.merge(REPO, 1).unwrap();
-    let outcome = post(&app, "/run/integrator").await;
+    let outcome = post_ok(&app, "/run/integrator").await;
     assert_eq!(outcome["action"], "opened_pr", "{outcome:#}");
     let text = show_file(
         &fake.bare_path(REPO),
@@ -257,8 +253,14 @@ async fn a_local_forge_repo_works_like_a_github_one() {
 
     let body = json!({"full_name": "me/tally", "mode": "pr", "forge": "local", "clone_url": format!("file://{}", origin.display())});
     assert_eq!(app.post_json("/repos", &body).await.status(), 201);
-    assert_eq!(post(&app, "/run/taskmaster").await["action"], "opened_pr");
-    assert_eq!(post(&app, "/run/taskmaster").await["action"], "existing_pr");
+    assert_eq!(
+        post_ok(&app, "/run/taskmaster").await["action"],
+        "opened_pr"
+    );
+    assert_eq!(
+        post_ok(&app, "/run/taskmaster").await["action"],
+        "existing_pr"
+    );
     assert!(git(
         &origin,
         &[
@@ -272,6 +274,6 @@ async fn a_local_forge_repo_works_like_a_github_one() {
         show_file(&origin, "main", TASK).is_none(),
         "main only changes through merges"
     );
-    let report = post(&app, "/repos/me/tally/scan").await;
+    let report = post_ok(&app, "/repos/me/tally/scan").await;
     assert_eq!(report["open_task_prs"][0]["number"], 1);
 }

@@ -6,19 +6,12 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::support::app::{assert_error, spawn_app_with, TestApp};
+use crate::support::app::{assert_error, post_ok, spawn_app_with, TestApp, NO_MODELS};
 use crate::support::fake_github::FakeGithub;
 use crate::support::git::{branch_sha, show_file};
 use crate::support::ollama;
 
 const REPO: &str = "acme/tally";
-const NO_MODELS: [(&str, &str); 5] = [
-    ("LLM_PLANNER_MODEL", "none"),
-    ("LLM_TASKMASTER_MODEL", "none"),
-    ("LLM_DEVELOPER_MODEL", "none"),
-    ("LLM_REVIEWER_MODEL", "none"),
-    ("LLM_INTEGRATOR_MODEL", "none"),
-];
 const BOOT_BRANCH: &str = "feature/T-0001-initialize-basic-ci-for-python";
 const BOOT_TASK: &str = "tasks/T-0001-initialize-basic-ci-for-python.md";
 
@@ -42,14 +35,6 @@ async fn setup(mode: &str, seed: Option<&Path>, extra: &[(&str, &str)]) -> (Fake
     (fake, app)
 }
 
-async fn post(app: &TestApp, path: &str) -> Value {
-    let response = app.client.post(app.url(path)).send().await.unwrap();
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(status, 200, "{path}: {body:#}");
-    body
-}
-
 fn task_text(id: &str, title: &str) -> String {
     format!("---\nid: {id}\ntitle: {title}\ntype: feature\npriority: P1\ndepends_on: []\nstatus: queued\nacceptance:\n  - tally --json prints JSON\n---\n# {title}\n")
 }
@@ -60,7 +45,7 @@ async fn the_bootstrap_flow_needs_no_model_and_never_duplicates() {
     let bare = fake.bare_path(REPO);
 
     // 1. No task yet: the Taskmaster proposes the bootstrap task as a PR.
-    let first = post(&app, "/repos/acme/tally/work-next").await;
+    let first = post_ok(&app, "/repos/acme/tally/work-next").await;
     assert_eq!(first["decision"]["role"], "taskmaster");
     assert_eq!(first["acted"], true);
     assert_eq!(first["outcome"]["action"], "opened_pr", "{first:#}");
@@ -88,20 +73,20 @@ async fn the_bootstrap_flow_needs_no_model_and_never_duplicates() {
     );
 
     // 2. Asking again changes nothing while the plan waits for a human.
-    let again = post(&app, "/repos/acme/tally/work-next").await;
+    let again = post_ok(&app, "/repos/acme/tally/work-next").await;
     assert_eq!(again["acted"], false);
     assert!(again["decision"]["reason"]
         .as_str()
         .unwrap()
         .contains("waits for merge in PR #1"));
-    let rerun = post(&app, "/run/taskmaster").await;
+    let rerun = post_ok(&app, "/run/taskmaster").await;
     assert_eq!(rerun["action"], "existing_pr");
     assert_eq!(fake.pulls(REPO).len(), 1);
 
     // 3. The human merges; the Developer does the bootstrap deterministically.
     fake.merge(REPO, 1).unwrap();
     let main_before = branch_sha(&bare, "main").unwrap();
-    let dev = post(&app, "/repos/acme_tally/work-next").await;
+    let dev = post_ok(&app, "/repos/acme_tally/work-next").await;
     assert_eq!(dev["decision"]["role"], "developer", "{dev:#}");
     let outcome = &dev["outcome"];
     assert_eq!(outcome["action"], "opened_pr", "{outcome:#}");
@@ -128,7 +113,7 @@ async fn the_bootstrap_flow_needs_no_model_and_never_duplicates() {
     );
 
     // 4. Again: the PR exists, nothing new.
-    let repeat = post(&app, "/run/developer?repo=acme/tally&task=T-0001").await;
+    let repeat = post_ok(&app, "/run/developer?repo=acme/tally&task=T-0001").await;
     assert_eq!(repeat["action"], "existing_pr");
     assert_eq!(fake.pulls(REPO).len(), 2);
     let status: Value = app
@@ -144,7 +129,7 @@ async fn the_bootstrap_flow_needs_no_model_and_never_duplicates() {
 #[tokio::test]
 async fn bootstrap_adds_ci_and_a_smoke_test_to_a_bare_repo() {
     let (fake, app) = setup("pr", None, &[]).await;
-    let outcome = post(&app, "/repos/acme/tally/bootstrap").await;
+    let outcome = post_ok(&app, "/repos/acme/tally/bootstrap").await;
     assert_eq!(outcome["action"], "opened_pr", "{outcome:#}");
     let files: Vec<&str> = outcome["files"]
         .as_array()
@@ -169,9 +154,9 @@ async fn bootstrap_adds_ci_and_a_smoke_test_to_a_bare_repo() {
         .unwrap()
         .contains("status: in_review"));
     // A second bootstrap (or a Taskmaster run) finds the PR instead of making another.
-    let again = post(&app, "/repos/acme/tally/bootstrap").await;
+    let again = post_ok(&app, "/repos/acme/tally/bootstrap").await;
     assert_eq!(again["action"], "existing_pr", "{again:#}");
-    let planned = post(&app, "/run/taskmaster").await;
+    let planned = post_ok(&app, "/run/taskmaster").await;
     assert_ne!(planned["action"], "opened_pr", "{planned:#}");
     assert_eq!(fake.pulls(REPO).len(), 1);
 }
@@ -179,21 +164,21 @@ async fn bootstrap_adds_ci_and_a_smoke_test_to_a_bare_repo() {
 #[tokio::test]
 async fn observe_mode_previews_and_changes_nothing() {
     let (fake, app) = setup("observe", None, &[]).await;
-    let preview = post(&app, "/repos/acme/tally/bootstrap").await;
+    let preview = post_ok(&app, "/repos/acme/tally/bootstrap").await;
     assert_eq!(preview["action"], "preview");
     assert!(preview["files"]
         .as_array()
         .unwrap()
         .iter()
         .any(|f| f == ".github/workflows/ci.yml"));
-    let work = post(&app, "/repos/acme/tally/work-next").await;
+    let work = post_ok(&app, "/repos/acme/tally/work-next").await;
     assert_eq!(work["acted"], false);
     assert!(fake.pulls(REPO).is_empty());
     assert!(
         branch_sha(&fake.bare_path(REPO), BOOT_BRANCH).is_none(),
         "nothing pushed"
     );
-    let dev = post(&app, "/run/developer").await;
+    let dev = post_ok(&app, "/run/developer").await;
     assert_ne!(dev["action"], "opened_pr");
     assert!(fake.pulls(REPO).is_empty());
 }
@@ -228,7 +213,7 @@ async fn a_crash_after_the_push_is_finished_by_the_next_run() {
         "pushed",
     );
     let pushed = branch_sha(&bare, BOOT_BRANCH).unwrap();
-    let outcome = post(&app, "/run/developer").await;
+    let outcome = post_ok(&app, "/run/developer").await;
     assert_eq!(outcome["action"], "opened_pr", "{outcome:#}");
     assert!(outcome["summary"].as_str().unwrap().contains("resumed"));
     assert_eq!(
@@ -268,7 +253,7 @@ async fn model_setup(reply: &str) -> (FakeGithub, TestApp, wiremock::MockServer)
 async fn a_good_model_edit_becomes_a_pr_with_passing_checks() {
     let reply = "I'll add the flag.\n\nsrc/app.py\n```python\n<<<<<<< SEARCH\n    parser.add_argument(\"--version\", action=\"version\", version=f\"tally {__version__}\")\n=======\n    parser.add_argument(\"--version\", action=\"version\", version=f\"tally {__version__}\")\n    parser.add_argument(\"--json\", action=\"store_true\", help=\"print JSON\")\n>>>>>>> REPLACE\n```\n\ntests/test_json.py\n<<<<<<< SEARCH\n=======\nimport sys\nimport unittest\nfrom pathlib import Path\n\nsys.path.insert(0, str(Path(__file__).resolve().parents[1]))\n\nfrom src.app import build_parser  # noqa: E402\n\n\nclass JsonFlagTest(unittest.TestCase):\n    def test_flag_parses(self):\n        self.assertTrue(build_parser().parse_args([\"--json\"]).json)\n>>>>>>> REPLACE\n";
     let (fake, app, _model) = model_setup(reply).await;
-    let outcome = post(&app, "/run/developer").await;
+    let outcome = post_ok(&app, "/run/developer").await;
     assert_eq!(outcome["action"], "opened_pr", "{outcome:#}");
     assert_eq!(outcome["checks"]["passed"], true, "{outcome:#}");
     assert_eq!(outcome["detail"]["stats"]["applied_first_try"], true);
@@ -286,7 +271,7 @@ async fn a_good_model_edit_becomes_a_pr_with_passing_checks() {
 #[tokio::test]
 async fn model_garbage_ends_in_a_clear_blocked_pr() {
     let (fake, app, model) = model_setup("I am not sure what you mean. Could you clarify?").await;
-    let outcome = post(&app, "/run/developer").await;
+    let outcome = post_ok(&app, "/run/developer").await;
     assert_eq!(outcome["action"], "blocked", "{outcome:#}");
     let bare = fake.bare_path(REPO);
     let branch = "feature/T-0001-add-a-json-flag";
@@ -328,7 +313,7 @@ async fn model_garbage_ends_in_a_clear_blocked_pr() {
     );
     // Running again does not open a second PR.
     assert_eq!(
-        post(&app, "/run/developer?task=T-0001").await["action"],
+        post_ok(&app, "/run/developer?task=T-0001").await["action"],
         "existing_pr"
     );
     assert_eq!(fake.pulls(REPO).len(), 1);
@@ -338,7 +323,7 @@ async fn model_garbage_ends_in_a_clear_blocked_pr() {
 async fn protected_paths_and_traversal_are_refused_and_fed_back() {
     let reply = ".github/workflows/ci.yml\n<<<<<<< SEARCH\n=======\nname: owned\n>>>>>>> REPLACE\n\n../../outside.py\n<<<<<<< SEARCH\n=======\nprint('escaped')\n>>>>>>> REPLACE\n";
     let (fake, app, model) = model_setup(reply).await;
-    let outcome = post(&app, "/run/developer").await;
+    let outcome = post_ok(&app, "/run/developer").await;
     assert_eq!(outcome["action"], "blocked", "{outcome:#}");
     let asks = ollama::last_user_messages(&model).await;
     assert!(
@@ -413,7 +398,7 @@ async fn with_a_model_the_taskmaster_plans_from_the_prd() {
         )],
         "bootstrapped",
     );
-    let outcome = post(&app, "/run/taskmaster").await;
+    let outcome = post_ok(&app, "/run/taskmaster").await;
     assert_eq!(outcome["action"], "opened_pr", "{outcome:#}");
     assert_eq!(outcome["task"], "T-0002");
     let text = show_file(

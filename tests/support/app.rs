@@ -106,6 +106,24 @@ impl TestApp {
     }
 }
 
+/// Every role without a model: the built-in, deterministic behaviour (no Ollama needed).
+pub const NO_MODELS: [(&str, &str); 5] = [
+    ("LLM_PLANNER_MODEL", "none"),
+    ("LLM_TASKMASTER_MODEL", "none"),
+    ("LLM_DEVELOPER_MODEL", "none"),
+    ("LLM_REVIEWER_MODEL", "none"),
+    ("LLM_INTEGRATOR_MODEL", "none"),
+];
+
+/// POSTs with no body, asserts 200 and returns the JSON answer.
+pub async fn post_ok(app: &TestApp, path: &str) -> Value {
+    let response = app.client.post(app.url(path)).send().await.unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{path}: {body:#}");
+    body
+}
+
 /// Asserts the JSON error shape every failure shares, and returns its message.
 pub async fn assert_error(response: reqwest::Response, status: u16) -> String {
     assert_eq!(response.status(), status);

@@ -231,18 +231,16 @@ impl FakeGithub {
         self.state.lock().unwrap()
     }
 
-    /// Creates `owner/name` with `main` holding the files of `seed` (or a README).
-    pub fn create_repo(&self, full_name: &str, seed: Option<&Path>) -> PathBuf {
+    /// Adds the in-memory side of a repo whose bare git repo is at `bare`.
+    fn insert_repo(&self, full_name: &str, bare: &Path) {
         let (owner, name) = full_name.split_once('/').unwrap();
-        let bare = self.root.path().join(format!("{owner}/{name}.git"));
-        git::init_bare(&bare, "main", seed);
         self.lock().repos.insert(
             full_name.to_ascii_lowercase(),
             Repo {
                 owner: owner.into(),
                 name: name.into(),
                 default_branch: "main".into(),
-                bare: bare.clone(),
+                bare: bare.to_path_buf(),
                 pulls: Vec::new(),
                 comments: Vec::new(),
                 reviews: Vec::new(),
@@ -250,6 +248,14 @@ impl FakeGithub {
                 check_runs: HashMap::new(),
             },
         );
+    }
+
+    /// Creates `owner/name` with `main` holding the files of `seed` (or a README).
+    pub fn create_repo(&self, full_name: &str, seed: Option<&Path>) -> PathBuf {
+        let (owner, name) = full_name.split_once('/').unwrap();
+        let bare = self.root.path().join(format!("{owner}/{name}.git"));
+        git::init_bare(&bare, "main", seed);
+        self.insert_repo(full_name, &bare);
         bare
     }
 
@@ -258,20 +264,7 @@ impl FakeGithub {
         let (owner, name) = full_name.split_once('/').unwrap();
         let bare = self.root.path().join(format!("{owner}/{name}.git"));
         copy_dir(template, &bare);
-        self.lock().repos.insert(
-            full_name.to_ascii_lowercase(),
-            Repo {
-                owner: owner.into(),
-                name: name.into(),
-                default_branch: "main".into(),
-                bare: bare.clone(),
-                pulls: Vec::new(),
-                comments: Vec::new(),
-                reviews: Vec::new(),
-                statuses: HashMap::new(),
-                check_runs: HashMap::new(),
-            },
-        );
+        self.insert_repo(full_name, &bare);
         bare
     }
 
