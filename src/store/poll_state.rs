@@ -93,15 +93,25 @@ impl Store {
 
     pub async fn save_cached_answer(&self, answer: &CachedAnswer) -> AppResult<()> {
         sqlx::query(
-            "INSERT INTO http_cache (url, etag, last_modified, next_page, body) VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (url) DO UPDATE SET etag = excluded.etag, last_modified = excluded.last_modified,
-                 next_page = excluded.next_page, body = excluded.body",
+            // REPLACE gives the row a new rowid, so rowid order is recency order for trimming.
+            "INSERT OR REPLACE INTO http_cache (url, etag, last_modified, next_page, body) VALUES (?, ?, ?, ?, ?)",
         )
         .bind(&answer.url)
         .bind(&answer.etag)
         .bind(&answer.last_modified)
         .bind(&answer.next_page)
         .bind(&answer.body)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Keeps the newest `keep` cached answers (by when they were last written).
+    pub async fn trim_cached_answers(&self, keep: u32) -> AppResult<()> {
+        sqlx::query(
+            "DELETE FROM http_cache WHERE rowid <= (SELECT MAX(rowid) FROM http_cache) - ?",
+        )
+        .bind(i64::from(keep))
         .execute(&self.pool)
         .await?;
         Ok(())

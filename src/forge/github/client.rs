@@ -39,6 +39,8 @@ fn tally(pick: impl Fn(&Tally) -> &std::sync::atomic::AtomicU64) {
 
 /// The REST API version gaffer is written against.
 pub const API_VERSION: &str = "2022-11-28";
+/// Cached answers kept on disk between restarts (the newest ones).
+const PERSISTED_ANSWERS: u32 = 20_000;
 /// Most pages followed for one listing (100 items each).
 const MAX_PAGES: usize = 50;
 
@@ -546,6 +548,9 @@ impl GithubClient {
         let Some(store) = &self.inner.options.persist else {
             return 0;
         };
+        if let Err(e) = store.trim_cached_answers(PERSISTED_ANSWERS).await {
+            tracing::warn!(error = %e, "could not trim the persisted GitHub cache");
+        }
         let answers = match store.cached_answers().await {
             Ok(answers) => answers,
             Err(e) => {
