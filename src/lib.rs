@@ -112,6 +112,14 @@ impl Gaffer {
         })
     }
 
+    /// The models as `repo` sees them (its per-role overrides applied).
+    pub fn llm_for<'a>(&'a self, repo: &'a Repo) -> crate::llm::ollama::RepoLlm<'a> {
+        crate::llm::ollama::RepoLlm {
+            inner: &self.llm,
+            overrides: &repo.overrides.models,
+        }
+    }
+
     /// The forge a registered repo lives on.
     pub fn forge(&self, repo: &Repo) -> Arc<dyn Forge> {
         match repo.forge {

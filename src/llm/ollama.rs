@@ -209,8 +209,21 @@ impl Llm for OllamaLlm {
         messages: &[Message],
         schema: Option<&Value>,
     ) -> LlmResult<Reply> {
+        self.chat_as(role, self.model(role), messages, schema).await
+    }
+}
+
+impl OllamaLlm {
+    /// A chat call with the role's settings but a given model (a repo's override).
+    pub async fn chat_as(
+        &self,
+        role: Role,
+        model: Option<String>,
+        messages: &[Message],
+        schema: Option<&Value>,
+    ) -> LlmResult<Reply> {
         let config = self.settings.role(role).clone();
-        let model = config.model.clone().ok_or(LlmError::Disabled { role })?;
+        let model = model.ok_or(LlmError::Disabled { role })?;
         let answer_budget = config.num_ctx / ANSWER_SHARE;
         let needed = estimate_messages(messages);
         let available = self.prompt_budget(role);
@@ -275,6 +288,47 @@ impl Llm for OllamaLlm {
             }
         }
         result
+    }
+}
+
+/// The models as one repo sees them: its `overrides.models` replace the global model of a
+/// role (`none` switches that role's model off for the repo); everything else is shared.
+#[derive(Debug)]
+pub struct RepoLlm<'a> {
+    pub inner: &'a OllamaLlm,
+    pub overrides: &'a crate::registry::ModelOverrides,
+}
+
+#[async_trait]
+impl Llm for RepoLlm<'_> {
+    fn model(&self, role: Role) -> Option<String> {
+        let own = match role {
+            Role::Planner => &self.overrides.planner,
+            Role::Taskmaster => &self.overrides.taskmaster,
+            Role::Developer => &self.overrides.developer,
+            Role::Reviewer => &self.overrides.reviewer,
+            Role::Integrator => &self.overrides.integrator,
+        };
+        match own {
+            Some(model) if model.eq_ignore_ascii_case("none") => None,
+            Some(model) => Some(model.clone()),
+            None => self.inner.model(role),
+        }
+    }
+
+    fn prompt_budget(&self, role: Role) -> u64 {
+        self.inner.prompt_budget(role)
+    }
+
+    async fn chat(
+        &self,
+        role: Role,
+        messages: &[Message],
+        schema: Option<&Value>,
+    ) -> LlmResult<Reply> {
+        self.inner
+            .chat_as(role, self.model(role), messages, schema)
+            .await
     }
 }
 

@@ -193,7 +193,7 @@ async fn develop(
     let model = if bootstrap::is_bootstrap(&task.title) {
         None
     } else {
-        gaffer.llm.model(Role::Developer)
+        gaffer.llm_for(repo).model(Role::Developer)
     };
 
     let clone = gaffer.workspace.checkout(repo).await?;
@@ -247,6 +247,7 @@ async fn develop(
     } else if model.is_some() {
         model_work(
             gaffer,
+            repo,
             &clone,
             &task,
             config,
@@ -425,6 +426,7 @@ async fn bootstrap_work(
 #[allow(clippy::too_many_arguments)]
 async fn model_work(
     gaffer: &Gaffer,
+    repo: &Repo,
     clone: &Clone,
     task: &Task,
     config: &TeamConfig,
@@ -432,7 +434,8 @@ async fn model_work(
     settings: &CheckSettings,
     stats: &mut DeveloperRun,
 ) -> Result<Done, Blocked> {
-    let llm: &dyn Llm = gaffer.llm.as_ref();
+    let repo_llm = gaffer.llm_for(repo);
+    let llm: &dyn Llm = &repo_llm;
     let budget = DiffBudget {
         max_files: gaffer.settings.work.diff_max_files,
         max_added_lines: gaffer.settings.work.diff_max_added_lines,

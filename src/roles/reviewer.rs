@@ -121,11 +121,13 @@ pub async fn review(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<Outc
     let files = forge.pull_files(&name, number).await?;
     let ci = forge.ci_status(&name, &sha).await?;
     let checks = run_checks(gaffer, repo, &pull, config.test_command.as_deref()).await?;
-    let model = gaffer.llm.model(Role::Reviewer);
+    let llm = gaffer.llm_for(repo);
+    let model = llm.model(Role::Reviewer);
     let verdict = match &model {
         Some(_) => {
             ask_model(
                 gaffer,
+                &llm,
                 &task_id,
                 task.as_ref().map(|t| t.title.as_str()),
                 &acceptance,
@@ -195,6 +197,7 @@ async fn run_checks(
 
 async fn ask_model(
     gaffer: &Gaffer,
+    llm: &dyn Llm,
     id: &crate::team::task::TaskId,
     title: Option<&str>,
     acceptance: &[String],
@@ -241,12 +244,9 @@ async fn ask_model(
             Source::Untrusted,
         )
         .trimmable("Diff", &diff, Source::Untrusted, 1)
-        .render(
-            Role::Reviewer,
-            gaffer.llm.as_ref().prompt_budget(Role::Reviewer),
-        )?;
+        .render(Role::Reviewer, llm.prompt_budget(Role::Reviewer))?;
     let (mut verdict, _) = ask_structured::<Verdict>(
-        gaffer.llm.as_ref(),
+        llm,
         Role::Reviewer,
         messages,
         gaffer.settings.llm.structured_retries,

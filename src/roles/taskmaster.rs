@@ -168,7 +168,8 @@ async fn plan(
         .tasks
         .iter()
         .any(|t| bootstrap::is_bootstrap(&t.title));
-    let model = gaffer.llm.model(Role::Taskmaster);
+    let llm = gaffer.llm_for(repo);
+    let model = llm.model(Role::Taskmaster);
     if !has_bootstrap && (report.tasks.is_empty() || model.is_none()) {
         return Ok(Some(Planned {
             title: bootstrap::TITLE.into(),
@@ -203,14 +204,9 @@ async fn plan(
             Source::Untrusted,
             1,
         )
-        .render(
-            Role::Taskmaster,
-            gaffer.llm.as_ref().prompt_budget(Role::Taskmaster),
-        )?;
+        .render(Role::Taskmaster, llm.prompt_budget(Role::Taskmaster))?;
     let retries = gaffer.settings.llm.structured_retries;
-    let (plan, _) =
-        ask_structured::<TaskPlan>(gaffer.llm.as_ref(), Role::Taskmaster, messages, retries)
-            .await?;
+    let (plan, _) = ask_structured::<TaskPlan>(&llm, Role::Taskmaster, messages, retries).await?;
     let title = plan
         .title
         .lines()

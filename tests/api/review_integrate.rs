@@ -277,3 +277,31 @@ async fn a_local_forge_repo_works_like_a_github_one() {
     let report = post_ok(&app, "/repos/me/tally/scan").await;
     assert_eq!(report["open_task_prs"][0]["number"], 1);
 }
+
+#[tokio::test]
+async fn a_repos_own_model_override_is_the_one_used() {
+    let verdict = json!({"summary": "s", "acceptance": [{"criterion": "x", "met": true, "reason": "r"}], "risks": []}).to_string();
+    let model = ollama::always(&verdict).await;
+    let uri = model.uri();
+    // Globally no reviewer model; this repo asks for one.
+    let (_fake, app) = with_work_pr(&[("OLLAMA_BASE_URL", uri.as_str())]).await;
+    let patch = app
+        .patch_json(
+            "/repos/acme/tally",
+            &json!({"overrides": {"models": {"reviewer": "tiny:1b"}}}),
+        )
+        .await;
+    assert_eq!(patch.status(), 200);
+    let outcome = post_ok(&app, "/run/reviewer").await;
+    assert!(
+        outcome[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("1/3 acceptance items met"),
+        "{outcome:#}"
+    );
+    let sent: Value = model.received_requests().await.unwrap()[0]
+        .body_json()
+        .unwrap();
+    assert_eq!(sent["model"], "tiny:1b");
+}
