@@ -103,6 +103,19 @@ async fn cycle(
             .collect(),
     };
     let count = repos.len().max(1) as u32;
+    let polling = &gaffer.settings.polling;
+    let intervals = Intervals {
+        active: shortest(
+            &repos,
+            |r| r.overrides.poll_interval_active,
+            polling.interval_active,
+        ),
+        idle: shortest(
+            &repos,
+            |r| r.overrides.poll_interval_idle,
+            polling.interval_idle,
+        ),
+    };
     let concurrency = gaffer.settings.polling.concurrency;
     let reports: Vec<RepoPoll> = futures_util::stream::iter(repos.into_iter().enumerate())
         .map(|(i, repo)| {
@@ -154,7 +167,7 @@ async fn cycle(
         }
     }
     let budget = gaffer.github.client().budget();
-    let (next, reason) = next_interval(gaffer, &reports, budget.as_ref());
+    let (next, reason) = next_interval(gaffer, &intervals, &reports, budget.as_ref());
     Ok(CycleReport {
         duration_ms,
         requests: reports.iter().map(|r| r.requests).sum(),
@@ -169,10 +182,26 @@ async fn cycle(
     })
 }
 
+/// The pace of the next cycle: one cycle covers every repo, so the shortest interval any
+/// repo asks for (its `overrides.poll_interval_*`, else the global setting) wins.
+struct Intervals {
+    active: Duration,
+    idle: Duration,
+}
+
+fn shortest(repos: &[Repo], own: impl Fn(&Repo) -> Option<u64>, global: Duration) -> Duration {
+    repos
+        .iter()
+        .map(|r| own(r).map(Duration::from_secs).unwrap_or(global))
+        .min()
+        .unwrap_or(global)
+}
+
 /// Active while anything changed or is in flight, idle otherwise, and no sooner than the
 /// budget's reset when it is under `MIN_REMAINING_BUDGET`.
 fn next_interval(
     gaffer: &Gaffer,
+    intervals: &Intervals,
     reports: &[RepoPoll],
     budget: Option<&RateBudget>,
 ) -> (Duration, String) {
@@ -187,15 +216,12 @@ fn next_interval(
         );
     }
     if reports.iter().any(|r| r.changed || !r.actions.is_empty()) {
-        (
-            polling.interval_active,
-            "something changed this cycle".into(),
-        )
+        (intervals.active, "something changed this cycle".into())
     } else if reports.iter().any(|r| r.in_flight) {
-        (polling.interval_active, "task PRs are open".into())
+        (intervals.active, "task PRs are open".into())
     } else {
         (
-            polling.interval_idle,
+            intervals.idle,
             "nothing changed and nothing is in flight".into(),
         )
     }

@@ -91,6 +91,13 @@ async fn an_idle_cycle_is_all_304s_and_spends_nothing() {
         .contains("nothing changed"));
     assert_eq!(warm["next_interval_secs"], 300, "POLL_INTERVAL_IDLE");
     assert!(warm["budget"]["remaining"].as_u64().unwrap() > 4000);
+    // A repo that asks to be polled more often sets the pace of the cycle.
+    app.patch_json(
+        "/repos/acme/tally",
+        &json!({"overrides": {"poll_interval_idle": 120}}),
+    )
+    .await;
+    assert_eq!(poll(&app).await["next_interval_secs"], 120);
 }
 
 #[tokio::test]
