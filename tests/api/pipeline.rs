@@ -1,11 +1,9 @@
 //! Scan, status, work-next and next-task through the API, against the fake GitHub with a
 //! repo seeded from sample-target/.
 
-use std::path::Path;
-
 use serde_json::{json, Value};
 
-use crate::support::app::{assert_error, spawn_app_with, TestApp};
+use crate::support::app::{assert_error, fake_with_app, sample_target, spawn_app_with, TestApp};
 use crate::support::fake_github::{FakeGithub, Fault};
 
 const REPO: &str = "acme/tally";
@@ -15,24 +13,7 @@ fn task(id: &str, status: &str, priority: &str, deps: &str) -> String {
 }
 
 async fn setup(mode: &str) -> (FakeGithub, TestApp) {
-    let fake = FakeGithub::start().await;
-    fake.create_repo(
-        REPO,
-        Some(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-target")),
-    );
-    let app = spawn_app_with(&[
-        ("GITHUB_API_URL", &fake.api_url()),
-        ("GITHUB_WRITE_GAP_MS", "0"),
-    ])
-    .await;
-    let response = app
-        .post_json(
-            "/repos",
-            &json!({"full_name": REPO, "mode": mode, "clone_url": fake.clone_url(REPO)}),
-        )
-        .await;
-    assert_eq!(response.status(), 201);
-    (fake, app)
+    fake_with_app(REPO, mode, Some(&sample_target()), &[]).await
 }
 
 async fn scan(app: &TestApp) -> Value {

@@ -1,12 +1,13 @@
 //! The poller against the fake GitHub.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::support::app::{assert_error, spawn_app_in, spawn_app_with, TestApp};
+use crate::support::app::{
+    assert_error, fake_with_app, sample_target, spawn_app_in, spawn_app_with, TestApp,
+};
 use crate::support::fake_github::{FakeGithub, Fault};
 
 const REPO: &str = "acme/tally";
@@ -32,15 +33,7 @@ async fn app_for(fake: &FakeGithub, extra: &[(&'static str, &str)]) -> TestApp {
 }
 
 async fn setup(mode: &str) -> (FakeGithub, TestApp) {
-    let fake = FakeGithub::start().await;
-    fake.create_repo(
-        REPO,
-        Some(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-target")),
-    );
-    let app = app_for(&fake, &[]).await;
-    let body = json!({"full_name": REPO, "mode": mode, "clone_url": fake.clone_url(REPO)});
-    assert_eq!(app.post_json("/repos", &body).await.status(), 201);
-    (fake, app)
+    fake_with_app(REPO, mode, Some(&sample_target()), &[]).await
 }
 
 async fn poll(app: &TestApp) -> Value {

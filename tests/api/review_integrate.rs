@@ -6,7 +6,9 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::support::app::{assert_error, post_ok, spawn_app_with, TestApp, NO_MODELS};
+use crate::support::app::{
+    assert_error, fake_with_app, post_ok, sample_target, spawn_app_with, TestApp, NO_MODELS,
+};
 use crate::support::fake_github::FakeGithub;
 use crate::support::git::{git, show_file};
 use crate::support::ollama;
@@ -16,21 +18,7 @@ const BRANCH: &str = "feature/T-0001-initialize-basic-ci-for-python";
 const TASK: &str = "tasks/T-0001-initialize-basic-ci-for-python.md";
 
 async fn with_work_pr(extra: &[(&str, &str)]) -> (FakeGithub, TestApp) {
-    let fake = FakeGithub::start().await;
-    fake.create_repo(
-        REPO,
-        Some(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-target")),
-    );
-    let api = fake.api_url();
-    let mut vars: Vec<(&str, &str)> = vec![
-        ("GITHUB_API_URL", api.as_str()),
-        ("GITHUB_WRITE_GAP_MS", "0"),
-    ];
-    vars.extend(NO_MODELS);
-    vars.extend(extra);
-    let app = spawn_app_with(&vars).await;
-    let body = json!({"full_name": REPO, "mode": "pr", "clone_url": fake.clone_url(REPO)});
-    assert_eq!(app.post_json("/repos", &body).await.status(), 201);
+    let (fake, app) = fake_with_app(REPO, "pr", Some(&sample_target()), extra).await;
     let boot: Value = app
         .client
         .post(app.url("/repos/acme/tally/bootstrap"))

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::support::app::{assert_error, post_ok, spawn_app_with, TestApp, NO_MODELS};
+use crate::support::app::{assert_error, fake_with_app, post_ok, sample_target, TestApp};
 use crate::support::fake_github::FakeGithub;
 use crate::support::git::{branch_sha, show_file};
 use crate::support::ollama;
@@ -16,23 +16,11 @@ const BOOT_BRANCH: &str = "feature/T-0001-initialize-basic-ci-for-python";
 const BOOT_TASK: &str = "tasks/T-0001-initialize-basic-ci-for-python.md";
 
 fn sample() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-target")
+    sample_target()
 }
 
 async fn setup(mode: &str, seed: Option<&Path>, extra: &[(&str, &str)]) -> (FakeGithub, TestApp) {
-    let fake = FakeGithub::start().await;
-    fake.create_repo(REPO, seed);
-    let api = fake.api_url();
-    let mut vars: Vec<(&str, &str)> = vec![
-        ("GITHUB_API_URL", api.as_str()),
-        ("GITHUB_WRITE_GAP_MS", "0"),
-    ];
-    vars.extend(NO_MODELS);
-    vars.extend(extra);
-    let app = spawn_app_with(&vars).await;
-    let body = json!({"full_name": REPO, "mode": mode, "clone_url": fake.clone_url(REPO)});
-    assert_eq!(app.post_json("/repos", &body).await.status(), 201);
-    (fake, app)
+    fake_with_app(REPO, mode, seed, extra).await
 }
 
 fn task_text(id: &str, title: &str) -> String {

@@ -2,14 +2,16 @@
 //! the test: verification, limits, replays, ignored repos, routing to roles, and deliveries
 //! left pending by a crash.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::support::app::{assert_error, spawn_app_in, spawn_app_with, TestApp};
+use crate::support::app::{
+    assert_error, fake_with_app, sample_target, spawn_app_in, spawn_app_with, TestApp,
+};
 use crate::support::fake_github::FakeGithub;
 
 const SECRET: &str = "fixture-webhook-secret";
@@ -295,22 +297,13 @@ async fn a_replayed_delivery_is_acknowledged_and_not_processed_again() {
 /// The fake GitHub with Codertocat/Hello-World seeded from sample-target and its bootstrap
 /// PR (#1) open, gaffer in pr mode on it.
 async fn routed() -> (FakeGithub, TestApp, String) {
-    let fake = FakeGithub::start().await;
-    fake.create_repo(
+    let (fake, app) = fake_with_app(
         REPO,
-        Some(&Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-target")),
-    );
-    let api = fake.api_url();
-    let app = app_with(&[
-        ("GITHUB_API_URL", api.as_str()),
-        ("LLM_REVIEWER_MODEL", "none"),
-        ("LLM_DEVELOPER_MODEL", "none"),
-        ("LLM_TASKMASTER_MODEL", "none"),
-        ("LLM_PLANNER_MODEL", "none"),
-    ])
+        "pr",
+        Some(&sample_target()),
+        &[("GITHUB_WEBHOOK_SECRET", SECRET)],
+    )
     .await;
-    let body = json!({"full_name": REPO, "mode": "pr", "clone_url": fake.clone_url(REPO)});
-    assert_eq!(app.post_json("/repos", &body).await.status(), 201);
     let boot: Value = app
         .client
         .post(app.url("/repos/Codertocat/Hello-World/bootstrap"))

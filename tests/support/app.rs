@@ -140,3 +140,36 @@ pub async fn assert_error(response: reqwest::Response, status: u16) -> String {
 pub fn gaffer_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gaffer"))
 }
+
+/// The example target repo shipped with gaffer.
+pub fn sample_target() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample-target")
+}
+
+/// A fake GitHub holding `repo` (seeded from `seed`, or a README), and gaffer pointed at it
+/// with no models, no write pacing and `repo` registered in `mode`; `extra` settings win.
+pub async fn fake_with_app(
+    repo: &str,
+    mode: &str,
+    seed: Option<&Path>,
+    extra: &[(&str, &str)],
+) -> (crate::support::fake_github::FakeGithub, TestApp) {
+    let fake = crate::support::fake_github::FakeGithub::start().await;
+    fake.create_repo(repo, seed);
+    let api = fake.api_url();
+    let mut vars: Vec<(&str, &str)> = vec![
+        ("GITHUB_API_URL", api.as_str()),
+        ("GITHUB_WRITE_GAP_MS", "0"),
+    ];
+    vars.extend(NO_MODELS);
+    vars.extend(extra);
+    let app = spawn_app_with(&vars).await;
+    let body =
+        serde_json::json!({"full_name": repo, "mode": mode, "clone_url": fake.clone_url(repo)});
+    assert_eq!(
+        app.post_json("/repos", &body).await.status(),
+        201,
+        "registering {repo}"
+    );
+    (fake, app)
+}
