@@ -190,14 +190,18 @@ impl Application {
     /// `POLLING_ENABLED`, the poller runs beside it and stops with it, after the repo it is
     /// on.
     pub async fn run(self) -> std::io::Result<()> {
-        if !self.gaffer.settings.polling.enabled {
-            return self.server.await;
-        }
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let poller = tokio::spawn(poller::run_loop(self.gaffer.clone().into_inner(), stopped));
-        let served = self.server.await;
-        let _ = stop.send(true);
-        let _ = poller.await;
+        let served = if self.gaffer.settings.polling.enabled {
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let poller = tokio::spawn(poller::run_loop(self.gaffer.clone().into_inner(), stopped));
+            let served = self.server.await;
+            let _ = stop.send(true);
+            let _ = poller.await;
+            served
+        } else {
+            self.server.await
+        };
+        // Let go of the database now, not when the runtime winds down.
+        self.gaffer.store.close().await;
         served
     }
 }
