@@ -322,14 +322,7 @@ async fn develop(
             task.id, pr.number, stats.attempts
         ),
     };
-    gaffer.store.add_event(&name, ROLE, &summary).await?;
-    let mut o = Outcome::new(
-        ROLE,
-        repo,
-        if created { action } else { Action::ExistingPr },
-        summary,
-    );
-    o.pr = Some(PrRef::from(&pr));
+    let mut o = super::pr_outcome(gaffer, ROLE, repo, action, &pr, created, summary).await?;
     o.checks = checks_run;
     o.files = files;
     o.detail = json!({"stats": stats});
@@ -380,21 +373,7 @@ async fn resume(
         "{} resumed: PR #{} from the branch a previous run pushed",
         task.id, pr.number
     );
-    gaffer
-        .store
-        .add_event(&repo.full_name(), ROLE, &summary)
-        .await?;
-    let mut o = Outcome::new(
-        ROLE,
-        repo,
-        if created {
-            Action::OpenedPr
-        } else {
-            Action::ExistingPr
-        },
-        summary,
-    );
-    o.pr = Some(PrRef::from(&pr));
+    let o = super::pr_outcome(gaffer, ROLE, repo, Action::OpenedPr, &pr, created, summary).await?;
     Ok(Some(o))
 }
 

@@ -154,18 +154,16 @@ pub async fn integrate(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<O
         "{task_id} -> {target} in PR #{} (after PR #{number} merged)",
         opened.number
     );
-    gaffer.store.add_event(&name, ROLE, &summary).await?;
-    let mut o = Outcome::new(
+    let mut o = super::pr_outcome(
+        gaffer,
         ROLE,
         repo,
-        if created {
-            Action::OpenedPr
-        } else {
-            Action::ExistingPr
-        },
+        Action::OpenedPr,
+        &opened,
+        created,
         summary,
-    );
-    o.pr = Some(PrRef::from(&opened));
+    )
+    .await?;
     o.files = vec![task.path];
     Ok(with_task(o))
 }

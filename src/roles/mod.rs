@@ -142,6 +142,27 @@ impl Outcome {
     }
 }
 
+/// Records what a role did in the repo's history and returns its outcome for the PR it
+/// opened (`action` when `created`) or found already open.
+pub async fn pr_outcome(
+    gaffer: &crate::Gaffer,
+    role: &'static str,
+    repo: &Repo,
+    action: Action,
+    pr: &PullRequest,
+    created: bool,
+    summary: String,
+) -> AppResult<Outcome> {
+    gaffer
+        .store
+        .add_event(&repo.full_name(), role, &summary)
+        .await?;
+    let action = if created { action } else { Action::ExistingPr };
+    let mut outcome = Outcome::new(role, repo, action, summary);
+    outcome.pr = Some(PrRef::from(pr));
+    Ok(outcome)
+}
+
 /// Commits `files` on a fresh `branch` from the up-to-date default branch, pushes it and
 /// opens the PR (or finds the one already open for that branch).
 pub async fn propose(

@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{bootstrap, ensure_pr_mode, ids_in_use, marker, Action, Outcome, PrRef};
+use super::{bootstrap, ensure_pr_mode, ids_in_use, marker, Action, Outcome};
 use crate::error::AppResult;
 use crate::forge::NewPull;
 use crate::llm::prompt::{Prompt, Source, TASKMASTER_SYSTEM};
@@ -136,22 +136,9 @@ pub async fn run(gaffer: &Gaffer, repo: &Repo) -> AppResult<Outcome> {
     )
     .await?;
     let summary = format!("proposed {id} \"{}\" in PR #{}", planned.title, pr.number);
-    gaffer
-        .store
-        .add_event(&repo.full_name(), ROLE, &summary)
-        .await?;
-    let mut outcome = Outcome::new(
-        ROLE,
-        repo,
-        if created {
-            Action::OpenedPr
-        } else {
-            Action::ExistingPr
-        },
-        summary,
-    );
+    let mut outcome =
+        super::pr_outcome(gaffer, ROLE, repo, Action::OpenedPr, &pr, created, summary).await?;
     outcome.task = Some(id);
-    outcome.pr = Some(PrRef::from(&pr));
     outcome.files = vec![path];
     Ok(outcome)
 }

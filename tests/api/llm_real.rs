@@ -196,12 +196,7 @@ async fn a_real_small_model_drives_the_developer_to_a_clean_end() {
     .await;
     let body = serde_json::json!({"full_name": "acme/tally", "mode": "pr", "clone_url": fake.clone_url("acme/tally")});
     assert_eq!(app.post_json("/repos", &body).await.status(), 201);
-    let response = app
-        .client
-        .post(app.url("/run/developer"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.post("/run/developer").await;
     let status = response.status();
     let outcome: serde_json::Value = response.json().await.unwrap();
     assert_eq!(status, 200, "{outcome:#}");

@@ -17,12 +17,7 @@ async fn setup(mode: &str) -> (FakeGithub, TestApp) {
 }
 
 async fn scan(app: &TestApp) -> Value {
-    let response = app
-        .client
-        .post(app.url("/repos/acme/tally/scan"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.post("/repos/acme/tally/scan").await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
@@ -112,12 +107,7 @@ async fn work_next_status_and_the_listing_remember_the_scan() {
         &[("tasks/T-0001-ci.md", &task("T-0001", "queued", "P1", "[]"))],
         "task",
     );
-    let response = app
-        .client
-        .post(app.url("/repos/acme_tally/work-next"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.post("/repos/acme_tally/work-next").await;
     assert_eq!(response.status(), 200);
     let answer: Value = response.json().await.unwrap();
     assert_eq!(
@@ -274,24 +264,8 @@ async fn a_bad_team_config_is_reported_and_defaults_are_used() {
 #[tokio::test]
 async fn disabled_repos_answer_409() {
     let (_fake, app) = setup("disabled").await;
-    assert_error(
-        app.client
-            .post(app.url("/repos/acme/tally/scan"))
-            .send()
-            .await
-            .unwrap(),
-        409,
-    )
-    .await;
-    assert_error(
-        app.client
-            .post(app.url("/repos/acme_tally/work-next"))
-            .send()
-            .await
-            .unwrap(),
-        409,
-    )
-    .await;
+    assert_error(app.post("/repos/acme/tally/scan").await, 409).await;
+    assert_error(app.post("/repos/acme_tally/work-next").await, 409).await;
     assert_error(app.get("/repos/acme/tally/next-task").await, 409).await;
     // Status needs no network and still answers.
     assert_eq!(app.get("/repos/acme/tally/status").await.status(), 200);
@@ -301,15 +275,7 @@ async fn disabled_repos_answer_409() {
 async fn github_failures_become_clear_errors_and_store_nothing() {
     let (fake, app) = setup("observe").await;
     fake.inject(Fault::Status(500), 4); // the first try and its three retries
-    let message = assert_error(
-        app.client
-            .post(app.url("/repos/acme/tally/scan"))
-            .send()
-            .await
-            .unwrap(),
-        503,
-    )
-    .await;
+    let message = assert_error(app.post("/repos/acme/tally/scan").await, 503).await;
     assert!(message.contains("answered 500"), "{message}");
     let status: Value = app
         .get("/repos/acme/tally/status")
@@ -321,28 +287,12 @@ async fn github_failures_become_clear_errors_and_store_nothing() {
 
     app.post_json("/repos", &json!({"full_name": "acme/ghost"}))
         .await;
-    let message = assert_error(
-        app.client
-            .post(app.url("/repos/acme/ghost/scan"))
-            .send()
-            .await
-            .unwrap(),
-        503,
-    )
-    .await;
+    let message = assert_error(app.post("/repos/acme/ghost/scan").await, 503).await;
     assert!(
         message.contains("not found or the token lacks access"),
         "{message}"
     );
-    assert_error(
-        app.client
-            .post(app.url("/repos/acme/unknown/scan"))
-            .send()
-            .await
-            .unwrap(),
-        404,
-    )
-    .await;
+    assert_error(app.post("/repos/acme/unknown/scan").await, 404).await;
 }
 
 #[tokio::test]
@@ -363,24 +313,8 @@ async fn scanning_needs_the_api_token_when_set() {
         .await
         .unwrap();
     assert_eq!(created.status(), 201);
-    assert_error(
-        app.client
-            .post(app.url("/repos/acme/tally/scan"))
-            .send()
-            .await
-            .unwrap(),
-        401,
-    )
-    .await;
-    assert_error(
-        app.client
-            .post(app.url("/repos/acme/tally/work-next"))
-            .send()
-            .await
-            .unwrap(),
-        401,
-    )
-    .await;
+    assert_error(app.post("/repos/acme/tally/scan").await, 401).await;
+    assert_error(app.post("/repos/acme/tally/work-next").await, 401).await;
     let ok = app
         .client
         .post(app.url("/repos/acme/tally/scan"))

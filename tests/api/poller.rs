@@ -37,7 +37,7 @@ async fn setup(mode: &str) -> (FakeGithub, TestApp) {
 }
 
 async fn poll(app: &TestApp) -> Value {
-    let response = app.client.post(app.url("/poll/once")).send().await.unwrap();
+    let response = app.post("/poll/once").await;
     let status = response.status();
     let body: Value = response.json().await.unwrap();
     assert_eq!(status, 200, "{body:#}");
@@ -48,11 +48,8 @@ async fn poll(app: &TestApp) -> Value {
 async fn with_work_pr(mode: &str) -> (FakeGithub, TestApp) {
     let (fake, app) = setup("pr").await;
     let boot: Value = app
-        .client
-        .post(app.url("/repos/acme/tally/bootstrap"))
-        .send()
+        .post("/repos/acme/tally/bootstrap")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -210,26 +207,10 @@ async fn one_repos_failure_never_stops_the_others() {
     let good = repos.iter().find(|r| r["repo"] == REPO).unwrap();
     assert!(good["errors"].as_array().unwrap().is_empty(), "{good}");
     // One repo only, in both path forms; disabled repos are refused.
-    assert_eq!(
-        app.client
-            .post(app.url("/repos/acme_tally/poll"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.post("/repos/acme_tally/poll").await.status(), 200);
     app.post_json("/repos/acme/ghost/set-mode", &json!({"mode": "disabled"}))
         .await;
-    assert_error(
-        app.client
-            .post(app.url("/repos/acme/ghost/poll"))
-            .send()
-            .await
-            .unwrap(),
-        409,
-    )
-    .await;
+    assert_error(app.post("/repos/acme/ghost/poll").await, 409).await;
     assert_eq!(
         poll(&app).await["repos"].as_array().unwrap().len(),
         1,
@@ -244,7 +225,7 @@ async fn cycles_never_overlap() {
     let first = app.client.post(app.url("/poll/once")).send();
     let second = async {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        app.client.post(app.url("/poll/once")).send().await.unwrap()
+        app.post("/poll/once").await
     };
     let (first, second) = tokio::join!(first, second);
     assert_eq!(first.unwrap().status(), 200);

@@ -20,11 +20,8 @@ const TASK: &str = "tasks/T-0001-initialize-basic-ci-for-python.md";
 async fn with_work_pr(extra: &[(&str, &str)]) -> (FakeGithub, TestApp) {
     let (fake, app) = fake_with_app(REPO, "pr", Some(&sample_target()), extra).await;
     let boot: Value = app
-        .client
-        .post(app.url("/repos/acme/tally/bootstrap"))
-        .send()
+        .post("/repos/acme/tally/bootstrap")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

@@ -333,31 +333,14 @@ async fn run_needs_a_repo_when_several_are_registered() {
     let (_fake, app) = setup("pr", None, &[]).await;
     app.post_json("/repos", &json!({"full_name": "acme/other"}))
         .await;
-    let message = assert_error(
-        app.client
-            .post(app.url("/run/taskmaster"))
-            .send()
-            .await
-            .unwrap(),
-        400,
-    )
-    .await;
+    let message = assert_error(app.post("/run/taskmaster").await, 400).await;
     assert!(message.contains("?repo=owner/name"), "{message}");
     assert_error(
-        app.client
-            .post(app.url("/run/developer?repo=acme/tally&task=T-1"))
-            .send()
-            .await
-            .unwrap(),
+        app.post("/run/developer?repo=acme/tally&task=T-1").await,
         400,
     )
     .await;
-    let observe = app
-        .client
-        .post(app.url("/run/developer?repo=acme/other"))
-        .send()
-        .await
-        .unwrap();
+    let observe = app.post("/run/developer?repo=acme/other").await;
     assert_ne!(observe.status(), 200);
 }
 

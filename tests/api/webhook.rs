@@ -305,11 +305,8 @@ async fn routed() -> (FakeGithub, TestApp, String) {
     )
     .await;
     let boot: Value = app
-        .client
-        .post(app.url("/repos/Codertocat/Hello-World/bootstrap"))
-        .send()
+        .post("/repos/Codertocat/Hello-World/bootstrap")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

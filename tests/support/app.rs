@@ -65,6 +65,11 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.unwrap()
     }
 
+    /// A POST with no body (role runs, scans, polls).
+    pub async fn post(&self, path: &str) -> reqwest::Response {
+        self.client.post(self.url(path)).send().await.unwrap()
+    }
+
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
         self.client
             .post(self.url(path))
@@ -117,7 +122,7 @@ pub const NO_MODELS: [(&str, &str); 5] = [
 
 /// POSTs with no body, asserts 200 and returns the JSON answer.
 pub async fn post_ok(app: &TestApp, path: &str) -> Value {
-    let response = app.client.post(app.url(path)).send().await.unwrap();
+    let response = app.post(path).await;
     let status = response.status();
     let body: Value = response.json().await.unwrap();
     assert_eq!(status, 200, "{path}: {body:#}");
