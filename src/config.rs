@@ -167,6 +167,9 @@ const SETTINGS: &[Setting] = &[
         Some("gaffer-bot@users.noreply.github.com"),
     ),
     setting("CHECKS_TIMEOUT", "work.checks_timeout_secs", Some("600")),
+    setting("CHECKS_SANDBOX", "work.checks_sandbox", Some("on")),
+    setting("GAFFER_PUBLIC_URL", "server.public_url", None),
+    setting("GAFFER_LOCAL_ROOT", "server.local_root", None),
     setting("DEV_MAX_ATTEMPTS", "work.max_attempts", Some("3")),
     setting("DIFF_MAX_FILES", "work.diff_max_files", Some("20")),
     setting(
@@ -361,6 +364,8 @@ pub struct WorkSettings {
     pub git_email: String,
     /// The longest the repo's checks may run.
     pub checks_timeout: Duration,
+    /// `on`: repo code runs only under bubblewrap; `off` (explicit opt-out): unsandboxed.
+    pub checks_sandbox: crate::safety::sandbox::SandboxMode,
     /// Developer attempts per task (each gets the previous failure back).
     pub max_attempts: u32,
     pub diff_max_files: usize,
@@ -404,6 +409,12 @@ pub struct Settings {
     pub api_token: Option<SecretString>,
     pub github: GithubSettings,
     pub workdir_root: PathBuf,
+    /// Where bare repos of the local forge may live (`GAFFER_LOCAL_ROOT`, default the
+    /// data directory): a registered local origin outside it is refused.
+    pub local_root: PathBuf,
+    /// The address users and GitHub reach gaffer at behind a proxy (`GAFFER_PUBLIC_URL`):
+    /// its host is accepted in `Host` headers beside the bind address.
+    pub public_url: Option<String>,
     pub work: WorkSettings,
     pub llm: LlmSettings,
     pub polling: PollingSettings,
@@ -431,7 +442,23 @@ impl Settings {
         };
         let mut vars = read_dotenv(Path::new(".env"))?;
         vars.extend(process_env);
-        Settings::from_sources(yaml_text.as_deref(), &yaml_name, &vars)
+        Settings::from_sources(yaml_text.as_deref(), &yaml_name, &vars).map(Settings::absolute)
+    }
+
+    /// Resolves the data, work and local-forge directories against the current directory
+    /// once, at start-up: a relative path would otherwise mean something else to every
+    /// process gaffer starts in another directory.
+    pub fn absolute(mut self) -> Settings {
+        for dir in [
+            &mut self.data_dir,
+            &mut self.workdir_root,
+            &mut self.local_root,
+        ] {
+            if let Ok(abs) = std::path::absolute(&*dir) {
+                *dir = abs;
+            }
+        }
+        self
     }
 
     /// Builds settings from a YAML text and a map of variables (`.env` merged under the
@@ -660,6 +687,10 @@ impl RawSettings<'_> {
             self.required("DEFAULT_BRANCH", "a git branch name such as main", |v| {
                 crate::registry::valid_branch_name(v).then(|| v.to_string())
             })?;
+        let local_root = self
+            .text("GAFFER_LOCAL_ROOT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.clone());
         let workdir_root = self
             .text("WORKDIR_ROOT")
             .map(PathBuf::from)
@@ -709,6 +740,22 @@ impl RawSettings<'_> {
                 seed_repo,
                 default_branch,
             },
+            local_root,
+            public_url: match self.text("GAFFER_PUBLIC_URL") {
+                None => None,
+                Some(_) => Some(self.required(
+                    "GAFFER_PUBLIC_URL",
+                    "an http(s) URL such as https://gaffer.example.com",
+                    |v| {
+                        reqwest::Url::parse(v)
+                            .ok()
+                            .filter(|u| {
+                                matches!(u.scheme(), "http" | "https") && u.host_str().is_some()
+                            })
+                            .map(|_| v.trim_end_matches('/').to_string())
+                    },
+                )?),
+            },
             workdir_root,
             work: WorkSettings {
                 git_name: self.required("GAFFER_GIT_NAME", "a name for gaffer's commits", |v| {
@@ -720,6 +767,11 @@ impl RawSettings<'_> {
                     |v| v.contains('@').then(|| v.to_string()),
                 )?,
                 checks_timeout: self.seconds_in("CHECKS_TIMEOUT", 1, 86_400)?,
+                checks_sandbox: self.required("CHECKS_SANDBOX", "on or off", |v| match v {
+                    "on" => Some(crate::safety::sandbox::SandboxMode::On),
+                    "off" => Some(crate::safety::sandbox::SandboxMode::Off),
+                    _ => None,
+                })?,
                 max_attempts: self.required(
                     "DEV_MAX_ATTEMPTS",
                     "a number of attempts from 1 to 10",

@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod poller;
 pub mod registry;
 pub mod roles;
+pub mod safety;
 pub mod store;
 pub mod team;
 pub mod telemetry;
@@ -65,12 +66,14 @@ impl Gaffer {
     /// Opens the database under the data directory and registers `GH_OWNER/GH_REPO` on
     /// first start.
     pub async fn open(settings: Settings) -> AppResult<Gaffer> {
+        let settings = settings.absolute();
         let store = Store::open(&settings.database_path()).await?;
         let registry = Registry::new(
             store.clone(),
             RepoDefaults {
                 default_branch: settings.github.default_branch.clone(),
                 git_url: settings.github.git_url.clone(),
+                local_root: settings.local_root.clone(),
             },
         );
         if let Some(seed) = &settings.github.seed_repo {
@@ -94,6 +97,7 @@ impl Gaffer {
         let workspace = Workspace::new(
             settings.workdir_root.clone(),
             settings.github.token.clone(),
+            &settings.github.git_url,
             settings.work.git_name.clone(),
             settings.work.git_email.clone(),
         );

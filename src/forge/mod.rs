@@ -80,6 +80,9 @@ pub struct PullRequest {
     pub head_sha: String,
     pub base_ref: String,
     pub author: String,
+    /// GitHub's `author_association` (OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR, NONE, ...):
+    /// what [`crate::safety::trust`] decides on.
+    pub author_association: Option<String>,
     pub html_url: String,
     pub updated_at: String,
     pub draft: bool,
@@ -259,6 +262,9 @@ pub type ForgeResult<T> = Result<T, ForgeError>;
 /// Everything the roles, the pipeline and the poller need from where a repo lives.
 #[async_trait]
 pub trait Forge: Send + Sync + fmt::Debug {
+    /// The login gaffer acts as on this forge (the token's own user): a PR is gaffer's only
+    /// when its author is this login.
+    async fn identity(&self) -> ForgeResult<String>;
     async fn repo_info(&self, repo: &FullName) -> ForgeResult<RepoInfo>;
     /// A text file at `git_ref`, or `None` when it does not exist there.
     async fn file(

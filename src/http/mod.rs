@@ -2,6 +2,7 @@
 //! route table below is the whole surface, and `/openapi.json` describes it.
 
 mod extract;
+mod guard;
 mod health;
 mod openapi;
 mod pipeline;
@@ -28,9 +29,13 @@ const API_JSON_LIMIT: usize = 64 * 1024;
 
 /// Builds the actix server on an already-bound listener.
 pub fn server(state: web::Data<Gaffer>, listener: TcpListener) -> std::io::Result<Server> {
+    let port = listener.local_addr()?.port();
+    let allowed = web::Data::new(guard::AllowedHosts::new(&state.settings, port));
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::from_fn(guard_requests))
             .wrap(TracingLogger::default())
+            .app_data(allowed.clone())
             .app_data(state.clone())
             .app_data(json_config())
             .app_data(web::PathConfig::default().error_handler(path_error))
@@ -41,6 +46,21 @@ pub fn server(state: web::Data<Gaffer>, listener: TcpListener) -> std::io::Resul
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// Runs [`guard::check`] before every handler.
+async fn guard_requests(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let verdict = match req.app_data::<web::Data<guard::AllowedHosts>>() {
+        Some(allowed) => guard::check(req.request(), allowed),
+        None => Err(AppError::internal("allowed hosts missing")),
+    };
+    match verdict {
+        Ok(()) => next.call(req).await.map(|r| r.map_into_left_body()),
+        Err(e) => Ok(req.error_response(e).map_into_right_body()),
+    }
 }
 
 /// The original tool's single-segment repo id, `owner_name`: owners cannot contain `_`,

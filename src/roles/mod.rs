@@ -185,18 +185,60 @@ pub async fn propose(
     open_or_find_pr(gaffer.forge(repo).as_ref(), &repo.full_name(), pull).await
 }
 
-/// How the repo's checks run for any role: the timeout, and gaffer's own data directory and
-/// `.env` hidden from the (sandboxed) process.
+/// How the repo's checks run for any role: the timeout, the sandbox (gaffer's data
+/// directory, every clone but this one and `.env` hidden), and the secrets to redact.
 pub fn check_settings(gaffer: &crate::Gaffer) -> crate::workspace::checks::CheckSettings {
+    let settings = &gaffer.settings;
     crate::workspace::checks::CheckSettings {
-        timeout: gaffer.settings.work.checks_timeout,
-        hidden_dirs: std::fs::canonicalize(&gaffer.settings.data_dir)
-            .into_iter()
-            .collect(),
-        hidden_files: std::env::current_dir()
-            .map(|d| d.join(".env"))
-            .into_iter()
-            .collect(),
+        timeout: settings.work.checks_timeout,
+        sandbox: crate::safety::sandbox::Sandbox {
+            mode: settings.work.checks_sandbox,
+            hidden_dirs: vec![settings.data_dir.clone(), settings.workdir_root.clone()],
+            hidden_files: std::env::current_dir()
+                .map(|d| d.join(".env"))
+                .into_iter()
+                .collect(),
+        },
+        secrets: [
+            &settings.github.token,
+            &settings.api_token,
+            &settings.webhook.secret,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect(),
+    }
+}
+
+/// Whether `pull`'s author may start a role ([`crate::safety::trust`], the one decision);
+/// `Ok(Err(reason))` when not, and then the skip is recorded in the repo's history so
+/// `status` shows it.
+pub async fn trusted_author(
+    gaffer: &crate::Gaffer,
+    forge: &dyn Forge,
+    repo: &Repo,
+    pull: &PullRequest,
+) -> AppResult<Result<(), String>> {
+    let identity = forge.identity().await.ok();
+    match crate::safety::trust::may_start_role(
+        repo,
+        identity.as_deref(),
+        &pull.author,
+        pull.author_association.as_deref(),
+    ) {
+        Ok(_) => Ok(Ok(())),
+        Err(why) => {
+            gaffer
+                .store
+                .add_event(
+                    &repo.full_name(),
+                    "trust",
+                    &format!("PR #{} skipped: {why}", pull.number),
+                )
+                .await?;
+            Ok(Err(why))
+        }
     }
 }
 

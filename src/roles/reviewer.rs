@@ -64,6 +64,9 @@ pub async fn review(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<Outc
     if pull.state != PullState::Open {
         return nothing(format!("PR #{number} is closed"));
     }
+    if let Err(why) = super::trusted_author(gaffer, forge.as_ref(), repo, &pull).await? {
+        return nothing(format!("PR #{number} skipped: {why}"));
+    }
     let config = read_team_config(forge.as_ref(), repo, &pull.head_sha).await?;
     let Some((PullKind::Develop, task_id)) = classify_branch(&config.branch_prefix, &pull.head_ref)
     else {

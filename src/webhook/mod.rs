@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use crate::error::{AppError, AppResult, ErrorKind};
-use crate::registry::{FullName, Mode, Repo, DEFAULT_ASSOCIATIONS};
+use crate::registry::{FullName, Mode, Repo};
 use crate::roles::{integrator, reviewer};
 use crate::store::DeliveryWrite;
 use crate::team::task::TaskId;
@@ -59,8 +59,13 @@ struct PullFields {
     number: u64,
     head: BranchFields,
     author_association: Option<String>,
-    body: Option<String>,
+    user: Option<UserFields>,
     merged: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct UserFields {
+    login: String,
 }
 
 #[derive(Deserialize)]
@@ -79,8 +84,8 @@ pub struct Routing {
     pub pr: Option<u64>,
     pub head_ref: Option<String>,
     pub association: Option<String>,
-    /// The PR body carries gaffer's marker (gaffer opened it).
-    pub by_gaffer: bool,
+    /// The PR author's login (gaffer's own PRs are recognised by it, never by their text).
+    pub author: Option<String>,
     pub merged: bool,
 }
 
@@ -93,9 +98,7 @@ impl From<&Envelope> for Routing {
             pr: pull.map(|p| p.number),
             head_ref: pull.map(|p| p.head.name.clone()),
             association: pull.and_then(|p| p.author_association.clone()),
-            by_gaffer: pull
-                .and_then(|p| p.body.as_deref())
-                .is_some_and(|b| b.contains("<!-- gaffer:task=")),
+            author: pull.and_then(|p| p.user.as_ref()).map(|u| u.login.clone()),
             merged: pull.and_then(|p| p.merged).unwrap_or(false),
         }
     }
@@ -299,18 +302,23 @@ async fn route(gaffer: &Gaffer, event: &str, repo: &Repo, routing: &Routing) -> 
                     "PR #{number} ({head_ref}) is not a task PR: recorded"
                 ));
             }
-            let association = routing.association.as_deref().unwrap_or("NONE");
-            if !routing.by_gaffer && !allowed(repo, association) {
-                return Ok(format!(
-                    "PR #{number} by a {association}: not allowed to trigger roles, recorded"
-                ));
-            }
             if action == "closed" {
                 if !routing.merged {
                     return Ok(format!("PR #{number} closed without merge: recorded"));
                 }
                 let outcome = integrator::integrate(gaffer, repo, number).await?;
                 return Ok(format!("integrator: {}", outcome.summary));
+            }
+            // The same trust decision the Reviewer makes, on the payload's author, so an
+            // outsider's PR costs no GitHub call.
+            let identity = gaffer.forge(repo).identity().await.ok();
+            if let Err(why) = crate::safety::trust::may_start_role(
+                repo,
+                identity.as_deref(),
+                routing.author.as_deref().unwrap_or(""),
+                routing.association.as_deref(),
+            ) {
+                return Ok(format!("PR #{number} recorded, not reviewed: {why}"));
             }
             let outcome = reviewer::review(gaffer, repo, number).await?;
             Ok(format!("reviewer: {}", outcome.summary))
@@ -339,13 +347,6 @@ pub fn looks_like_task_branch(branch: &str) -> bool {
         let boundary = at == 0 || branch[..at].ends_with(['/', '-']);
         boundary && TaskId::prefix_of(&branch[at..]).is_some()
     })
-}
-
-fn allowed(repo: &Repo, association: &str) -> bool {
-    match &repo.overrides.allowed_associations {
-        Some(list) => list.iter().any(|a| a == association),
-        None => DEFAULT_ASSOCIATIONS.contains(&association),
-    }
 }
 
 #[cfg(test)]

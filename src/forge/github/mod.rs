@@ -27,11 +27,16 @@ use crate::registry::FullName;
 #[derive(Clone, Debug)]
 pub struct GithubForge {
     client: GithubClient,
+    /// The token's login, asked once (`GET /user`).
+    identity: std::sync::Arc<tokio::sync::OnceCell<String>>,
 }
 
 impl GithubForge {
     pub fn new(client: GithubClient) -> Self {
-        GithubForge { client }
+        GithubForge {
+            client,
+            identity: std::sync::Arc::default(),
+        }
     }
 
     /// The underlying client: its budget and counters are what the poller reports.
@@ -73,6 +78,20 @@ fn from_value<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Forge
 
 #[async_trait]
 impl Forge for GithubForge {
+    async fn identity(&self) -> ForgeResult<String> {
+        #[derive(serde::Deserialize)]
+        struct Me {
+            login: String,
+        }
+        self.identity
+            .get_or_try_init(|| async {
+                let me: Me = self.client.get_json(self.client.url(&["user"])).await?;
+                Ok(me.login)
+            })
+            .await
+            .cloned()
+    }
+
     async fn repo_info(&self, repo: &FullName) -> ForgeResult<RepoInfo> {
         let api: ApiRepo = self
             .client

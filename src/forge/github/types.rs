@@ -130,6 +130,8 @@ pub struct ApiPull {
     pub head: ApiBranchRef,
     pub base: ApiBranchRef,
     pub user: ApiUser,
+    #[serde(default)]
+    pub author_association: Option<String>,
     pub html_url: String,
     pub updated_at: String,
     #[serde(default)]
@@ -154,6 +156,7 @@ impl From<ApiPull> for PullRequest {
             head_sha: p.head.sha,
             base_ref: p.base.name,
             author: p.user.login,
+            author_association: p.author_association,
             html_url: p.html_url,
             updated_at: p.updated_at,
             draft: p.draft.unwrap_or(false),
