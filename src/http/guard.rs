@@ -95,8 +95,10 @@ fn forbidden(message: String) -> AppError {
     AppError::new(ErrorKind::Forbidden, message)
 }
 
-/// Checks one request; `Err` is answered as it is, and no handler runs.
-pub fn check(req: &HttpRequest, allowed: &AllowedHosts) -> Result<(), AppError> {
+/// Checks one request; `Err` is answered as it is, and no handler runs. `token_set`:
+/// `GAFFER_API_TOKEN` is configured, so mutating requests need `Authorization` anyway
+/// (which no cross-site page can send) and keep their 401.
+pub fn check(req: &HttpRequest, allowed: &AllowedHosts, token_set: bool) -> Result<(), AppError> {
     let host = req
         .headers()
         .get(header::HOST)
@@ -114,6 +116,9 @@ pub fn check(req: &HttpRequest, allowed: &AllowedHosts) -> Result<(), AppError> 
     );
     let path = req.path();
     if !mutating || path == "/webhook" || path == "/github/webhook" {
+        return Ok(());
+    }
+    if token_set {
         return Ok(());
     }
     if let Some(origin) = req.headers().get(header::ORIGIN) {

@@ -53,8 +53,11 @@ async fn guard_requests(
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let token_set = req
+        .app_data::<web::Data<Gaffer>>()
+        .is_some_and(|g| g.settings.api_token.is_some());
     let verdict = match req.app_data::<web::Data<guard::AllowedHosts>>() {
-        Some(allowed) => guard::check(req.request(), allowed),
+        Some(allowed) => guard::check(req.request(), allowed, token_set),
         None => Err(AppError::internal("allowed hosts missing")),
     };
     match verdict {
