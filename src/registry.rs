@@ -319,6 +319,14 @@ impl RepoOverrides {
                 )
                 .with_detail(json!({"field": "webhook_secret_env"})));
             }
+            // Only variables meant as webhook secrets: any other (HOME, GH_TOKEN) would let
+            // whoever can sign with its value, or guess it, pass as GitHub.
+            if !var.contains("WEBHOOK_SECRET") {
+                return Err(AppError::bad_request(format!(
+                    "invalid webhook_secret_env {var:?}: the variable's name must contain WEBHOOK_SECRET (e.g. TALLY_WEBHOOK_SECRET), so no other setting can serve as a webhook secret"
+                ))
+                .with_detail(json!({"field": "webhook_secret_env"})));
+            }
         }
         Ok(())
     }

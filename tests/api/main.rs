@@ -13,6 +13,7 @@ mod poller;
 mod repos;
 mod review_integrate;
 mod roles;
+mod security;
 #[path = "../support/mod.rs"]
 mod support;
 mod webhook;

@@ -66,6 +66,8 @@ struct Pull {
     merged_at: Option<String>,
     merge_commit_sha: Option<String>,
     user: String,
+    /// GitHub's `author_association` of `user` on the repo.
+    association: String,
     labels: Vec<String>,
     created_at: String,
     updated_at: String,
@@ -316,6 +318,31 @@ impl FakeGithub {
         );
         assert_eq!(reply.status, 201, "open_pull: {:?}", reply.body);
         reply.body.unwrap()["number"].as_u64().unwrap()
+    }
+
+    /// Opens a PR as `login` with the given `author_association` (an outsider: "NONE").
+    pub fn open_pull_as(
+        &self,
+        full_name: &str,
+        head: &str,
+        body: &str,
+        login: &str,
+        association: &str,
+    ) -> u64 {
+        let number = self.open_pull(full_name, head, "main", "a change", body);
+        let mut state = self.lock();
+        let repo = state
+            .repos
+            .get_mut(&full_name.to_ascii_lowercase())
+            .expect("repo");
+        let pull = repo
+            .pulls
+            .iter_mut()
+            .find(|p| p.number == number)
+            .expect("pull");
+        pull.user = login.to_string();
+        pull.association = association.to_string();
+        number
     }
 
     /// Merges a PR with a real merge commit, as the merge button does.
@@ -611,6 +638,9 @@ fn route(req: &HttpRequest, body: &[u8], s: &mut State) -> Reply {
         let core = json!({"limit": s.rate_limit, "remaining": s.rate_remaining,
                           "used": s.rate_limit.saturating_sub(s.rate_remaining), "reset": s.rate_reset});
         return Reply::json(200, json!({"resources": {"core": core}, "rate": core}));
+    }
+    if seg == ["user"] && method == "GET" {
+        return Reply::json(200, json!({"login": BOT_LOGIN, "id": 4242, "type": "User"}));
     }
     let ["repos", owner, name, rest @ ..] = seg.as_slice() else {
         return Reply::not_found();
@@ -913,7 +943,7 @@ fn pull_json(repo: &Repo, pull: &Pull, full: bool) -> Value {
         "merged_at": pull.merged_at, "merge_commit_sha": pull.merge_commit_sha,
         "head": side(&pull.head_ref, head_sha(repo, pull)),
         "base": side(&pull.base_ref, base_sha(repo, pull)),
-        "author_association": "OWNER",
+        "author_association": pull.association,
     });
     if full {
         value["merged"] = json!(pull.merged_at.is_some());
@@ -1051,6 +1081,9 @@ fn create_pull(s: &mut State, key: &str, body: &Value, user: &str) -> Reply {
         merged_at: None,
         merge_commit_sha: None,
         user: user.to_string(),
+        // gaffer's token is a bot without a role on the repo: its PRs are recognised by
+        // login (GET /user), never by association.
+        association: if user == BOT_LOGIN { "NONE" } else { "OWNER" }.to_string(),
         labels: Vec::new(),
         created_at: now.clone(),
         updated_at: now,
