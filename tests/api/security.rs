@@ -505,10 +505,7 @@ async fn gaffer_run_inside_a_checkout_never_touches_it() {
             .env("HOME", user.path())
             .env("GITHUB_API_URL", &api)
             .env("GITHUB_WRITE_GAP_MS", "0")
-            .env("LLM_PLANNER_MODEL", "none")
-            .env("LLM_TASKMASTER_MODEL", "none")
-            .env("LLM_DEVELOPER_MODEL", "none")
-            .env("LLM_REVIEWER_MODEL", "none")
+            .envs(crate::support::app::NO_MODELS.iter().copied())
             .output()
             .await
             .unwrap();
@@ -570,10 +567,7 @@ async fn without_bubblewrap_doctor_fails_unless_the_sandbox_is_switched_off() {
             .env("GAFFER_DATA_DIR", data.path())
             .env("CHECKS_SANDBOX", sandbox)
             .env("OLLAMA_BASE_URL", "http://127.0.0.1:9")
-            .env("LLM_PLANNER_MODEL", "none")
-            .env("LLM_TASKMASTER_MODEL", "none")
-            .env("LLM_DEVELOPER_MODEL", "none")
-            .env("LLM_REVIEWER_MODEL", "none")
+            .envs(crate::support::app::NO_MODELS.iter().copied())
             .output()
             .await
             .unwrap()

@@ -170,8 +170,8 @@ async fn bad_signatures_are_401_and_store_nothing() {
 
 #[tokio::test]
 async fn a_repo_secret_from_its_env_variable_is_the_one_that_counts() {
-    let app = app_with(&[("HELLO_WORLD_HOOK", "per-repo-secret")]).await;
-    let body = json!({"full_name": REPO, "overrides": {"webhook_secret_env": "HELLO_WORLD_HOOK"}});
+    let app = app_with(&[("HELLO_WORLD_WEBHOOK_SECRET", "per-repo-secret")]).await;
+    let body = json!({"full_name": REPO, "overrides": {"webhook_secret_env": "HELLO_WORLD_WEBHOOK_SECRET"}});
     assert_eq!(app.post_json("/repos", &body).await.status(), 201);
     let payload = fixture("issues.opened");
     assert_error(
