@@ -14,6 +14,14 @@ pub struct ApiUser {
     pub login: String,
 }
 
+/// The login GitHub shows for a deleted account; the API sends `user: null` for it
+/// (`nullable-simple-user` in GitHub's OpenAPI description).
+pub const GHOST: &str = "ghost";
+
+fn login(user: Option<ApiUser>) -> String {
+    user.map(|u| u.login).unwrap_or_else(|| GHOST.to_string())
+}
+
 #[derive(Debug, Deserialize)]
 pub struct ApiRepo {
     pub full_name: String,
@@ -42,7 +50,9 @@ pub struct ApiContent {
     pub name: String,
     pub path: String,
     pub sha: String,
+    #[serde(default)]
     pub content: Option<String>,
+    #[serde(default)]
     pub encoding: Option<String>,
 }
 
@@ -124,12 +134,15 @@ pub struct ApiLabel {
 pub struct ApiPull {
     pub number: u64,
     pub title: String,
+    #[serde(default)]
     pub body: Option<String>,
     pub state: String,
+    #[serde(default)]
     pub merged_at: Option<String>,
     pub head: ApiBranchRef,
     pub base: ApiBranchRef,
-    pub user: ApiUser,
+    /// `nullable-simple-user`: null when the author's account was deleted.
+    pub user: Option<ApiUser>,
     pub html_url: String,
     pub updated_at: String,
     #[serde(default)]
@@ -153,7 +166,7 @@ impl From<ApiPull> for PullRequest {
             head_ref: p.head.name,
             head_sha: p.head.sha,
             base_ref: p.base.name,
-            author: p.user.login,
+            author: login(p.user),
             html_url: p.html_url,
             updated_at: p.updated_at,
             draft: p.draft.unwrap_or(false),
@@ -170,6 +183,8 @@ pub struct ApiPullFile {
     pub additions: u64,
     #[serde(default)]
     pub deletions: u64,
+    /// Absent for binary and very large files.
+    #[serde(default)]
     pub patch: Option<String>,
 }
 
@@ -188,8 +203,11 @@ impl From<ApiPullFile> for PullFile {
 #[derive(Debug, Deserialize)]
 pub struct ApiComment {
     pub id: u64,
+    /// Not required in the description.
+    #[serde(default)]
     pub body: Option<String>,
-    pub user: ApiUser,
+    /// `nullable-simple-user`.
+    pub user: Option<ApiUser>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -199,7 +217,7 @@ impl From<ApiComment> for Comment {
         Comment {
             id: c.id,
             body: c.body.unwrap_or_default(),
-            author: c.user.login,
+            author: login(c.user),
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
@@ -209,10 +227,13 @@ impl From<ApiComment> for Comment {
 #[derive(Debug, Deserialize)]
 pub struct ApiReview {
     pub id: u64,
+    #[serde(default)]
     pub commit_id: Option<String>,
+    #[serde(default)]
     pub body: Option<String>,
     pub state: String,
-    pub user: ApiUser,
+    /// `nullable-simple-user`.
+    pub user: Option<ApiUser>,
 }
 
 impl From<ApiReview> for Review {
@@ -222,7 +243,7 @@ impl From<ApiReview> for Review {
             commit_id: r.commit_id,
             body: r.body.unwrap_or_default(),
             state: r.state,
-            author: r.user.login,
+            author: login(r.user),
         }
     }
 }
@@ -235,6 +256,9 @@ pub struct ApiStatus {
 
 #[derive(Debug, Deserialize)]
 pub struct ApiCombinedStatus {
+    /// GitHub's verdict over every status (not only this page's).
+    #[serde(default)]
+    pub state: Option<String>,
     #[serde(default)]
     pub statuses: Vec<ApiStatus>,
 }
@@ -243,6 +267,8 @@ pub struct ApiCombinedStatus {
 pub struct ApiCheckRun {
     pub name: String,
     pub status: String,
+    /// Null until the run completes.
+    #[serde(default)]
     pub conclusion: Option<String>,
 }
 
