@@ -191,8 +191,16 @@ const SETTINGS: &[Setting] = &[
     secret("GITHUB_WEBHOOK_SECRET", "webhook.secret"),
     setting("POLL_CONCURRENCY", "polling.concurrency", Some("4")),
     setting("WEBHOOK_RETENTION", "webhook.retention", Some("10000")),
-    setting("WEBHOOK_RETRY_ATTEMPTS", "webhook.retry_attempts", Some("5")),
-    setting("WEBHOOK_RETRY_BASE_SECS", "webhook.retry_base_secs", Some("30")),
+    setting(
+        "WEBHOOK_RETRY_ATTEMPTS",
+        "webhook.retry_attempts",
+        Some("5"),
+    ),
+    setting(
+        "WEBHOOK_RETRY_BASE_SECS",
+        "webhook.retry_base_secs",
+        Some("30"),
+    ),
     setting(
         "GAFFER_WEBHOOK_MAX_BODY",
         "webhook.max_body_bytes",

@@ -361,7 +361,10 @@ async fn deliveries(gaffer: &Gaffer, command: DeliveriesCommand, out: &Output) -
             d.id,
             d.received_at,
             d.event,
-            d.action.as_deref().map(|a| format!(".{a}")).unwrap_or_default(),
+            d.action
+                .as_deref()
+                .map(|a| format!(".{a}"))
+                .unwrap_or_default(),
             d.status,
             d.attempts,
             d.verdict

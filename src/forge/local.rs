@@ -322,7 +322,11 @@ impl Forge for LocalForge {
         Ok(pulls)
     }
 
-    async fn pulls_for_branch(&self, repo: &FullName, branch: &str) -> ForgeResult<Vec<PullRequest>> {
+    async fn pulls_for_branch(
+        &self,
+        repo: &FullName,
+        branch: &str,
+    ) -> ForgeResult<Vec<PullRequest>> {
         let rows = sqlx::query(
             "SELECT * FROM local_pulls WHERE repo = ? AND head_ref = ? ORDER BY number DESC",
         )

@@ -235,9 +235,9 @@ impl ForgeError {
     /// not found, a bad token).
     pub fn is_transient(&self) -> bool {
         match self {
-            ForgeError::Unauthorized | ForgeError::NoAccess { .. } | ForgeError::NotFound { .. } => {
-                false
-            }
+            ForgeError::Unauthorized
+            | ForgeError::NoAccess { .. }
+            | ForgeError::NotFound { .. } => false,
             ForgeError::Status { status, .. } => *status >= 500 || *status == 409,
             _ => true,
         }
@@ -266,7 +266,9 @@ impl From<ForgeError> for AppError {
             ForgeError::RateLimited {
                 resets_at,
                 secondary,
-            } => json!({"forge": "github", "transient": true, "resets_at": resets_at, "secondary": secondary}),
+            } => {
+                json!({"forge": "github", "transient": true, "resets_at": resets_at, "secondary": secondary})
+            }
             _ => json!({"forge": "github", "transient": transient}),
         };
         AppError::new(kind, err.to_string()).with_detail(detail)
@@ -301,8 +303,11 @@ pub trait Forge: Send + Sync + fmt::Debug {
     async fn list_pulls(&self, repo: &FullName, state: PullState) -> ForgeResult<Vec<PullRequest>>;
     /// Every pull request from `branch` (of the repo itself), in any state: open, closed
     /// or merged, newest first. What a task's PR is looked up by.
-    async fn pulls_for_branch(&self, repo: &FullName, branch: &str)
-        -> ForgeResult<Vec<PullRequest>>;
+    async fn pulls_for_branch(
+        &self,
+        repo: &FullName,
+        branch: &str,
+    ) -> ForgeResult<Vec<PullRequest>>;
     async fn pull(&self, repo: &FullName, number: u64) -> ForgeResult<PullRequest>;
     async fn pull_files(&self, repo: &FullName, number: u64) -> ForgeResult<Vec<PullFile>>;
     async fn create_pull(&self, repo: &FullName, pull: &NewPull) -> ForgeResult<PullRequest>;

@@ -251,7 +251,10 @@ mod tests {
         let remote = Remote::new();
         let fates = [(false, Err(())); 3];
         let got = write_once("t", || remote.lookup(), || remote.write(&fates)).await;
-        assert!(matches!(got, Err(ForgeError::AmbiguousWrite { .. })), "{got:?}");
+        assert!(
+            matches!(got, Err(ForgeError::AmbiguousWrite { .. })),
+            "{got:?}"
+        );
         assert_eq!(remote.writes.load(Ordering::SeqCst), MAX_WRITES);
         assert_eq!(remote.lookups.load(Ordering::SeqCst), 1 + MAX_WRITES);
     }

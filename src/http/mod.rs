@@ -58,10 +58,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/webhook", web::post().to(webhook::receive))
         .route("/github/webhook", web::post().to(webhook::receive))
         .route("/deliveries", web::get().to(deliveries::list))
-        .route(
-            "/deliveries/{id}/retry",
-            web::post().to(deliveries::retry),
-        )
+        .route("/deliveries/{id}/retry", web::post().to(deliveries::retry))
         .route("/run/taskmaster", web::post().to(run::taskmaster))
         .route("/run/developer", web::post().to(run::developer))
         .route("/run/reviewer", web::post().to(run::reviewer))

@@ -9,8 +9,8 @@
 use serde_json::json;
 
 use super::{
-    bootstrap, ensure_pr_mode, ids_in_use, marker, open_or_find_pr, pr_state, task_pr_for,
-    Action, Outcome, PrRef,
+    bootstrap, ensure_pr_mode, ids_in_use, marker, open_or_find_pr, pr_state, task_pr_for, Action,
+    Outcome, PrRef,
 };
 use crate::error::{AppError, AppResult};
 use crate::forge::NewPull;

@@ -174,7 +174,9 @@ pub async fn propose(
     commit_message: &str,
     pull: &NewPull,
 ) -> AppResult<(PullRequest, bool)> {
-    if let Some(existing) = task_pr_for(gaffer.forge(repo).as_ref(), &repo.full_name(), &pull.head).await? {
+    if let Some(existing) =
+        task_pr_for(gaffer.forge(repo).as_ref(), &repo.full_name(), &pull.head).await?
+    {
         return Ok((existing, false));
     }
     let clone = gaffer.workspace.checkout(repo).await?;

@@ -10,7 +10,9 @@ use serde_json::json;
 
 use super::{marker, Action, Outcome, PrRef};
 use crate::error::AppResult;
-use crate::forge::{once, CiState, CiStatus, NewReview, PullFile, PullRequest, PullState, ReviewEvent};
+use crate::forge::{
+    once, CiState, CiStatus, NewReview, PullFile, PullRequest, PullState, ReviewEvent,
+};
 use crate::llm::prompt::{Prompt, Source, REVIEWER_SYSTEM};
 use crate::llm::{ask_structured, Llm, Role};
 use crate::pipeline::{read_task, read_team_config};
@@ -84,7 +86,8 @@ pub async fn review(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<Outc
         "{} sha={sha} -->",
         marker(&task_id, ROLE).trim_end_matches(" -->")
     );
-    if let Some(existing) = once::find_review(forge.as_ref(), &name, number, &review_marker).await? {
+    if let Some(existing) = once::find_review(forge.as_ref(), &name, number, &review_marker).await?
+    {
         // A run that died after posting: remember, do not post again.
         gaffer
             .store

@@ -140,19 +140,17 @@ impl Store {
                         status,
                         verdict,
                         next_attempt_at,
-                    } => {
-                        sqlx::query(
-                            "UPDATE deliveries SET status = ?, verdict = ?, attempts = attempts + 1,
+                    } => sqlx::query(
+                        "UPDATE deliveries SET status = ?, verdict = ?, attempts = attempts + 1,
                              next_attempt_at = ?,
                              processed_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
-                        )
-                        .bind(*status)
-                        .bind(verdict)
-                        .bind(next_attempt_at)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?
-                    }
+                    )
+                    .bind(*status)
+                    .bind(verdict)
+                    .bind(next_attempt_at)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?,
                 };
             results.push(done.rows_affected() == 1);
         }
@@ -204,7 +202,11 @@ impl Store {
 
     /// Claims the deliveries whose retry is due at `now` (unix seconds): they become
     /// `pending` (so a crash meanwhile leaves them to the next start) and are returned.
-    pub async fn claim_due_deliveries(&self, now: i64, limit: i64) -> AppResult<Vec<PendingDelivery>> {
+    pub async fn claim_due_deliveries(
+        &self,
+        now: i64,
+        limit: i64,
+    ) -> AppResult<Vec<PendingDelivery>> {
         let rows = sqlx::query(
             "UPDATE deliveries SET status = 'pending', next_attempt_at = NULL
              WHERE id IN (SELECT id FROM deliveries WHERE status = 'retrying' AND next_attempt_at <= ?
@@ -230,7 +232,10 @@ impl Store {
     /// A retry by hand: a `failed` or `dead` delivery becomes `pending` with its attempts
     /// counted afresh, and is returned for processing. Atomic, so two callers never both
     /// get it.
-    pub async fn claim_for_retry(&self, id: &str) -> AppResult<Result<PendingDelivery, RetryRefused>> {
+    pub async fn claim_for_retry(
+        &self,
+        id: &str,
+    ) -> AppResult<Result<PendingDelivery, RetryRefused>> {
         let row = sqlx::query(
             "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = NULL
              WHERE id = ? AND status IN ('failed', 'dead') AND payload IS NOT NULL
@@ -290,11 +295,11 @@ impl Store {
 
     /// How many deliveries are in each status.
     pub async fn delivery_counts(&self) -> AppResult<Vec<(String, i64)>> {
-        Ok(
-            sqlx::query_as("SELECT status, COUNT(*) FROM deliveries GROUP BY status ORDER BY status")
-                .fetch_all(&self.pool)
-                .await?,
+        Ok(sqlx::query_as(
+            "SELECT status, COUNT(*) FROM deliveries GROUP BY status ORDER BY status",
         )
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// A repo's newest deliveries.

@@ -75,7 +75,11 @@ pub fn after_failure(
     err: &AppError,
 ) -> (&'static str, String, Option<i64>) {
     match classify(err) {
-        Retry::Never => ("failed", format!("failed (permanent): {}", err.message), None),
+        Retry::Never => (
+            "failed",
+            format!("failed (permanent): {}", err.message),
+            None,
+        ),
         Retry::Later { .. } if attempt >= settings.retry_attempts => (
             "dead",
             format!(
@@ -199,10 +203,7 @@ mod tests {
         }
         .into();
         assert!(matches!(classify(&race), Retry::Later { .. }));
-        let gone: AppError = ForgeError::NoAccess {
-            repo: "a/b".into(),
-        }
-        .into();
+        let gone: AppError = ForgeError::NoAccess { repo: "a/b".into() }.into();
         assert_eq!(classify(&gone), Retry::Never);
         assert_eq!(classify(&AppError::not_found("PR #9")), Retry::Never);
         assert_eq!(classify(&AppError::bad_request("no number")), Retry::Never);

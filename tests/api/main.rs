@@ -3,6 +3,7 @@
 
 mod cli;
 mod demo;
+mod exactly_once;
 mod github_client;
 mod github_recorded;
 mod health;

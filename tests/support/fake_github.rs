@@ -594,9 +594,7 @@ async fn handle(
     let mut conditional_hit = false;
     let mut after = None;
     let reply = match fault {
-        Some(
-            f @ (Fault::AfterWrite502 | Fault::AfterWriteDrop | Fault::AfterWriteStall(_)),
-        ) => {
+        Some(f @ (Fault::AfterWrite502 | Fault::AfterWriteDrop | Fault::AfterWriteStall(_))) => {
             let done = route_locked(&req, &body, &state);
             after = Some(f);
             if matches!(after, Some(Fault::AfterWrite502)) {
@@ -902,9 +900,8 @@ fn route(req: &HttpRequest, body: &[u8], s: &mut State) -> Reply {
             let total = statuses.len();
             let mut reply = paginate(statuses, &query, &link_base);
             let page = reply.body.take().unwrap_or_default();
-            reply.body = Some(
-                json!({"state": state, "sha": sha, "total_count": total, "statuses": page}),
-            );
+            reply.body =
+                Some(json!({"state": state, "sha": sha, "total_count": total, "statuses": page}));
             reply
         }
         ("GET", ["commits", git_ref, "check-runs"]) => {

@@ -257,13 +257,16 @@ impl GithubClient {
         while let Some(page_url) = next.take() {
             let response = self.send(Method::GET, page_url, None).await?;
             let mut page: Value = parse_body(&response.body)?;
-            let list = page.get_mut(field).map(Value::take).unwrap_or(Value::Null);
+            let list = page
+                .as_object_mut()
+                .and_then(|o| o.remove(field))
+                .unwrap_or(Value::Null);
             if !list.is_null() {
-                items.extend(
-                    serde_json::from_value::<Vec<T>>(list).map_err(|e| ForgeError::Protocol {
+                items.extend(serde_json::from_value::<Vec<T>>(list).map_err(|e| {
+                    ForgeError::Protocol {
                         message: format!("cannot parse {field}: {e}"),
-                    })?,
-                );
+                    }
+                })?);
             }
             first.get_or_insert(page);
             pages += 1;

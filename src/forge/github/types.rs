@@ -503,4 +503,44 @@ mod tests {
             );
         }
     }
+
+    fn nullable_fixture(name: &str) -> Value {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/nullable")
+            .join(format!("{name}.json"));
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        doc["body"].clone()
+    }
+
+    /// What GitHub's OpenAPI description allows to be null or absent parses: a PR, review
+    /// or comment by a deleted account (`user: null`), a null body, no `draft`, a running
+    /// check run's null conclusion.
+    #[test]
+    fn nullable_and_optional_fields_parse() {
+        let pulls: Vec<ApiPull> = parse(&nullable_fixture("pulls"), "pulls");
+        let pulls: Vec<PullRequest> = pulls.into_iter().map(PullRequest::from).collect();
+        assert_eq!(pulls[0].author, GHOST);
+        assert_eq!(pulls[0].body, "");
+        assert!(!pulls[0].draft);
+        assert_ne!(pulls[1].author, GHOST, "the others keep their author");
+
+        let reviews: Vec<ApiReview> = parse(&nullable_fixture("reviews"), "reviews");
+        let review = Review::from(reviews.into_iter().next().unwrap());
+        assert_eq!((review.author.as_str(), review.commit_id), (GHOST, None));
+
+        let comments: Vec<ApiComment> = parse(&nullable_fixture("comments"), "comments");
+        let comment = Comment::from(comments.into_iter().next().unwrap());
+        assert_eq!(
+            (comment.author.as_str(), comment.body.as_str()),
+            (GHOST, "")
+        );
+
+        let runs: ApiCheckRuns = parse(&nullable_fixture("check-runs"), "check runs");
+        let states: Vec<CiState> = runs.check_runs.iter().map(|r| r.to_check().state).collect();
+        assert_eq!(states, [CiState::Pending, CiState::Success]);
+
+        let status: ApiCombinedStatus = parse(&nullable_fixture("combined-status"), "status");
+        assert_eq!(status.state.as_deref(), Some("pending"));
+        assert_eq!(status.statuses.len(), 1);
+    }
 }
