@@ -1,6 +1,7 @@
 //! Black-box tests: each starts gaffer on a random port with a temporary data directory
 //! and talks to it over HTTP, or runs the `gaffer` binary as a user would.
 
+mod chaos;
 mod cli;
 mod demo;
 mod exactly_once;

@@ -44,9 +44,10 @@ pub enum Fault {
     AfterWriteStall(Duration),
 }
 
-/// Seeded random faults: each write (POST/PATCH/PUT/DELETE) is done and then answered
-/// with a fault after it (502, a dropped connection, a stall) with probability
-/// `write_rate`; each read fails with 502 before doing anything with `read_rate`.
+/// Seeded random faults: the first three writes (POST/PATCH/PUT/DELETE) to each endpoint
+/// are done and then answered with each fault after the write in turn (502, a dropped
+/// connection, a stall past the timeout); later writes get one of them with probability
+/// `write_rate`. Each read fails with 502 before doing anything with `read_rate`.
 #[derive(Debug)]
 pub struct Chaos {
     pub rng: rand::rngs::StdRng,
@@ -55,6 +56,8 @@ pub struct Chaos {
     pub stall: Duration,
     /// Faults injected so far, by kind (`"502 after write"`, ...).
     pub injected: BTreeMap<String, u64>,
+    /// Writes seen per endpoint.
+    writes: BTreeMap<String, u64>,
 }
 
 impl Chaos {
@@ -66,6 +69,7 @@ impl Chaos {
             read_rate,
             stall,
             injected: BTreeMap::new(),
+            writes: BTreeMap::new(),
         }
     }
 
@@ -81,17 +85,22 @@ impl Chaos {
             }
             return None;
         }
-        if !self.rng.random_bool(self.write_rate) {
-            return None;
-        }
-        let (name, fault) = match self.rng.random_range(0..3) {
+        let endpoint = format!("{method} {}", endpoint(path));
+        let seen = self.writes.entry(endpoint.clone()).or_default();
+        *seen += 1;
+        let kind = match *seen {
+            n @ 1..=3 => n - 1,
+            _ if self.rng.random_bool(self.write_rate) => self.rng.random_range(0..3),
+            _ => return None,
+        };
+        let (name, fault) = match kind {
             0 => ("502 after write", Fault::AfterWrite502),
             1 => ("drop after write", Fault::AfterWriteDrop),
             _ => ("stall after write", Fault::AfterWriteStall(self.stall)),
         };
         *self
             .injected
-            .entry(format!("{name} ({method} {})", endpoint(path)))
+            .entry(format!("{name} ({endpoint})"))
             .or_default() += 1;
         Some(fault)
     }
@@ -191,6 +200,8 @@ struct State {
     next_id: u64,
     clock: u64,
     chaos: Option<Chaos>,
+    /// Every request is answered 502 until then (GitHub down for a while).
+    outage_until: Option<std::time::Instant>,
 }
 
 impl State {
@@ -264,6 +275,7 @@ impl FakeGithub {
             next_id: 1000,
             clock: 0,
             chaos: None,
+            outage_until: None,
         }));
         let shared = web::Data::from(Arc::clone(&state));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -497,6 +509,11 @@ impl FakeGithub {
         ));
     }
 
+    /// Answers every request with 502 for this long from now (an outage).
+    pub fn outage(&self, length: Duration) {
+        self.lock().outage_until = Some(std::time::Instant::now() + length);
+    }
+
     /// Seeded random faults from now on (see [`Chaos`]); `None` stops them.
     pub fn set_chaos(&self, chaos: Option<Chaos>) {
         self.lock().chaos = chaos;
@@ -578,7 +595,11 @@ async fn handle(
         let queued = s.faults.pop_front();
         let method = req.method().to_string();
         let chaotic = s.chaos.as_mut().and_then(|c| c.pick(&method, req.path()));
-        (s.latency, queued.or(chaotic))
+        let down = s
+            .outage_until
+            .is_some_and(|until| std::time::Instant::now() < until)
+            .then_some(Fault::Status(502));
+        (s.latency, down.or(queued).or(chaotic))
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
