@@ -166,7 +166,7 @@ pub async fn metrics(gaffer: web::Data<Gaffer>) -> HttpResponse {
         "gaffer_webhook_retries_total",
         "counter",
         "Delivery retries started (automatic and by hand).",
-        &one(crate::webhook::retry::retries_total()),
+        &one(crate::webhook::retry::retries_total(&gaffer)),
     );
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

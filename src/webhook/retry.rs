@@ -5,7 +5,7 @@
 //! permanent failure (what waiting does not fix: not found, no access, a bad payload) is
 //! `failed` at once. The schedule is in the database, so it survives a restart.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,11 +21,9 @@ const MAX_WAIT: Duration = Duration::from_secs(3600);
 /// How often the loop looks for due retries at most.
 const TICK: Duration = Duration::from_secs(1);
 
-static RETRIES: AtomicU64 = AtomicU64::new(0);
-
 /// Retries started since this process began (automatic and by hand), for `/metrics`.
-pub fn retries_total() -> u64 {
-    RETRIES.load(Ordering::Relaxed)
+pub fn retries_total(gaffer: &Gaffer) -> u64 {
+    gaffer.deliveries.retries.load(Ordering::Relaxed)
 }
 
 /// Whether a failure is worth another attempt, and not before when (unix seconds).
@@ -121,7 +119,7 @@ pub async fn run_loop(gaffer: Arc<Gaffer>) {
         match gaffer.store.claim_due_deliveries(now() as i64, 64).await {
             Ok(due) => {
                 for delivery in due {
-                    RETRIES.fetch_add(1, Ordering::Relaxed);
+                    gaffer.deliveries.retries.fetch_add(1, Ordering::Relaxed);
                     let gaffer = Arc::clone(&gaffer);
                     tokio::spawn(async move {
                         if let Err(e) = super::process_stored(&gaffer, &delivery).await {
@@ -146,7 +144,7 @@ pub async fn run_loop(gaffer: Arc<Gaffer>) {
 pub async fn claim_by_hand(gaffer: &Gaffer, id: &str) -> AppResult<PendingDelivery> {
     match gaffer.store.claim_for_retry(id).await? {
         Ok(delivery) => {
-            RETRIES.fetch_add(1, Ordering::Relaxed);
+            gaffer.deliveries.retries.fetch_add(1, Ordering::Relaxed);
             tracing::info!(delivery = id, "delivery retried by hand");
             Ok(delivery)
         }

@@ -65,16 +65,18 @@ async fn start(dir: &Path, api: &str, http: &reqwest::Client) -> Server {
     for (k, v) in NO_MODELS {
         command.env(k, v);
     }
-    let child = command.spawn().expect("gaffer serve starts");
-    let base = format!("http://127.0.0.1:{port}");
+    let server = Server {
+        child: command.spawn().expect("gaffer serve starts"),
+        base: format!("http://127.0.0.1:{port}"),
+    };
     for _ in 0..200 {
-        if let Ok(r) = http.get(format!("{base}/health")).send().await {
-            if r.status().is_success() {
-                return Server { child, base };
-            }
+        let health = http.get(format!("{}/health", server.base)).send().await;
+        if health.is_ok_and(|r| r.status().is_success()) {
+            return server;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    server.kill();
     panic!("gaffer serve did not come up");
 }
 

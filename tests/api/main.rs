@@ -3,6 +3,7 @@
 
 mod chaos;
 mod cli;
+mod deliveries;
 mod demo;
 mod exactly_once;
 mod github_client;

@@ -617,6 +617,9 @@ async fn handle(
     let reply = match fault {
         Some(f @ (Fault::AfterWrite502 | Fault::AfterWriteDrop | Fault::AfterWriteStall(_))) => {
             let done = route_locked(&req, &body, &state);
+            if let Fault::AfterWriteStall(stall) = f {
+                tokio::time::sleep(stall).await;
+            }
             after = Some(f);
             if matches!(after, Some(Fault::AfterWrite502)) {
                 Reply::error(502, "Bad Gateway")
@@ -712,16 +715,12 @@ async fn handle(
         user_agent: header("user-agent"),
     });
     drop(s);
-    match after {
-        Some(Fault::AfterWriteDrop) => {
-            // Headers go out, then the body stream fails: the connection is cut.
-            let broken = futures_util::stream::once(async {
-                Err::<web::Bytes, _>(std::io::Error::other("connection dropped by the fake"))
-            });
-            return builder.streaming(broken);
-        }
-        Some(Fault::AfterWriteStall(stall)) => tokio::time::sleep(stall).await,
-        _ => {}
+    if after == Some(Fault::AfterWriteDrop) {
+        // Headers go out, then the body stream fails: the connection is cut.
+        let broken = futures_util::stream::once(async {
+            Err::<web::Bytes, _>(std::io::Error::other("connection dropped by the fake"))
+        });
+        return builder.streaming(broken);
     }
     if conditional_hit {
         builder.status(actix_web::http::StatusCode::NOT_MODIFIED);
