@@ -157,7 +157,12 @@ pub async fn pr_outcome(
         .store
         .add_event(&repo.full_name(), role, &summary)
         .await?;
-    let action = if created { action } else { Action::ExistingPr };
+    let (action, summary) = if created {
+        (action, summary)
+    } else {
+        let found = format!("{summary}: the PR was there already ({})", pr_state(pr));
+        (Action::ExistingPr, found)
+    };
     let mut outcome = Outcome::new(role, repo, action, summary);
     outcome.pr = Some(PrRef::from(pr));
     Ok(outcome)

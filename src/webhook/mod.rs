@@ -220,9 +220,24 @@ pub async fn accept(gaffer: &Arc<Gaffer>, incoming: Incoming<'_>, body: &[u8]) -
     let routing = Routing::from(&envelope);
     let stored = serde_json::to_string(&routing).map_err(|e| AppError::internal(e.to_string()))?;
     if !record("pending", String::new(), Some(stored)).await? {
+        // GitHub's "Redeliver" sends the same GUID: a delivery that ended failed or dead is
+        // processed again (as a retry by hand); any other is not processed twice.
+        let retried = match gaffer.store.claim_for_retry(delivery).await? {
+            Ok(claimed) => {
+                gaffer.deliveries.retries.fetch_add(1, Ordering::Relaxed);
+                let gaffer = Arc::clone(gaffer);
+                tokio::spawn(async move {
+                    if let Err(e) = process_stored(&gaffer, &claimed).await {
+                        tracing::error!(error = %e, "retrying a redelivered delivery failed");
+                    }
+                });
+                true
+            }
+            Err(_) => false,
+        };
         return Ok(Ack {
             status: 202,
-            body: json!({"accepted": true, "duplicate": true, "delivery": delivery}),
+            body: json!({"accepted": true, "duplicate": true, "retried": retried, "delivery": delivery}),
         });
     }
     let (gaffer, id) = (Arc::clone(gaffer), delivery.to_string());
@@ -305,7 +320,11 @@ async fn process(
         Ok(verdict) => ("done", verdict, None),
         Err(e) => retry::after_failure(&gaffer.settings.webhook, attempts + 1, &e),
     };
-    tracing::info!(delivery = id, event, repo = %repo.full_name, status, "{verdict}");
+    if status == "dead" {
+        tracing::warn!(delivery = id, event, repo = %repo.full_name, "webhook delivery dead-lettered: {verdict}");
+    } else {
+        tracing::info!(delivery = id, event, repo = %repo.full_name, status, "{verdict}");
+    }
     let (id, verdict) = (id.to_string(), verdict);
     let write = if status == "done" {
         DeliveryWrite::Finish {

@@ -107,6 +107,7 @@ async fn a_delivery_out_of_attempts_is_dead_lettered_then_retried_by_hand() {
     fake.outage(Duration::from_secs(30));
     deliver(&app, "dead-1", &opened(&fake, 1)).await;
     deliver(&app, "dead-2", &opened(&fake, 1)).await;
+    deliver(&app, "dead-3", &opened(&fake, 1)).await;
     let retrying = wait_for(&app, "dead-1", "retrying").await;
     assert!(
         retrying["verdict"]
@@ -123,6 +124,7 @@ async fn a_delivery_out_of_attempts_is_dead_lettered_then_retried_by_hand() {
         .unwrap()
         .contains("dead-lettered after 2 attempts"));
     wait_for(&app, "dead-2", "dead").await;
+    wait_for(&app, "dead-3", "dead").await;
     fake.outage(Duration::ZERO);
     assert!(fake.reviews(REPO, 1).is_empty());
 
@@ -140,12 +142,12 @@ async fn a_delivery_out_of_attempts_is_dead_lettered_then_retried_by_hand() {
         .any(|d| d["id"] == "dead-1" && d["status"] == "dead"));
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(
-        metrics.contains("gaffer_webhook_dead_letters 2"),
+        metrics.contains("gaffer_webhook_dead_letters 3"),
         "{metrics}"
     );
-    assert!(metrics.contains("gaffer_webhook_deliveries{status=\"dead\"} 2"));
+    assert!(metrics.contains("gaffer_webhook_deliveries{status=\"dead\"} 3"));
     assert!(
-        metrics.contains("gaffer_webhook_retries_total 2"),
+        metrics.contains("gaffer_webhook_retries_total 3"),
         "{metrics}"
     );
 
@@ -166,8 +168,20 @@ async fn a_delivery_out_of_attempts_is_dead_lettered_then_retried_by_hand() {
         .json()
         .await
         .unwrap();
-    assert_eq!(dead.as_array().unwrap().len(), 1);
+    assert_eq!(dead.as_array().unwrap().len(), 2);
     assert_eq!(app.get("/deliveries?status=bogus").await.status(), 400);
+
+    // GitHub's "Redeliver" (the same GUID) retries a dead delivery; a done one is not
+    // processed again.
+    deliver(&app, "dead-3", &opened(&fake, 1)).await;
+    let redelivered = wait_for(&app, "dead-3", "done").await;
+    assert!(redelivered["verdict"]
+        .as_str()
+        .unwrap()
+        .contains("reviewed already"));
+    deliver(&app, "dead-1", &opened(&fake, 1)).await;
+    assert_eq!(delivery(&app, "dead-1").await["attempts"], 1);
+    assert_eq!(fake.reviews(REPO, 1).len(), 1);
 
     // By hand, with the CLI on the same data directory (the server stopped).
     let api = fake.api_url();

@@ -617,9 +617,6 @@ async fn handle(
     let reply = match fault {
         Some(f @ (Fault::AfterWrite502 | Fault::AfterWriteDrop | Fault::AfterWriteStall(_))) => {
             let done = route_locked(&req, &body, &state);
-            if let Fault::AfterWriteStall(stall) = f {
-                tokio::time::sleep(stall).await;
-            }
             after = Some(f);
             if matches!(after, Some(Fault::AfterWrite502)) {
                 Reply::error(502, "Bad Gateway")
@@ -667,54 +664,60 @@ async fn handle(
         }
     };
 
-    let mut s = state.lock().unwrap();
-    let mut builder =
-        HttpResponse::build(actix_web::http::StatusCode::from_u16(reply.status).unwrap());
-    let mut payload = None;
-    if let Some(value) = &reply.body {
-        let text = serde_json::to_vec(value).unwrap();
-        if req.method() == actix_web::http::Method::GET && reply.status == 200 {
-            let etag = format!("W/\"{}\"", hex::encode(&Sha256::digest(&text)[..16]));
-            conditional_hit = if_none_match.as_deref() == Some(etag.as_str());
-            builder.insert_header(("etag", etag));
+    let (mut builder, payload) = {
+        let mut s = state.lock().unwrap();
+        let mut builder =
+            HttpResponse::build(actix_web::http::StatusCode::from_u16(reply.status).unwrap());
+        let mut payload = None;
+        if let Some(value) = &reply.body {
+            let text = serde_json::to_vec(value).unwrap();
+            if req.method() == actix_web::http::Method::GET && reply.status == 200 {
+                let etag = format!("W/\"{}\"", hex::encode(&Sha256::digest(&text)[..16]));
+                conditional_hit = if_none_match.as_deref() == Some(etag.as_str());
+                builder.insert_header(("etag", etag));
+            }
+            payload = Some(text);
         }
-        payload = Some(text);
+        let free = conditional_hit || req.path().ends_with("/rate_limit") || s.rate_remaining == 0;
+        if !free {
+            s.rate_remaining = s.rate_remaining.saturating_sub(1);
+        }
+        let secondary = reply.status == 429
+            || (reply.status == 403 && reply.headers.iter().any(|(k, _)| k == "retry-after"));
+        if !secondary {
+            builder
+                .insert_header(("x-ratelimit-limit", s.rate_limit.to_string()))
+                .insert_header(("x-ratelimit-remaining", s.rate_remaining.to_string()))
+                .insert_header((
+                    "x-ratelimit-used",
+                    (s.rate_limit - s.rate_remaining).to_string(),
+                ))
+                .insert_header(("x-ratelimit-reset", s.rate_reset.to_string()))
+                .insert_header(("x-ratelimit-resource", "core"));
+        }
+        for (k, v) in &reply.headers {
+            builder.insert_header((k.as_str(), v.as_str()));
+        }
+        let status = if conditional_hit { 304 } else { reply.status };
+        s.log.push(LoggedRequest {
+            method: req.method().to_string(),
+            path: match req.query_string() {
+                "" => req.path().to_string(),
+                q => format!("{}?{}", req.path(), q),
+            },
+            status,
+            if_none_match,
+            authorization,
+            accept: header("accept"),
+            api_version: header("x-github-api-version"),
+            user_agent: header("user-agent"),
+        });
+        (builder, payload)
+    };
+    if let Some(Fault::AfterWriteStall(stall)) = after {
+        // Logged and done; the answer waits.
+        tokio::time::sleep(stall).await;
     }
-    let free = conditional_hit || req.path().ends_with("/rate_limit") || s.rate_remaining == 0;
-    if !free {
-        s.rate_remaining = s.rate_remaining.saturating_sub(1);
-    }
-    let secondary = reply.status == 429
-        || (reply.status == 403 && reply.headers.iter().any(|(k, _)| k == "retry-after"));
-    if !secondary {
-        builder
-            .insert_header(("x-ratelimit-limit", s.rate_limit.to_string()))
-            .insert_header(("x-ratelimit-remaining", s.rate_remaining.to_string()))
-            .insert_header((
-                "x-ratelimit-used",
-                (s.rate_limit - s.rate_remaining).to_string(),
-            ))
-            .insert_header(("x-ratelimit-reset", s.rate_reset.to_string()))
-            .insert_header(("x-ratelimit-resource", "core"));
-    }
-    for (k, v) in &reply.headers {
-        builder.insert_header((k.as_str(), v.as_str()));
-    }
-    let status = if conditional_hit { 304 } else { reply.status };
-    s.log.push(LoggedRequest {
-        method: req.method().to_string(),
-        path: match req.query_string() {
-            "" => req.path().to_string(),
-            q => format!("{}?{}", req.path(), q),
-        },
-        status,
-        if_none_match,
-        authorization,
-        accept: header("accept"),
-        api_version: header("x-github-api-version"),
-        user_agent: header("user-agent"),
-    });
-    drop(s);
     if after == Some(Fault::AfterWriteDrop) {
         // Headers go out, then the body stream fails: the connection is cut.
         let broken = futures_util::stream::once(async {
