@@ -208,3 +208,42 @@ async fn a_pr_by_a_deleted_account_does_not_break_listings() {
     assert_eq!(open[0].author, "ghost");
     assert_eq!(forge.pull(&repo, number).await.unwrap().author, "ghost");
 }
+
+/// Through the API: a task whose PR was closed (or merged) is never given a second PR, by
+/// the Taskmaster or the Developer.
+#[tokio::test]
+async fn a_closed_task_pr_is_never_opened_again() {
+    use crate::support::app::{fake_with_app, post_ok, sample_target};
+    let (fake, app) = fake_with_app("acme/tasks", "pr", Some(&sample_target()), &[]).await;
+    let plan = post_ok(&app, "/run/taskmaster?repo=acme/tasks").await;
+    assert_eq!(plan["action"], "opened_pr", "{plan:#}");
+    let number = plan["pr"]["number"].as_u64().unwrap();
+    fake.close("acme/tasks", number);
+    let again = post_ok(&app, "/run/taskmaster?repo=acme/tasks").await;
+    assert_eq!(again["action"], "existing_pr", "{again:#}");
+    assert!(
+        again["summary"].as_str().unwrap().contains("(closed)"),
+        "{again:#}"
+    );
+    assert_eq!(fake.pulls("acme/tasks").len(), 1);
+
+    // The Developer: its PR closed unmerged, the task still queued on main.
+    let boot = post_ok(&app, "/repos/acme/tasks/bootstrap").await;
+    assert_eq!(boot["action"], "opened_pr", "{boot:#}");
+    let work = boot["pr"]["number"].as_u64().unwrap();
+    fake.close("acme/tasks", work);
+    let branch = boot["pr"]["branch"].as_str().unwrap().to_string();
+    let task = branch.trim_start_matches("feature/")[..6].to_string();
+    let id = gaffer::team::task::TaskId::parse(&task).unwrap();
+    let text = gaffer::roles::bootstrap::task_file(&id, gaffer::team::task::Status::Queued);
+    let path = format!("tasks/{task}-initialize-basic-ci-for-python.md");
+    fake.commit(
+        "acme/tasks",
+        "main",
+        &[(path.as_str(), text.as_str())],
+        "queue the bootstrap task by hand",
+    );
+    let again = post_ok(&app, &format!("/run/developer?repo=acme/tasks&task={task}")).await;
+    assert_eq!(again["action"], "existing_pr", "{again:#}");
+    assert_eq!(fake.pulls("acme/tasks").len(), 2, "no second work PR");
+}
