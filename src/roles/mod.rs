@@ -153,16 +153,16 @@ pub async fn pr_outcome(
     created: bool,
     summary: String,
 ) -> AppResult<Outcome> {
-    gaffer
-        .store
-        .add_event(&repo.full_name(), role, &summary)
-        .await?;
     let (action, summary) = if created {
         (action, summary)
     } else {
         let found = format!("{summary}: the PR was there already ({})", pr_state(pr));
         (Action::ExistingPr, found)
     };
+    gaffer
+        .store
+        .add_event(&repo.full_name(), role, &summary)
+        .await?;
     let mut outcome = Outcome::new(role, repo, action, summary);
     outcome.pr = Some(PrRef::from(pr));
     Ok(outcome)

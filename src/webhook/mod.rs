@@ -1,8 +1,9 @@
 //! GitHub webhooks: verify `X-Hub-Signature-256` over the raw body with the secret of the
 //! repo the payload names (its `webhook_secret_env`, else `GITHUB_WEBHOOK_SECRET`), record
 //! the delivery durably, acknowledge fast, and process it in the background. A delivery id
-//! seen before is acknowledged and not processed again; deliveries acknowledged but not
-//! processed (a crash) are picked up at start.
+//! seen before is acknowledged and not processed again (unless it ended failed or dead:
+//! GitHub's "Redeliver" then retries it); deliveries acknowledged but not processed (a
+//! crash) are picked up at start, and failed ones are retried (see [`retry`]).
 
 pub mod retry;
 pub mod writer;
