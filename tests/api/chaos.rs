@@ -444,6 +444,16 @@ async fn the_loop_under_faults_and_restarts_writes_everything_exactly_once() {
     for (kind, n) in &injected {
         eprintln!("    {n:>3} {kind}");
     }
+    let not_done: u64 = injected
+        .iter()
+        .filter(|(k, _)| k.starts_with("502 before write"))
+        .map(|(_, n)| n)
+        .sum();
+    let made = prs_per_task_role.values().sum::<usize>() + reviews_per_head.values().sum::<usize>();
+    eprintln!(
+        "  POSTs that made a PR or review {made}; second POSTs after a lookup said \"not done\" {}",
+        posts - made
+    );
     eprintln!(
         "  gaffer killed (SIGKILL) and restarted {} times; work-next re-run {} times",
         tally.restarts, tally.work_next_retries
@@ -496,5 +506,14 @@ async fn the_loop_under_faults_and_restarts_writes_everything_exactly_once() {
         "faults hit reviews: {injected:?}"
     );
     assert!(retries_seen >= 1.0, "the outage made a delivery retry");
+    assert!(
+        not_done >= 2,
+        "some writes were definitely not done: {injected:?}"
+    );
+    assert_eq!(
+        posts as u64,
+        made as u64 + not_done,
+        "a second POST only after a definite \"not done\""
+    );
     server.kill();
 }

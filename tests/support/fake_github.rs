@@ -44,10 +44,10 @@ pub enum Fault {
     AfterWriteStall(Duration),
 }
 
-/// Seeded random faults: the first three writes (POST/PATCH/PUT/DELETE) to each endpoint
-/// are done and then answered with each fault after the write in turn (502, a dropped
-/// connection, a stall past the timeout); later writes get one of them with probability
-/// `write_rate`. Each read fails with 502 before doing anything with `read_rate`.
+/// Seeded random faults: the first four writes (POST/PATCH/PUT/DELETE) to each endpoint get
+/// each write fault in turn: done and then answered 502, done and then cut off, done and
+/// then stalled past the timeout, and 502 without doing it; later writes get one of them
+/// with probability `write_rate`. Each read fails with 502 (not done) with `read_rate`.
 #[derive(Debug)]
 pub struct Chaos {
     pub rng: rand::rngs::StdRng,
@@ -89,14 +89,15 @@ impl Chaos {
         let seen = self.writes.entry(endpoint.clone()).or_default();
         *seen += 1;
         let kind = match *seen {
-            n @ 1..=3 => n - 1,
-            _ if self.rng.random_bool(self.write_rate) => self.rng.random_range(0..3),
+            n @ 1..=4 => n - 1,
+            _ if self.rng.random_bool(self.write_rate) => self.rng.random_range(0..4),
             _ => return None,
         };
         let (name, fault) = match kind {
             0 => ("502 after write", Fault::AfterWrite502),
             1 => ("drop after write", Fault::AfterWriteDrop),
-            _ => ("stall after write", Fault::AfterWriteStall(self.stall)),
+            2 => ("stall after write", Fault::AfterWriteStall(self.stall)),
+            _ => ("502 before write", Fault::Status(502)),
         };
         *self
             .injected
