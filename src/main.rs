@@ -254,6 +254,12 @@ async fn run(cli: Cli, settings: Settings) -> AppResult<()> {
                 for event in &status.recent_events {
                     println!("  {} {:<10} {}", event.at, event.kind, event.summary);
                 }
+                for d in &status.unsettled_deliveries {
+                    println!(
+                        "  delivery {} ({}): {}: {}",
+                        d.id, d.event, d.status, d.verdict
+                    );
+                }
             }
             Ok(())
         }

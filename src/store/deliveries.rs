@@ -293,6 +293,25 @@ impl Store {
         rows.iter().map(delivery_from_row).collect()
     }
 
+    /// A repo's deliveries waiting for a retry, dead-lettered or failed, newest first,
+    /// however old: what needs a look.
+    pub async fn unsettled_deliveries(
+        &self,
+        repo: &FullName,
+        limit: i64,
+    ) -> AppResult<Vec<Delivery>> {
+        let rows = sqlx::query(
+            "SELECT id, event, action, repo, status, verdict, received_at, attempts, next_attempt_at
+             FROM deliveries WHERE repo = ? AND status IN ('retrying', 'dead', 'failed')
+             ORDER BY received_at DESC LIMIT ?",
+        )
+        .bind(repo.to_string().to_ascii_lowercase())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
     /// How many deliveries are in each status.
     pub async fn delivery_counts(&self) -> AppResult<Vec<(String, i64)>> {
         Ok(sqlx::query_as(

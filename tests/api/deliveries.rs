@@ -140,6 +140,7 @@ async fn a_delivery_out_of_attempts_is_dead_lettered_then_retried_by_hand() {
         .unwrap()
         .iter()
         .any(|d| d["id"] == "dead-1" && d["status"] == "dead"));
+    assert_eq!(status["unsettled_deliveries"].as_array().unwrap().len(), 3);
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains("gaffer_webhook_dead_letters 3"),
@@ -201,6 +202,12 @@ async fn a_delivery_out_of_attempts_is_dead_lettered_then_retried_by_hand() {
         }
         command.output().unwrap()
     };
+    let shown = run(&["status", "acme/hooks"]);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        text.contains("delivery dead-2 (pull_request): dead: dead-lettered"),
+        "{text}"
+    );
     let listed = run(&["deliveries", "list", "--status", "dead"]);
     let text = String::from_utf8_lossy(&listed.stdout);
     assert!(listed.status.success());
