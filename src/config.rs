@@ -67,6 +67,8 @@ const SETTINGS: &[Setting] = &[
         Some("https://github.com"),
     ),
     setting("GITHUB_WRITE_GAP_MS", "github.write_gap_ms", Some("1000")),
+    setting("GITHUB_TIMEOUT_MS", "github.timeout_ms", Some("30000")),
+    setting("GITHUB_BACKOFF_MS", "github.backoff_ms", Some("500")),
     setting("GH_OWNER", "github.owner", None),
     setting("GH_REPO", "github.repo", None),
     setting("DEFAULT_BRANCH", "github.default_branch", Some("main")),
@@ -193,6 +195,16 @@ const SETTINGS: &[Setting] = &[
     setting("POLL_CONCURRENCY", "polling.concurrency", Some("4")),
     setting("WEBHOOK_RETENTION", "webhook.retention", Some("10000")),
     setting(
+        "WEBHOOK_RETRY_ATTEMPTS",
+        "webhook.retry_attempts",
+        Some("5"),
+    ),
+    setting(
+        "WEBHOOK_RETRY_BASE_SECS",
+        "webhook.retry_base_secs",
+        Some("30"),
+    ),
+    setting(
         "GAFFER_WEBHOOK_MAX_BODY",
         "webhook.max_body_bytes",
         Some("1048576"),
@@ -299,6 +311,11 @@ pub struct GithubSettings {
     pub git_url: String,
     /// Least time between two writes with the token (GitHub asks for about a second).
     pub write_gap: Duration,
+    /// The longest one request may take (a write that takes longer is looked up, not
+    /// sent again).
+    pub timeout: Duration,
+    /// First backoff step of the client's retries (doubled each retry, with jitter).
+    pub backoff: Duration,
     /// `GH_OWNER` + `GH_REPO`: registered on first start, as the original tool did.
     pub seed_repo: Option<FullName>,
     pub default_branch: String,
@@ -379,6 +396,10 @@ pub struct WebhookSettings {
     pub max_body_bytes: usize,
     /// Deliveries kept in the audit log; older ones are dropped.
     pub retention: u32,
+    /// Processing attempts per delivery before it is dead-lettered.
+    pub retry_attempts: u32,
+    /// The wait before the first retry; doubled each time (capped at an hour).
+    pub retry_base: Duration,
 }
 
 /// Every variable gaffer was started with (environment over `.env`), for settings named at
@@ -737,6 +758,26 @@ impl RawSettings<'_> {
                             .map(Duration::from_millis)
                     },
                 )?,
+                timeout: self.required(
+                    "GITHUB_TIMEOUT_MS",
+                    "milliseconds from 100 to 600000",
+                    |v| {
+                        v.parse::<u64>()
+                            .ok()
+                            .filter(|ms| (100..=600_000).contains(ms))
+                            .map(Duration::from_millis)
+                    },
+                )?,
+                backoff: self.required(
+                    "GITHUB_BACKOFF_MS",
+                    "milliseconds from 1 to 60000",
+                    |v| {
+                        v.parse::<u64>()
+                            .ok()
+                            .filter(|ms| (1..=60_000).contains(ms))
+                            .map(Duration::from_millis)
+                    },
+                )?,
                 seed_repo,
                 default_branch,
             },
@@ -810,6 +851,12 @@ impl RawSettings<'_> {
                             .filter(|n| (100..=10_000_000).contains(n))
                     },
                 )?,
+                retry_attempts: self.required(
+                    "WEBHOOK_RETRY_ATTEMPTS",
+                    "a number of attempts from 1 to 50",
+                    |v| v.parse::<u32>().ok().filter(|n| (1..=50).contains(n)),
+                )?,
+                retry_base: self.seconds_in("WEBHOOK_RETRY_BASE_SECS", 1, 3600)?,
                 secret: self.secret("GITHUB_WEBHOOK_SECRET"),
                 max_body_bytes: self.required(
                     "GAFFER_WEBHOOK_MAX_BODY",

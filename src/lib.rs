@@ -85,6 +85,8 @@ impl Gaffer {
             ClientOptions::new(&settings.github.api_url, settings.github.token.clone());
         options.min_remaining_budget = u64::from(settings.polling.min_remaining_budget);
         options.write_limits.min_gap = settings.github.write_gap;
+        options.request_timeout = settings.github.timeout;
+        options.backoff_base = settings.github.backoff;
         options.persist = Some(store.clone());
         let github = GithubForge::new(GithubClient::new(options)?);
         let restored = github.client().restore_cache().await;
@@ -171,6 +173,7 @@ impl Application {
                 tracing::error!(error = %e, "could not resume pending webhook deliveries");
             }
         });
+        tokio::spawn(webhook::retry::run_loop(gaffer.clone().into_inner()));
         let server = http::server(gaffer.clone(), listener)
             .map_err(|e| AppError::internal(format!("cannot start the HTTP server: {e}")))?;
         Ok(Application {

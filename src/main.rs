@@ -64,6 +64,29 @@ enum Command {
         /// owner/name (or owner_name).
         repo: String,
     },
+    /// The webhook audit log, and retrying failed or dead-lettered deliveries.
+    #[command(subcommand)]
+    Deliveries(DeliveriesCommand),
+}
+
+#[derive(Subcommand)]
+enum DeliveriesCommand {
+    /// The newest deliveries, with their status, attempts and verdict.
+    List {
+        /// pending | done | ignored | retrying | dead | failed
+        #[arg(long)]
+        status: Option<String>,
+        /// owner/name (or owner_name).
+        #[arg(long)]
+        repo: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Process a failed or dead-lettered delivery again, now, and print what it caused.
+    Retry {
+        /// The X-GitHub-Delivery id.
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -231,6 +254,12 @@ async fn run(cli: Cli, settings: Settings) -> AppResult<()> {
                 for event in &status.recent_events {
                     println!("  {} {:<10} {}", event.at, event.kind, event.summary);
                 }
+                for d in &status.unsettled_deliveries {
+                    println!(
+                        "  delivery {} ({}): {}: {}",
+                        d.id, d.event, d.status, d.verdict
+                    );
+                }
             }
             Ok(())
         }
@@ -305,7 +334,49 @@ async fn run(cli: Cli, settings: Settings) -> AppResult<()> {
             out.outcome(&outcome);
             Ok(())
         }
+        Command::Deliveries(command) => deliveries(&gaffer, command, &out).await,
     }
+}
+
+async fn deliveries(gaffer: &Gaffer, command: DeliveriesCommand, out: &Output) -> AppResult<()> {
+    let shown = match command {
+        DeliveriesCommand::List {
+            status,
+            repo,
+            limit,
+        } => {
+            let repo = repo.as_deref().map(parse_repo_arg).transpose()?;
+            gaffer
+                .store
+                .list_deliveries(status.as_deref(), repo.as_ref(), limit.clamp(1, 10_000))
+                .await?
+        }
+        DeliveriesCommand::Retry { id } => {
+            let claimed = gaffer::webhook::retry::claim_by_hand(gaffer, &id).await?;
+            gaffer::webhook::process_stored(gaffer, &claimed).await?;
+            gaffer.store.delivery(&id).await?.into_iter().collect()
+        }
+    };
+    if out.json {
+        out.print_json(&shown);
+        return Ok(());
+    }
+    for d in &shown {
+        println!(
+            "{}  {}  {}{}  {}  attempts {}  {}",
+            d.id,
+            d.received_at,
+            d.event,
+            d.action
+                .as_deref()
+                .map(|a| format!(".{a}"))
+                .unwrap_or_default(),
+            d.status,
+            d.attempts,
+            d.verdict
+        );
+    }
+    Ok(())
 }
 
 fn print_scan(report: &pipeline::ScanReport) {

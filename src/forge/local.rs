@@ -360,6 +360,26 @@ impl Forge for LocalForge {
         Ok(pulls)
     }
 
+    async fn pulls_for_branch(
+        &self,
+        repo: &FullName,
+        branch: &str,
+    ) -> ForgeResult<Vec<PullRequest>> {
+        let rows = sqlx::query(
+            "SELECT * FROM local_pulls WHERE repo = ? AND head_ref = ? ORDER BY number DESC",
+        )
+        .bind(key(repo))
+        .bind(branch)
+        .fetch_all(self.store.pool())
+        .await
+        .map_err(db)?;
+        let mut pulls = Vec::with_capacity(rows.len());
+        for row in &rows {
+            pulls.push(self.pull_from_row(row).await?);
+        }
+        Ok(pulls)
+    }
+
     async fn pull(&self, repo: &FullName, number: u64) -> ForgeResult<PullRequest> {
         let row = self.pull_row(repo, number).await?;
         self.pull_from_row(&row).await

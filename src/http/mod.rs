@@ -1,6 +1,7 @@
 //! The HTTP API (actix-web). Handlers only parse, call a service and map errors; the
 //! route table below is the whole surface, and `/openapi.json` describes it.
 
+mod deliveries;
 mod extract;
 mod guard;
 mod health;
@@ -79,6 +80,8 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/poll/once", web::post().to(poll::once))
         .route("/webhook", web::post().to(webhook::receive))
         .route("/github/webhook", web::post().to(webhook::receive))
+        .route("/deliveries", web::get().to(deliveries::list))
+        .route("/deliveries/{id}/retry", web::post().to(deliveries::retry))
         .route("/run/taskmaster", web::post().to(run::taskmaster))
         .route("/run/developer", web::post().to(run::developer))
         .route("/run/reviewer", web::post().to(run::reviewer))

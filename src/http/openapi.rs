@@ -4,7 +4,7 @@
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
-use super::{health, pipeline, poll, repos, run, webhook};
+use super::{deliveries, health, pipeline, poll, repos, run, webhook};
 use crate::registry;
 
 /// The OpenAPI document for every route in [`super::routes`].
@@ -32,6 +32,8 @@ use crate::registry;
         run::integrator,
         run::bootstrap,
         webhook::receive,
+        deliveries::list,
+        deliveries::retry,
         poll::once,
         poll::repo,
         poll::metrics,

@@ -9,8 +9,8 @@
 use serde_json::json;
 
 use super::{
-    bootstrap, ensure_pr_mode, ids_in_use, marker, open_or_find_pr, open_pr_for, Action, Outcome,
-    PrRef,
+    bootstrap, ensure_pr_mode, ids_in_use, marker, open_or_find_pr, pr_state, task_pr_for, Action,
+    Outcome, PrRef,
 };
 use crate::error::{AppError, AppResult};
 use crate::forge::NewPull;
@@ -153,12 +153,17 @@ async fn develop(
         o.task = Some(task.id.clone());
         o
     };
-    if let Some(pr) = open_pr_for(forge.as_ref(), &name, &branch).await? {
+    if let Some(pr) = task_pr_for(forge.as_ref(), &name, &branch).await? {
         let mut o = Outcome::new(
             ROLE,
             repo,
             Action::ExistingPr,
-            format!("{} is already in PR #{}", task.id, pr.number),
+            format!(
+                "{} is already in PR #{} ({})",
+                task.id,
+                pr.number,
+                pr_state(&pr)
+            ),
         );
         o.pr = Some(PrRef::from(&pr));
         return Ok(with_task(o));

@@ -1,9 +1,11 @@
 //! GitHub webhooks: verify `X-Hub-Signature-256` over the raw body with the secret of the
 //! repo the payload names (its `webhook_secret_env`, else `GITHUB_WEBHOOK_SECRET`), record
 //! the delivery durably, acknowledge fast, and process it in the background. A delivery id
-//! seen before is acknowledged and not processed again; deliveries acknowledged but not
-//! processed (a crash) are picked up at start.
+//! seen before is acknowledged and not processed again (unless it ended failed or dead:
+//! GitHub's "Redeliver" then retries it); deliveries acknowledged but not processed (a
+//! crash) are picked up at start, and failed ones are retried (see [`retry`]).
 
+pub mod retry;
 pub mod writer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +20,7 @@ use sha2::Sha256;
 use crate::error::{AppError, AppResult, ErrorKind};
 use crate::registry::{FullName, Mode, Repo};
 use crate::roles::{integrator, reviewer};
-use crate::store::DeliveryWrite;
+use crate::store::{DeliveryWrite, PendingDelivery};
 use crate::team::task::TaskId;
 use crate::Gaffer;
 
@@ -222,14 +224,29 @@ pub async fn accept(gaffer: &Arc<Gaffer>, incoming: Incoming<'_>, body: &[u8]) -
     let routing = Routing::from(&envelope);
     let stored = serde_json::to_string(&routing).map_err(|e| AppError::internal(e.to_string()))?;
     if !record("pending", String::new(), Some(stored)).await? {
+        // GitHub's "Redeliver" sends the same GUID: a delivery that ended failed or dead is
+        // processed again (as a retry by hand); any other is not processed twice.
+        let retried = match gaffer.store.claim_for_retry(delivery).await? {
+            Ok(claimed) => {
+                gaffer.deliveries.retries.fetch_add(1, Ordering::Relaxed);
+                let gaffer = Arc::clone(gaffer);
+                tokio::spawn(async move {
+                    if let Err(e) = process_stored(&gaffer, &claimed).await {
+                        tracing::error!(error = %e, "retrying a redelivered delivery failed");
+                    }
+                });
+                true
+            }
+            Err(_) => false,
+        };
         return Ok(Ack {
             status: 202,
-            body: json!({"accepted": true, "duplicate": true, "delivery": delivery}),
+            body: json!({"accepted": true, "duplicate": true, "retried": retried, "delivery": delivery}),
         });
     }
     let (gaffer, id) = (Arc::clone(gaffer), delivery.to_string());
     let (event, repo) = (event.to_string(), repo.expect("registered repo"));
-    tokio::spawn(async move { process(&gaffer, &id, &event, &repo, &routing).await });
+    tokio::spawn(async move { process(&gaffer, &id, &event, &repo, &routing, 0).await });
     Ok(Ack {
         status: 202,
         body: json!({"accepted": true, "duplicate": false, "delivery": delivery}),
@@ -241,25 +258,7 @@ pub async fn resume_pending(gaffer: Arc<Gaffer>) -> AppResult<usize> {
     let pending = gaffer.store.pending_deliveries().await?;
     let count = pending.len();
     for delivery in pending {
-        let repo = FullName::parse(&delivery.repo).ok();
-        let repo = match repo {
-            Some(name) => gaffer.registry.get(&name).await.ok(),
-            None => None,
-        };
-        let routing: Routing = serde_json::from_str(&delivery.payload).unwrap_or_default();
-        match repo {
-            Some(repo) => process(&gaffer, &delivery.id, &delivery.event, &repo, &routing).await,
-            None => {
-                gaffer
-                    .store
-                    .finish_delivery(
-                        &delivery.id,
-                        "ignored",
-                        "ignored: the repo is no longer registered",
-                    )
-                    .await?
-            }
-        }
+        process_stored(&gaffer, &delivery).await?;
     }
     if count > 0 {
         tracing::info!(
@@ -270,20 +269,83 @@ pub async fn resume_pending(gaffer: Arc<Gaffer>) -> AppResult<usize> {
     Ok(count)
 }
 
-/// Routes one delivery and records what it caused.
-async fn process(gaffer: &Gaffer, id: &str, event: &str, repo: &Repo, routing: &Routing) {
-    let (status, verdict) = match route(gaffer, event, repo, routing).await {
-        Ok(verdict) => ("done", verdict),
-        Err(e) => ("failed", format!("failed: {}", e.message)),
+/// Processes a delivery from its stored routing record (a resumed, retried or hand-retried
+/// one). A repo no longer registered makes it `ignored`, as at arrival.
+pub async fn process_stored(gaffer: &Gaffer, delivery: &PendingDelivery) -> AppResult<()> {
+    let repo = match FullName::parse(&delivery.repo).ok() {
+        Some(name) => gaffer.registry.get(&name).await.ok(),
+        None => None,
     };
-    tracing::info!(delivery = id, event, repo = %repo.full_name, status, "{verdict}");
-    let finish = DeliveryWrite::Finish {
-        id: id.to_string(),
-        status,
-        verdict,
+    let routing: Routing = serde_json::from_str(&delivery.payload).unwrap_or_default();
+    match repo {
+        Some(repo) if repo.mode != Mode::Disabled => {
+            process(
+                gaffer,
+                &delivery.id,
+                &delivery.event,
+                &repo,
+                &routing,
+                delivery.attempts,
+            )
+            .await
+        }
+        Some(_) => {
+            gaffer
+                .store
+                .finish_delivery(&delivery.id, "ignored", "ignored: the repo is disabled")
+                .await?
+        }
+        None => {
+            gaffer
+                .store
+                .finish_delivery(
+                    &delivery.id,
+                    "ignored",
+                    "ignored: the repo is no longer registered",
+                )
+                .await?
+        }
+    }
+    Ok(())
+}
+
+/// Routes one delivery and records what it caused: `done`; or, on failure, `retrying`
+/// (transient, with the next attempt's time), `dead` (out of attempts) or `failed`
+/// (permanent). `attempts`: attempts made before this one.
+async fn process(
+    gaffer: &Gaffer,
+    id: &str,
+    event: &str,
+    repo: &Repo,
+    routing: &Routing,
+    attempts: u32,
+) {
+    let (status, verdict, next_attempt_at) = match route(gaffer, event, repo, routing).await {
+        Ok(verdict) => ("done", verdict, None),
+        Err(e) => retry::after_failure(&gaffer.settings.webhook, attempts + 1, &e),
     };
-    if let Err(e) = gaffer.deliveries.write(finish).await {
-        tracing::error!(delivery = id, error = %e, "could not record what a delivery caused");
+    if status == "dead" {
+        tracing::warn!(delivery = id, event, repo = %repo.full_name, "webhook delivery dead-lettered: {verdict}");
+    } else {
+        tracing::info!(delivery = id, event, repo = %repo.full_name, status, "{verdict}");
+    }
+    let (id, verdict) = (id.to_string(), verdict);
+    let write = if status == "done" {
+        DeliveryWrite::Finish {
+            id,
+            status,
+            verdict,
+        }
+    } else {
+        DeliveryWrite::Fail {
+            id,
+            status,
+            verdict,
+            next_attempt_at,
+        }
+    };
+    if let Err(e) = gaffer.deliveries.write(write).await {
+        tracing::error!(error = %e, "could not record what a delivery caused");
     }
 }
 

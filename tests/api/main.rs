@@ -1,8 +1,11 @@
 //! Black-box tests: each starts gaffer on a random port with a temporary data directory
 //! and talks to it over HTTP, or runs the `gaffer` binary as a user would.
 
+mod chaos;
 mod cli;
+mod deliveries;
 mod demo;
+mod exactly_once;
 mod github_client;
 mod github_recorded;
 mod health;

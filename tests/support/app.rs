@@ -50,19 +50,7 @@ pub async fn spawn_app_in(data_dir: Arc<TempDir>, vars: &[(&str, &str)]) -> Test
     tokio::spawn(app.run());
     TestApp {
         address,
-        // gaffer's own clients say they are not a cross-site form post; tests of the
-        // guard itself use a bare client.
-        client: reqwest::Client::builder()
-            .default_headers(
-                [(
-                    reqwest::header::HeaderName::from_static("x-gaffer-request"),
-                    reqwest::header::HeaderValue::from_static("1"),
-                )]
-                .into_iter()
-                .collect(),
-            )
-            .build()
-            .unwrap(),
+        client: client_builder().build().unwrap(),
         data_dir,
         handle,
     }
@@ -158,6 +146,19 @@ pub async fn assert_error(response: reqwest::Response, status: u16) -> String {
 /// The built `gaffer` binary, for CLI tests.
 pub fn gaffer_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gaffer"))
+}
+
+/// An HTTP client as gaffer's own tools talk to it: saying, with `X-Gaffer-Request`, that
+/// a body-less POST is not a cross-site form post (tests of that guard use a bare client).
+pub fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().default_headers(
+        [(
+            reqwest::header::HeaderName::from_static("x-gaffer-request"),
+            reqwest::header::HeaderValue::from_static("1"),
+        )]
+        .into_iter()
+        .collect(),
+    )
 }
 
 /// The example target repo shipped with gaffer.
