@@ -170,6 +170,10 @@ const SETTINGS: &[Setting] = &[
     ),
     setting("CHECKS_TIMEOUT", "work.checks_timeout_secs", Some("600")),
     setting("CHECKS_SANDBOX", "work.checks_sandbox", Some("on")),
+    setting("RUN_CONCURRENCY", "runs.concurrency", Some("4")),
+    setting("RUN_STALL_TIMEOUT", "runs.stall_timeout_secs", Some("1800")),
+    setting("RUN_TRANSCRIPT_RETENTION", "runs.transcript_retention", Some("500")),
+    setting("LLM_MAX_PARALLEL", "llm.max_parallel", Some("1")),
     setting("GAFFER_PUBLIC_URL", "server.public_url", None),
     setting("GAFFER_LOCAL_ROOT", "server.local_root", None),
     setting("DEV_MAX_ATTEMPTS", "work.max_attempts", Some("3")),
@@ -334,6 +338,9 @@ pub struct LlmSettings {
     pub idle_timeout: Duration,
     /// Re-asks after a structured answer that does not parse.
     pub structured_retries: u32,
+    /// Model calls at once per model host (`LLM_MAX_PARALLEL`): a home GPU serves one
+    /// request at a time well.
+    pub max_parallel: usize,
 }
 
 impl LlmSettings {
@@ -389,6 +396,17 @@ pub struct WorkSettings {
     pub diff_max_added_lines: usize,
 }
 
+/// The engine's runs.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// Runs executed at once by the worker (never two for one repo).
+    pub concurrency: usize,
+    /// A running run with no progress for this long is failed by the watchdog.
+    pub stall_timeout: Duration,
+    /// Runs whose transcripts (model calls, check output) are kept.
+    pub transcript_retention: i64,
+}
+
 /// Webhook verification and limits.
 #[derive(Debug, Clone)]
 pub struct WebhookSettings {
@@ -437,6 +455,7 @@ pub struct Settings {
     /// its host is accepted in `Host` headers beside the bind address.
     pub public_url: Option<String>,
     pub work: WorkSettings,
+    pub runs: RunSettings,
     pub llm: LlmSettings,
     pub polling: PollingSettings,
     pub webhook: WebhookSettings,
@@ -833,6 +852,19 @@ impl RawSettings<'_> {
                     },
                 )?,
             },
+            runs: RunSettings {
+                concurrency: self.required(
+                    "RUN_CONCURRENCY",
+                    "a number of runs at once, from 1 to 64",
+                    |v| v.parse::<usize>().ok().filter(|n| (1..=64).contains(n)),
+                )?,
+                stall_timeout: self.seconds_in("RUN_STALL_TIMEOUT", 10, 86_400)?,
+                transcript_retention: self.required(
+                    "RUN_TRANSCRIPT_RETENTION",
+                    "a number of runs from 1 to 1000000",
+                    |v| v.parse::<i64>().ok().filter(|n| (1..=1_000_000).contains(n)),
+                )?,
+            },
             llm: self.llm()?,
             polling,
             env: EnvVars(std::sync::Arc::new(
@@ -915,6 +947,11 @@ impl RawSettings<'_> {
                 "LLM_STRUCTURED_RETRIES",
                 "a number of re-asks from 0 to 10",
                 |v| v.parse::<u32>().ok().filter(|n| *n <= 10),
+            )?,
+            max_parallel: self.required(
+                "LLM_MAX_PARALLEL",
+                "a number of model calls at once per host, from 1 to 64",
+                |v| v.parse::<usize>().ok().filter(|n| (1..=64).contains(n)),
             )?,
         })
     }

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod demo;
 pub mod doctor;
+pub mod engine;
 pub mod error;
 pub mod forge;
 pub mod http;
@@ -59,6 +60,8 @@ pub struct Gaffer {
     pub poll_metrics: Arc<crate::poller::PollMetrics>,
     /// Group-commits webhook deliveries (see `webhook::writer`).
     pub deliveries: crate::webhook::writer::DeliveryWriter,
+    /// Runs: this process's lease identity, the worker's wake-up, local cancels.
+    pub engine: crate::engine::Engine,
     pub started_at: Instant,
 }
 
@@ -114,6 +117,7 @@ impl Gaffer {
             poll_cycle: Arc::default(),
             poll_metrics: Arc::default(),
             deliveries,
+            engine: crate::engine::Engine::default(),
             started_at: Instant::now(),
         })
     }
@@ -193,20 +197,29 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until the server is stopped (SIGINT/SIGTERM or the handle). With
-    /// `POLLING_ENABLED`, the poller runs beside it and stops with it, after the repo it is
-    /// on.
+    /// Serves until the server is stopped (SIGINT/SIGTERM or the handle). The engine's
+    /// worker runs beside it; with `POLLING_ENABLED`, so does the poller, which stops
+    /// after the repo it is on.
     pub async fn run(self) -> std::io::Result<()> {
-        let served = if self.gaffer.settings.polling.enabled {
-            let (stop, stopped) = tokio::sync::watch::channel(false);
-            let poller = tokio::spawn(poller::run_loop(self.gaffer.clone().into_inner(), stopped));
-            let served = self.server.await;
-            let _ = stop.send(true);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let worker = tokio::spawn(engine::worker(
+            self.gaffer.clone().into_inner(),
+            stopped.clone(),
+        ));
+        let poller = self
+            .gaffer
+            .settings
+            .polling
+            .enabled
+            .then(|| tokio::spawn(poller::run_loop(self.gaffer.clone().into_inner(), stopped)));
+        let served = self.server.await;
+        let _ = stop.send(true);
+        if let Some(poller) = poller {
             let _ = poller.await;
-            served
-        } else {
-            self.server.await
-        };
+        }
+        // Runs in flight stop with the process; their leases run out and the next start
+        // queues them again.
+        worker.abort();
         // Let go of the database now, not when the runtime winds down.
         self.gaffer.store.close().await;
         served

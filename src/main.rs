@@ -67,6 +67,46 @@ enum Command {
     /// The webhook audit log, and retrying failed or dead-lettered deliveries.
     #[command(subcommand)]
     Deliveries(DeliveriesCommand),
+    /// The engine's runs: list, show (with --transcript), logs, cancel, retry; pause and
+    /// resume a repo.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+}
+
+#[derive(Subcommand)]
+enum RunsCommand {
+    /// The newest runs.
+    List {
+        #[arg(long)]
+        repo: Option<String>,
+        /// queued | paused | running | succeeded | blocked | failed | cancelled
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// One run, its steps and outcome; --transcript adds every model call and check run.
+    Show {
+        id: i64,
+        #[arg(long)]
+        transcript: bool,
+    },
+    /// A run's progress lines; -f follows them until the run ends.
+    Logs {
+        id: i64,
+        #[arg(short = 'f', long)]
+        follow: bool,
+    },
+    /// Cancel a queued run, or stop a running one.
+    Cancel { id: i64 },
+    /// Queue a failed, blocked or cancelled run's step again.
+    Retry { id: i64 },
+    /// Pause a repo: its runs wait, queued.
+    Pause { repo: String },
+    /// Resume a paused repo.
+    Resume { repo: String },
 }
 
 #[derive(Subcommand)]
@@ -265,7 +305,9 @@ async fn run(cli: Cli, settings: Settings) -> AppResult<()> {
         }
         Command::WorkNext { repo } => {
             let repo = gaffer.registry.get(&parse_repo_arg(&repo)?).await?;
-            let answer = gaffer::roles::work_next(&gaffer, &repo).await?;
+            let answer =
+                gaffer::roles::work_next(&gaffer, &repo, gaffer::engine::Trigger::Cli, true)
+                    .await?;
             if out.json {
                 out.print_json(&answer);
             } else {
@@ -277,13 +319,10 @@ async fn run(cli: Cli, settings: Settings) -> AppResult<()> {
             Ok(())
         }
         Command::Run(command) => {
-            let outcome = match command {
-                RunCommand::Taskmaster { repo } => {
-                    let repo = gaffer::http::pick_repo(&gaffer, repo.as_deref()).await?;
-                    gaffer::roles::taskmaster::run(&gaffer, &repo).await?
-                }
+            use gaffer::engine::Job;
+            let (repo, job) = match command {
+                RunCommand::Taskmaster { repo } => (repo, Job::Taskmaster),
                 RunCommand::Developer { repo, task } => {
-                    let repo = gaffer::http::pick_repo(&gaffer, repo.as_deref()).await?;
                     let task = match task {
                         Some(t) => {
                             Some(gaffer::team::task::TaskId::parse(&t).ok_or_else(|| {
@@ -292,42 +331,31 @@ async fn run(cli: Cli, settings: Settings) -> AppResult<()> {
                         }
                         None => None,
                     };
-                    gaffer::roles::developer::run(&gaffer, &repo, task).await?
+                    (repo, Job::Developer(task))
                 }
-                RunCommand::Reviewer { repo, pr } => {
-                    let repo = gaffer::http::pick_repo(&gaffer, repo.as_deref()).await?;
-                    gaffer::roles::ensure_active(&repo)?;
-                    let outcomes = match pr {
-                        Some(pr) => {
-                            vec![gaffer::roles::reviewer::review(&gaffer, &repo, pr).await?]
-                        }
-                        None => gaffer::roles::reviewer::review_open(&gaffer, &repo).await?,
-                    };
-                    if outcomes.is_empty() && !out.json {
-                        println!("reviewer: no open task PR with an unreviewed head");
-                    }
-                    if out.json {
-                        out.print_json(&outcomes);
-                    } else {
-                        outcomes.iter().for_each(|o| out.outcome(o));
-                    }
-                    return Ok(());
-                }
-                RunCommand::Integrator { repo, pr } => {
-                    let repo = gaffer::http::pick_repo(&gaffer, repo.as_deref()).await?;
-                    match pr {
-                        Some(pr) => {
-                            gaffer::roles::integrator::integrate(&gaffer, &repo, pr).await?
-                        }
-                        None => {
-                            gaffer::roles::integrator::integrate_pending(&gaffer, &repo).await?
-                        }
-                    }
-                }
+                RunCommand::Reviewer { repo, pr } => (repo, Job::Reviewer(pr)),
+                RunCommand::Integrator { repo, pr } => (repo, Job::Integrator(pr)),
             };
-            out.outcome(&outcome);
+            let repo = gaffer::http::pick_repo(&gaffer, repo.as_deref()).await?;
+            gaffer::roles::ensure_active(&repo)?;
+            let run = gaffer::engine::run_inline(&gaffer, &repo, &job, gaffer::engine::Trigger::Cli)
+                .await?;
+            let outcome = gaffer::engine::result_of(&run)?;
+            if out.json {
+                out.print_json(&outcome);
+            } else {
+                match outcome.as_array() {
+                    Some(list) if list.is_empty() => {
+                        println!("reviewer: no open task PR with an unreviewed head")
+                    }
+                    Some(list) => list.iter().for_each(print_outcome),
+                    None => print_outcome(&outcome),
+                }
+                println!("  run {} {}", run.id, run.state);
+            }
             Ok(())
         }
+        Command::Runs(command) => runs(&gaffer, command, &out).await,
         Command::Bootstrap { repo } => {
             let repo = gaffer.registry.get(&parse_repo_arg(&repo)?).await?;
             let outcome = gaffer::roles::developer::bootstrap(&gaffer, &repo).await?;
@@ -336,6 +364,88 @@ async fn run(cli: Cli, settings: Settings) -> AppResult<()> {
         }
         Command::Deliveries(command) => deliveries(&gaffer, command, &out).await,
     }
+}
+
+/// A role's outcome as the CLI prints it (the same fields the API returns).
+fn print_outcome(outcome: &serde_json::Value) {
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    println!("{}: {}", text(&outcome["role"]), text(&outcome["summary"]));
+    if let Some(pr) = outcome.get("pr").filter(|p| p.is_object()) {
+        println!("  PR #{} from {} {}", pr["number"], text(&pr["branch"]), text(&pr["url"]));
+    }
+    if let Some(checks) = outcome.get("checks").filter(|c| c.is_object()) {
+        let passed = checks["passed"].as_bool().unwrap_or(false);
+        println!(
+            "  checks: `{}` {}",
+            text(&checks["command"]),
+            if passed { "passed" } else { "failed" }
+        );
+    }
+    for file in outcome["files"].as_array().into_iter().flatten() {
+        println!("  file: {}", text(file));
+    }
+}
+
+async fn runs(gaffer: &Gaffer, command: RunsCommand, out: &Output) -> AppResult<()> {
+    use gaffer::engine;
+    let line = |r: &gaffer::store::RunRecord| {
+        let what = r.task.clone().or(r.pr.map(|n| format!("PR #{n}"))).unwrap_or_default();
+        println!(
+            "{:>6}  {:<10} {:<10} {:<24} {:<8} {:<8} {}",
+            r.id, r.state, r.role, r.repo, what, r.trigger, r.summary
+        );
+    };
+    match command {
+        RunsCommand::List { repo, state, role, limit } => {
+            let filter = gaffer::store::RunFilter { repo, state, role, limit };
+            let runs = gaffer.store.list_runs(&filter).await?;
+            if out.json {
+                out.print_json(&runs);
+            } else {
+                println!("{:>6}  {:<10} {:<10} {:<24} {:<8} {:<8} summary", "id", "state", "role", "repo", "what", "trigger");
+                runs.iter().for_each(line);
+            }
+        }
+        RunsCommand::Show { id, transcript } => {
+            let run = engine::get(gaffer, id).await?;
+            let kind = if transcript { None } else { Some("progress") };
+            let events = gaffer.store.run_events(id, 0, kind).await?;
+            if out.json {
+                out.print_json(&serde_json::json!({"run": run, "events": events}));
+            } else {
+                line(&run);
+                for e in events {
+                    println!("  {} {:<10} {}", e.at, e.kind, e.body);
+                }
+            }
+        }
+        RunsCommand::Logs { id, follow } => {
+            let mut after = 0;
+            loop {
+                for e in gaffer.store.run_events(id, after, Some("progress")).await? {
+                    println!("{} {}", e.at, e.body);
+                    after = e.seq;
+                }
+                if !follow || engine::get(gaffer, id).await?.finished() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+        }
+        RunsCommand::Cancel { id } => line(&engine::cancel(gaffer, id).await?),
+        RunsCommand::Retry { id } => line(&engine::get(gaffer, engine::retry(gaffer, id).await?).await?),
+        RunsCommand::Pause { repo } => {
+            let repo = gaffer.registry.get(&parse_repo_arg(&repo)?).await?;
+            gaffer.store.pause_repo(&repo.full_name.to_ascii_lowercase()).await?;
+            println!("paused {}", repo.full_name);
+        }
+        RunsCommand::Resume { repo } => {
+            let repo = gaffer.registry.get(&parse_repo_arg(&repo)?).await?;
+            gaffer.store.resume_repo(&repo.full_name.to_ascii_lowercase()).await?;
+            println!("resumed {}", repo.full_name);
+        }
+    }
+    Ok(())
 }
 
 async fn deliveries(gaffer: &Gaffer, command: DeliveriesCommand, out: &Output) -> AppResult<()> {

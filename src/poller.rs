@@ -19,7 +19,7 @@ use crate::forge::github::client::{Tally, TALLY};
 use crate::forge::github::RateBudget;
 use crate::forge::PullState;
 use crate::registry::{FullName, Mode, Repo};
-use crate::roles::{integrator, reviewer};
+use crate::engine::{run_for_trigger, Job, Trigger};
 use crate::Gaffer;
 
 /// Closed PRs are looked at every this many cycles (and whenever an open PR disappears).
@@ -270,11 +270,18 @@ async fn poll_repo_inner(gaffer: &Gaffer, repo: &Repo, report: &mut RepoPoll) ->
     if head.is_some() && head != state.default_sha {
         report.changed = true;
         if state.default_sha.is_some() {
-            let scanned = crate::pipeline::scan(gaffer, repo).await?;
+            // Moved (a merge, new tasks): decide and, in pr mode, queue the next step.
+            let (reason, run) = crate::engine::drive(gaffer, repo, Trigger::Poll).await?;
+            let queued = run.map(|id| format!(" (run {id} queued)")).unwrap_or_default();
             report.actions.push(format!(
-                "scan: {} moved, next: {}",
-                repo.default_branch, scanned.next.reason
+                "scan: {} moved, next: {reason}{queued}",
+                repo.default_branch
             ));
+        } else if acting {
+            // A repo seen for the first time in pr mode: decide its first step.
+            let (reason, run) = crate::engine::drive(gaffer, repo, Trigger::Poll).await?;
+            let queued = run.map(|id| format!(" (run {id} queued)")).unwrap_or_default();
+            report.actions.push(format!("first sighting: next: {reason}{queued}"));
         }
         state.default_sha = head;
     }
@@ -304,10 +311,9 @@ async fn poll_repo_inner(gaffer: &Gaffer, repo: &Repo, report: &mut RepoPoll) ->
                 .await?
         {
             if acting {
-                match reviewer::review(gaffer, repo, pull.number).await {
-                    Ok(outcome) => report
-                        .actions
-                        .push(format!("reviewer: {}", outcome.summary)),
+                let job = Job::Reviewer(Some(pull.number));
+                match run_for_trigger(gaffer, repo, job, Trigger::Poll).await {
+                    Ok(summary) => report.actions.push(summary),
                     Err(e) => {
                         // Not remembered as seen: the next cycle tries again.
                         report
@@ -344,10 +350,9 @@ async fn poll_repo_inner(gaffer: &Gaffer, repo: &Repo, report: &mut RepoPoll) ->
             }
             if pull.is_merged() {
                 if acting {
-                    match integrator::integrate(gaffer, repo, pull.number).await {
-                        Ok(outcome) => report
-                            .actions
-                            .push(format!("integrator: {}", outcome.summary)),
+                    let job = Job::Integrator(Some(pull.number));
+                    match run_for_trigger(gaffer, repo, job, Trigger::Poll).await {
+                        Ok(summary) => report.actions.push(summary),
                         Err(e) => {
                             report
                                 .errors

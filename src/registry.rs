@@ -248,6 +248,67 @@ pub struct RepoOverrides {
     /// OWNER, MEMBER, COLLABORATOR.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_associations: Option<Vec<String>>,
+    /// UTC hours the crew leaves this repo alone, e.g. `"22:00-07:00"`: queued runs wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub quiet_hours: Option<QuietHours>,
+    /// At most this many runs start per UTC day for this repo; later ones wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_runs_per_day: Option<u32>,
+}
+
+/// A daily window in UTC, `HH:MM-HH:MM` (it may wrap past midnight).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuietHours {
+    start: u32,
+    end: u32,
+}
+
+impl QuietHours {
+    /// Whether `minute` (of the UTC day) is inside the window.
+    pub fn contains(&self, minute: u32) -> bool {
+        if self.start <= self.end {
+            (self.start..self.end).contains(&minute)
+        } else {
+            minute >= self.start || minute < self.end
+        }
+    }
+
+    fn parse(text: &str) -> Option<QuietHours> {
+        let minute = |t: &str| {
+            let (h, m) = t.trim().split_once(':')?;
+            let (h, m) = (h.parse::<u32>().ok()?, m.parse::<u32>().ok()?);
+            (h < 24 && m < 60).then_some(h * 60 + m)
+        };
+        let (a, b) = text.split_once('-')?;
+        Some(QuietHours {
+            start: minute(a)?,
+            end: minute(b)?,
+        })
+    }
+}
+
+impl Serialize for QuietHours {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!(
+            "{:02}:{:02}-{:02}:{:02}",
+            self.start / 60,
+            self.start % 60,
+            self.end / 60,
+            self.end % 60
+        ))
+    }
+}
+
+impl<'de> Deserialize<'de> for QuietHours {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        QuietHours::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "invalid quiet_hours {text:?}: expected HH:MM-HH:MM in UTC, e.g. 22:00-07:00"
+            ))
+        })
+    }
 }
 
 /// GitHub's `author_association` values.

@@ -10,6 +10,7 @@ mod pipeline;
 mod poll;
 mod repos;
 mod run;
+mod runs;
 mod webhook;
 
 use std::net::TcpListener;
@@ -86,6 +87,12 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/run/developer", web::post().to(run::developer))
         .route("/run/reviewer", web::post().to(run::reviewer))
         .route("/run/integrator", web::post().to(run::integrator))
+        .route("/runs", web::get().to(runs::list))
+        .route("/runs/{id}", web::get().to(runs::show))
+        .route("/runs/{id}/events", web::get().to(runs::events))
+        .route("/runs/{id}/transcript", web::get().to(runs::transcript))
+        .route("/runs/{id}/cancel", web::post().to(runs::cancel))
+        .route("/runs/{id}/retry", web::post().to(runs::retry))
         .service(
             web::resource("/repos")
                 .route(web::get().to(repos::list))
@@ -111,7 +118,9 @@ fn routes(cfg: &mut web::ServiceConfig) {
             &format!("{base}/next-task"),
             web::get().to(pipeline::next_task),
         )
-        .route(&format!("{base}/bootstrap"), web::post().to(run::bootstrap));
+        .route(&format!("{base}/bootstrap"), web::post().to(run::bootstrap))
+        .route(&format!("{base}/pause"), web::post().to(runs::pause))
+        .route(&format!("{base}/resume"), web::post().to(runs::resume));
     }
     // A single segment that is not an id: a clear 400 rather than a 404.
     cfg.route("/repos/{bad_id}", web::route().to(repos::bad_id));

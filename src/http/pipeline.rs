@@ -29,14 +29,29 @@ pub async fn status(gaffer: web::Data<Gaffer>, key: RepoKey) -> Result<HttpRespo
 
 #[utoipa::path(post, path = "/repos/{owner}/{name}/work-next", tag = "pipeline",
     params(("owner" = String, Path), ("name" = String, Path)),
-    responses((status = 200, description = "the next step and why"), (status = 404), (status = 409), (status = 503)))]
+    responses((status = 202, description = "the next step, why, and the run queued for it (pr mode)"), (status = 200, description = "the decision only (observe, or nothing to do), or with ?wait=true the run's outcome"), (status = 404), (status = 409), (status = 503)))]
 pub async fn work_next(
     _auth: ApiAuth,
     gaffer: web::Data<Gaffer>,
     key: RepoKey,
+    query: web::Query<WaitQuery>,
 ) -> Result<HttpResponse, AppError> {
     let repo = gaffer.registry.get(&key.0).await?;
-    Ok(HttpResponse::Ok().json(crate::roles::work_next(&gaffer, &repo).await?))
+    let answer =
+        crate::roles::work_next(&gaffer, &repo, crate::engine::Trigger::Api, query.wait).await?;
+    Ok(match (answer.run, query.wait) {
+        (Some(id), false) => HttpResponse::Accepted()
+            .insert_header(("Location", format!("/runs/{id}")))
+            .json(answer),
+        _ => HttpResponse::Ok().json(answer),
+    })
+}
+
+/// `?wait=true`: execute the step now and answer with its outcome.
+#[derive(serde::Deserialize)]
+pub struct WaitQuery {
+    #[serde(default)]
+    pub wait: bool,
 }
 
 #[utoipa::path(get, path = "/repos/{owner}/{name}/next-task", tag = "pipeline",

@@ -6,7 +6,8 @@ use serde::Deserialize;
 use super::{ApiAuth, RepoKey};
 use crate::error::{AppError, AppResult};
 use crate::registry::{FullName, Mode, Repo};
-use crate::roles::{developer, integrator, reviewer, taskmaster};
+use crate::engine::{self, Job, Trigger};
+use crate::roles::developer;
 use crate::team::task::TaskId;
 use crate::Gaffer;
 
@@ -18,6 +19,22 @@ pub struct RunQuery {
     pub task: Option<String>,
     /// For the Reviewer and the Integrator: one PR number.
     pub pr: Option<u64>,
+    /// `true`: execute the run now and answer with its outcome (200) instead of 202.
+    #[serde(default)]
+    pub wait: bool,
+}
+
+/// Queues `job` as a run (202 with the run) or, with `?wait=true`, executes it and
+/// answers with its outcome as the role returned it.
+async fn start(gaffer: &Gaffer, repo: &Repo, job: Job, wait: bool) -> Result<HttpResponse, AppError> {
+    if !wait {
+        let id = engine::enqueue(gaffer, repo, &job, Trigger::Api).await?;
+        return super::runs::accepted(gaffer, id).await;
+    }
+    let run = engine::run_inline(gaffer, repo, &job, Trigger::Api).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("X-Gaffer-Run", run.id.to_string()))
+        .json(engine::result_of(&run)?))
 }
 
 /// The repo a `/run/*` call means: the one named, or the only active one.
@@ -48,20 +65,21 @@ pub async fn pick_repo(gaffer: &Gaffer, named: Option<&str>) -> AppResult<Repo> 
 
 #[utoipa::path(post, path = "/run/taskmaster", tag = "roles",
     params(("repo" = Option<String>, Query, description = "owner/name; optional when one repo is registered")),
-    responses((status = 200, description = "what the Taskmaster did"), (status = 400), (status = 401), (status = 404), (status = 409), (status = 503)))]
+    responses((status = 202, description = "the run queued"), (status = 200, description = "with ?wait=true: what the Taskmaster did"), (status = 400), (status = 401), (status = 404), (status = 409), (status = 503)))]
 pub async fn taskmaster(
     _auth: ApiAuth,
     gaffer: web::Data<Gaffer>,
     query: web::Query<RunQuery>,
 ) -> Result<HttpResponse, AppError> {
     let repo = pick_repo(&gaffer, query.repo.as_deref()).await?;
-    Ok(HttpResponse::Ok().json(taskmaster::run(&gaffer, &repo).await?))
+    crate::roles::ensure_active(&repo)?;
+    start(&gaffer, &repo, Job::Taskmaster, query.wait).await
 }
 
 #[utoipa::path(post, path = "/run/developer", tag = "roles",
     params(("repo" = Option<String>, Query, description = "owner/name; optional when one repo is registered"),
            ("task" = Option<String>, Query, description = "T-NNNN; default: the task work-next picks")),
-    responses((status = 200, description = "what the Developer did"), (status = 400), (status = 401), (status = 404), (status = 409), (status = 503)))]
+    responses((status = 202, description = "the run queued"), (status = 200, description = "with ?wait=true: what the Developer did"), (status = 400), (status = 401), (status = 404), (status = 409), (status = 503)))]
 pub async fn developer(
     _auth: ApiAuth,
     gaffer: web::Data<Gaffer>,
@@ -74,13 +92,14 @@ pub async fn developer(
         })?),
         None => None,
     };
-    Ok(HttpResponse::Ok().json(developer::run(&gaffer, &repo, task).await?))
+    crate::roles::ensure_active(&repo)?;
+    start(&gaffer, &repo, Job::Developer(task), query.wait).await
 }
 
 #[utoipa::path(post, path = "/run/reviewer", tag = "roles",
     params(("repo" = Option<String>, Query, description = "owner/name; optional when one repo is registered"),
            ("pr" = Option<u64>, Query, description = "one PR; default: every open task PR with an unreviewed head")),
-    responses((status = 200, description = "one outcome per PR looked at"), (status = 400), (status = 401), (status = 404), (status = 409), (status = 503)))]
+    responses((status = 202, description = "the run queued"), (status = 200, description = "with ?wait=true: one outcome per PR looked at"), (status = 400), (status = 401), (status = 404), (status = 409), (status = 503)))]
 pub async fn reviewer(
     _auth: ApiAuth,
     gaffer: web::Data<Gaffer>,
@@ -88,28 +107,21 @@ pub async fn reviewer(
 ) -> Result<HttpResponse, AppError> {
     let repo = pick_repo(&gaffer, query.repo.as_deref()).await?;
     crate::roles::ensure_active(&repo)?;
-    let outcomes = match query.pr {
-        Some(pr) => vec![reviewer::review(&gaffer, &repo, pr).await?],
-        None => reviewer::review_open(&gaffer, &repo).await?,
-    };
-    Ok(HttpResponse::Ok().json(outcomes))
+    start(&gaffer, &repo, Job::Reviewer(query.pr), query.wait).await
 }
 
 #[utoipa::path(post, path = "/run/integrator", tag = "roles",
     params(("repo" = Option<String>, Query, description = "owner/name; optional when one repo is registered"),
            ("pr" = Option<u64>, Query, description = "a merged task PR; default: what work-next finds merged")),
-    responses((status = 200, description = "what the Integrator did"), (status = 400), (status = 401), (status = 404), (status = 409), (status = 503)))]
+    responses((status = 202, description = "the run queued"), (status = 200, description = "with ?wait=true: what the Integrator did"), (status = 400), (status = 401), (status = 404), (status = 409), (status = 503)))]
 pub async fn integrator(
     _auth: ApiAuth,
     gaffer: web::Data<Gaffer>,
     query: web::Query<RunQuery>,
 ) -> Result<HttpResponse, AppError> {
     let repo = pick_repo(&gaffer, query.repo.as_deref()).await?;
-    let outcome = match query.pr {
-        Some(pr) => integrator::integrate(&gaffer, &repo, pr).await?,
-        None => integrator::integrate_pending(&gaffer, &repo).await?,
-    };
-    Ok(HttpResponse::Ok().json(outcome))
+    crate::roles::ensure_active(&repo)?;
+    start(&gaffer, &repo, Job::Integrator(query.pr), query.wait).await
 }
 
 #[utoipa::path(post, path = "/repos/{owner}/{name}/bootstrap", tag = "roles",

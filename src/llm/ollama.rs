@@ -326,9 +326,20 @@ impl Llm for RepoLlm<'_> {
         messages: &[Message],
         schema: Option<&Value>,
     ) -> LlmResult<Reply> {
-        self.inner
-            .chat_as(role, self.model(role), messages, schema)
-            .await
+        let model = self.model(role);
+        let settings = self.inner.settings();
+        let host = settings.role(role).base_url.clone();
+        // One model host serves LLM_MAX_PARALLEL calls at once, whatever runs ask.
+        let _slot = crate::llm::host_slot(&host, settings.max_parallel).await;
+        let reply = self.inner.chat_as(role, model.clone(), messages, schema).await;
+        crate::engine::transcript::model_call(
+            role.as_str(),
+            model.as_deref().unwrap_or("none"),
+            messages,
+            reply.as_ref(),
+        )
+        .await;
+        reply
     }
 }
 

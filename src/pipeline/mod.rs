@@ -70,6 +70,9 @@ pub struct WorkNext {
     pub scanned_at: String,
     /// What the role did, when one ran.
     pub outcome: Option<Value>,
+    /// The run that does (or did) the step, in `pr` mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<i64>,
 }
 
 /// Refuses to work on a disabled repo.
@@ -127,6 +130,7 @@ pub async fn work_next(gaffer: &Gaffer, repo: &Repo) -> AppResult<WorkNext> {
         acted: false,
         scanned_at: report.scanned_at,
         outcome: None,
+        run: None,
     })
 }
 

@@ -96,30 +96,34 @@ impl Outcome {
     }
 }
 
-/// `work-next`: decide, and in `pr` mode run the chosen role.
+/// `work-next`: decide, and in `pr` mode enqueue the chosen role as a run (the Reviewer
+/// is triggered per head SHA instead); with `wait`, execute it and report its outcome.
 pub async fn work_next(
     gaffer: &crate::Gaffer,
     repo: &Repo,
+    trigger: crate::engine::Trigger,
+    wait: bool,
 ) -> AppResult<crate::pipeline::WorkNext> {
+    use crate::engine::{self, Job};
     let mut answer = crate::pipeline::work_next(gaffer, repo).await?;
     if repo.mode != Mode::Pr {
         return Ok(answer);
     }
-    let outcome = match &answer.decision.step {
-        crate::pipeline::Step::Taskmaster => Some(taskmaster::run(gaffer, repo).await?),
-        crate::pipeline::Step::Developer { task } => {
-            Some(developer::run(gaffer, repo, Some(task.clone())).await?)
-        }
-        crate::pipeline::Step::Integrator { pull, .. } => {
-            Some(integrator::integrate(gaffer, repo, *pull).await?)
-        }
-        crate::pipeline::Step::Nothing => None,
+    let job = match &answer.decision.step {
+        crate::pipeline::Step::Taskmaster => Job::Taskmaster,
+        crate::pipeline::Step::Developer { task } => Job::Developer(Some(task.clone())),
+        crate::pipeline::Step::Integrator { pull, .. } => Job::Integrator(Some(*pull)),
+        crate::pipeline::Step::Nothing => return Ok(answer),
     };
-    if let Some(outcome) = outcome {
-        answer.acted = !matches!(outcome.action, Action::Nothing);
-        answer.outcome =
-            Some(serde_json::to_value(&outcome).map_err(|e| AppError::internal(e.to_string()))?);
+    if !wait {
+        answer.run = Some(engine::enqueue(gaffer, repo, &job, trigger).await?);
+        return Ok(answer);
     }
+    let run = engine::run_inline(gaffer, repo, &job, trigger).await?;
+    let outcome = engine::result_of(&run)?;
+    answer.acted = outcome.get("action").and_then(Value::as_str) != Some("nothing");
+    answer.outcome = Some(outcome);
+    answer.run = Some(run.id);
     Ok(answer)
 }
 

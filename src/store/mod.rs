@@ -7,6 +7,7 @@ mod llm_calls;
 mod poll_state;
 mod repos;
 mod role_memory;
+mod runs;
 mod scans;
 
 pub use deliveries::{
@@ -15,6 +16,7 @@ pub use deliveries::{
 pub use developer_runs::{DeveloperModelStats, DeveloperRun};
 pub use llm_calls::{LlmCall, ModelStats};
 pub use poll_state::{CachedAnswer, PollState};
+pub use runs::{NewRun, RunEvent, RunFilter, RunRecord, ACTIVE_STATES};
 pub use scans::Event;
 
 use std::path::Path;

@@ -19,7 +19,7 @@ use sha2::Sha256;
 
 use crate::error::{AppError, AppResult, ErrorKind};
 use crate::registry::{FullName, Mode, Repo};
-use crate::roles::{integrator, reviewer};
+use crate::engine::{run_for_trigger, Job, Trigger};
 use crate::store::{DeliveryWrite, PendingDelivery};
 use crate::team::task::TaskId;
 use crate::Gaffer;
@@ -368,8 +368,8 @@ async fn route(gaffer: &Gaffer, event: &str, repo: &Repo, routing: &Routing) -> 
                 if !routing.merged {
                     return Ok(format!("PR #{number} closed without merge: recorded"));
                 }
-                let outcome = integrator::integrate(gaffer, repo, number).await?;
-                return Ok(format!("integrator: {}", outcome.summary));
+                return run_for_trigger(gaffer, repo, Job::Integrator(Some(number)), Trigger::Webhook)
+                    .await;
             }
             // The same trust decision the Reviewer makes, on the payload's author, so an
             // outsider's PR costs no GitHub call.
@@ -382,16 +382,18 @@ async fn route(gaffer: &Gaffer, event: &str, repo: &Repo, routing: &Routing) -> 
             ) {
                 return Ok(format!("PR #{number} recorded, not reviewed: {why}"));
             }
-            let outcome = reviewer::review(gaffer, repo, number).await?;
-            Ok(format!("reviewer: {}", outcome.summary))
+            run_for_trigger(gaffer, repo, Job::Reviewer(Some(number)), Trigger::Webhook).await
         }
         ("push", _) => {
             let pushed = routing.pushed_ref.as_deref().unwrap_or("");
             if pushed == format!("refs/heads/{}", repo.default_branch) {
-                let report = crate::pipeline::scan(gaffer, repo).await?;
+                // A push to the default branch (a merge, new tasks): decide and, in pr
+                // mode, queue the next step.
+                let (reason, run) = crate::engine::drive(gaffer, repo, Trigger::Webhook).await?;
+                let queued = run.map(|id| format!(" (run {id} queued)")).unwrap_or_default();
                 Ok(format!(
-                    "rescanned after a push to {}: next: {}",
-                    repo.default_branch, report.next.reason
+                    "rescanned after a push to {}: next: {reason}{queued}",
+                    repo.default_branch
                 ))
             } else {
                 Ok(format!("push to {pushed}: recorded"))

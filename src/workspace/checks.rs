@@ -113,11 +113,12 @@ pub async fn run(clone: &Path, command: &str, settings: &CheckSettings) -> Check
     };
     let secrets: Vec<&SecretString> = settings.secrets.iter().collect();
     let text = crate::safety::redact(&String::from_utf8_lossy(&output), &secrets);
+    let full_text = text.clone();
     let tail_start = text.len().saturating_sub(TAIL_BYTES);
     let tail_start = (tail_start..text.len())
         .find(|i| text.is_char_boundary(*i))
         .unwrap_or(text.len());
-    CheckRun {
+    let run = CheckRun {
         command: command.into(),
         passed: status.is_some_and(|s| s.success()),
         exit_code: status.and_then(|s| s.code()),
@@ -125,5 +126,8 @@ pub async fn run(clone: &Path, command: &str, settings: &CheckSettings) -> Check
         sandboxed,
         duration_ms: started.elapsed().as_millis() as u64,
         output_tail: text[tail_start..].to_string(),
-    }
+    };
+    crate::engine::transcript::check(&run, &full_text).await;
+    run
+
 }

@@ -143,7 +143,7 @@ async fn work_next_until(
 ) -> Value {
     for _ in 0..10 {
         let answer = http
-            .post(format!("{base}/repos/{repo}/work-next"))
+            .post(format!("{base}/repos/{repo}/work-next?wait=true"))
             .send()
             .await;
         if let Ok(r) = answer {
@@ -237,7 +237,7 @@ async fn the_loop_under_faults_and_restarts_writes_everything_exactly_once() {
         )
         .await;
         let _ = http
-            .post(format!("{}/repos/{repo}/work-next", server.base))
+            .post(format!("{}/repos/{repo}/work-next?wait=true", server.base))
             .send()
             .await;
         fake.merge(repo, plan["number"].as_u64().unwrap()).unwrap();
@@ -263,7 +263,7 @@ async fn the_loop_under_faults_and_restarts_writes_everything_exactly_once() {
             let (h, base, name) = (http.clone(), server.base.clone(), repo.clone());
             let call = tokio::spawn(async move {
                 let _ = h
-                    .post(format!("{base}/repos/{name}/work-next"))
+                    .post(format!("{base}/repos/{name}/work-next?wait=true"))
                     .send()
                     .await;
             });
@@ -370,7 +370,7 @@ async fn the_loop_under_faults_and_restarts_writes_everything_exactly_once() {
         settle(&http, &server.base).await;
         // And any trigger again: nothing new.
         let _ = http
-            .post(format!("{}/repos/{repo}/work-next", server.base))
+            .post(format!("{}/repos/{repo}/work-next?wait=true", server.base))
             .send()
             .await;
         let _ = http

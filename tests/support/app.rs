@@ -69,7 +69,7 @@ impl TestApp {
     /// A body-less POST, as gaffer's own clients send it (saying it is not a cross-site
     /// form post).
     pub async fn post(&self, path: &str) -> reqwest::Response {
-        self.client.post(self.url(path)).send().await.unwrap()
+        self.client.post(self.url(&waiting(path))).send().await.unwrap()
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
@@ -146,6 +146,17 @@ pub async fn assert_error(response: reqwest::Response, status: u16) -> String {
 /// The built `gaffer` binary, for CLI tests.
 pub fn gaffer_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gaffer"))
+}
+
+/// Role runs (`/run/*`, `work-next`) answer 202 and run in the background; tests wait
+/// for them, as the CLI does, unless they ask otherwise (`wait=false`).
+pub fn waiting(path: &str) -> String {
+    let runs_a_role = path.starts_with("/run/") || path.contains("/work-next");
+    if !runs_a_role || path.contains("wait=") {
+        return path.to_string();
+    }
+    let join = if path.contains('?') { '&' } else { '?' };
+    format!("{path}{join}wait=true")
 }
 
 /// An HTTP client as gaffer's own tools talk to it: saying, with `X-Gaffer-Request`, that
