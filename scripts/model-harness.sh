@@ -98,7 +98,7 @@ install_packages() {
     command -v gcc >/dev/null && command -v g++ >/dev/null \
       || die "no prebuilt llama-cpp-python wheel and no C/C++ compiler (apt-get install build-essential)"
     say "building llama-cpp-python==$LCP_VERSION from source (portable AVX2 CPU build; ~12-15 min on 2 cores, once)..."
-    CMAKE_ARGS="$PORTABLE_CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+    CMAKE_ARGS="$PORTABLE_CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
       "$VENV/bin/pip" wheel --no-deps --no-cache-dir -w "$WHEELS" "llama-cpp-python==$LCP_VERSION" >&2 \
       || die "building llama-cpp-python failed"
     wheel=$(find_wheel) || die "wheel build produced no llama_cpp_python wheel"

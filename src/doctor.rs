@@ -57,7 +57,16 @@ pub struct Report {
 
 /// Runs the checks. `per_repo` adds one GitHub call per registered repo (ETag-cached).
 pub async fn run(gaffer: &Gaffer, per_repo: bool) -> Report {
-    let mut checks = vec![database(gaffer).await, git().await, sandbox()];
+    let mut checks = vec![
+        Check::new(
+            "config",
+            Outcome::Ok,
+            gaffer.settings.config_file.to_string(),
+        ),
+        database(gaffer).await,
+        git().await,
+        sandbox(),
+    ];
     checks.extend(ollama(gaffer).await);
     checks.extend(github(gaffer, per_repo).await);
     Report {
@@ -197,21 +206,74 @@ async fn github(gaffer: &Gaffer, per_repo: bool) -> Vec<Check> {
                 outcome,
                 "GH_TOKEN is not set: public repos only, 60 requests an hour, no PRs",
             )
-            .fix("set GH_TOKEN to a token with Contents and Pull requests read/write"),
+            .fix("set GH_TOKEN (README: Connecting a real repo lists the permissions)"),
         );
     }
     if per_repo {
         for repo in &active {
-            let name = repo.full_name();
-            checks.push(match gaffer.forge(repo).repo_info(&name).await {
-                Ok(info) => Check::new(
-                    format!("github:{name}"),
-                    Outcome::Ok,
-                    format!("reachable, default branch {}", info.default_branch),
-                ),
-                Err(e) => Check::new(format!("github:{name}"), Outcome::Failure, e.to_string()),
-            });
+            checks.extend(github_repo(gaffer, repo).await);
         }
+    }
+    checks
+}
+
+/// One repo: reachable, and with a token, whether it may do what the repo's mode needs.
+async fn github_repo(gaffer: &Gaffer, repo: &crate::registry::Repo) -> Vec<Check> {
+    let name = repo.full_name();
+    let label = format!("github:{name}");
+    if gaffer.settings.github.token.is_none() {
+        return vec![match gaffer.forge(repo).repo_info(&name).await {
+            Ok(info) => Check::new(
+                label,
+                Outcome::Ok,
+                format!("reachable, default branch {}", info.default_branch),
+            ),
+            Err(e) => Check::new(label, Outcome::Failure, e.to_string()),
+        }];
+    }
+    let writes = repo.mode == Mode::Pr;
+    let access = match crate::forge::github::access::check(&gaffer.github, &name, writes).await {
+        Ok(access) => access,
+        Err(e) => return vec![Check::new(label, Outcome::Failure, e.to_string())],
+    };
+    let kind = match &access.kind {
+        crate::forge::github::access::TokenKind::Classic { .. } => "classic token",
+        crate::forge::github::access::TokenKind::FineGrained => "fine-grained token",
+    };
+    let mut checks = vec![if access.missing.is_empty() {
+        Check::new(
+            label.clone(),
+            Outcome::Ok,
+            format!(
+                "{kind} may do what {} mode needs: {}",
+                repo.mode,
+                access.granted.join("; ")
+            ),
+        )
+    } else {
+        Check::new(
+            label.clone(),
+            Outcome::Failure,
+            format!(
+                "the {kind} lacks what {} mode needs: {}",
+                repo.mode,
+                access.missing.join("; ")
+            ),
+        )
+        .fix(format!(
+            "grant {} to GH_TOKEN (README: Connecting a real repo)",
+            access.missing.join(", ")
+        ))
+    }];
+    for unverified in access.unverified {
+        checks.push(
+            Check::new(
+                format!("{label}:unverified"),
+                Outcome::Warning,
+                format!("cannot be checked: {unverified}"),
+            )
+            .fix("make sure the token grants it"),
+        );
     }
     checks
 }

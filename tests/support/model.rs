@@ -48,7 +48,10 @@ fn start() -> Result<String, String> {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| format!("no free loopback port: {e}"))?;
-    eprintln!("starting the model harness ({}) on port {port}", script.display());
+    eprintln!(
+        "starting the model harness ({}) on port {port}",
+        script.display()
+    );
     let output = Command::new("bash")
         .arg(&script)
         .arg("start")
