@@ -434,6 +434,11 @@ impl Settings {
         };
         let mut settings = Settings::from_sources(yaml_text.as_deref(), &yaml_name, &vars)?;
         settings.config_file = file;
+        // Absolute from here on: git runs in other directories (clones, sandboxes), where a
+        // relative `./data/work` would name somewhere else.
+        for dir in [&mut settings.data_dir, &mut settings.workdir_root] {
+            *dir = std::path::absolute(&*dir).unwrap_or_else(|_| cwd.join(&*dir));
+        }
         Ok(settings)
     }
 

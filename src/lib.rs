@@ -16,6 +16,7 @@ pub mod llm;
 pub mod locks;
 pub mod pipeline;
 pub mod poller;
+pub mod pulls;
 pub mod registry;
 pub mod roles;
 pub mod store;

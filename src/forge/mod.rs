@@ -199,6 +199,10 @@ pub enum ForgeError {
     Unavailable { message: String },
     #[error("unexpected answer from GitHub: {message}")]
     Protocol { message: String },
+    /// The local forge (a bare repository on disk) refused or failed; `status` is the HTTP
+    /// status GitHub would have answered, so callers map it the same way.
+    #[error("local forge: {message}")]
+    Local { status: u16, message: String },
 }
 
 fn rate_limit_message(resets_at: u64, secondary: bool) -> String {
@@ -227,7 +231,7 @@ impl ForgeError {
     /// GitHub's 422 when a PR for that head already exists: idempotent callers treat it
     /// as "it is there already", not as a failure.
     pub fn is_pull_already_exists(&self) -> bool {
-        matches!(self, ForgeError::Validation { message } if message.contains("already exists"))
+        matches!(self, ForgeError::Validation { message } | ForgeError::Local { status: 422, message } if message.contains("already exists"))
     }
 }
 
@@ -241,12 +245,19 @@ impl From<ForgeError> for AppError {
                 ErrorKind::Unavailable
             }
             ForgeError::Status { .. } | ForgeError::Protocol { .. } => ErrorKind::Unavailable,
+            ForgeError::Local { status, .. } => match status {
+                404 => ErrorKind::NotFound,
+                405 | 409 | 422 => ErrorKind::Conflict,
+                503 => ErrorKind::Unavailable,
+                _ => ErrorKind::Internal,
+            },
         };
         let detail = match &err {
             ForgeError::RateLimited {
                 resets_at,
                 secondary,
             } => json!({"forge": "github", "resets_at": resets_at, "secondary": secondary}),
+            ForgeError::Local { status, .. } => json!({"forge": "local", "status": status}),
             _ => json!({"forge": "github"}),
         };
         AppError::new(kind, err.to_string()).with_detail(detail)

@@ -9,6 +9,7 @@ mod github_recorded;
 mod health;
 mod llm_canned;
 mod llm_real;
+mod local_forge;
 mod pipeline;
 mod poller;
 mod repos;
