@@ -3,6 +3,7 @@
 
 mod cli;
 mod demo;
+mod dockerfile;
 mod doctor;
 mod github_client;
 mod github_recorded;
