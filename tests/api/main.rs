@@ -16,6 +16,7 @@ mod poller;
 mod repos;
 mod review_integrate;
 mod roles;
+mod standalone;
 #[path = "../support/mod.rs"]
 mod support;
 mod webhook;
