@@ -55,8 +55,19 @@ pub struct Report {
     pub checks: Vec<Check>,
 }
 
-/// Runs the checks. `per_repo` adds one GitHub call per registered repo (ETag-cached).
+/// Runs the checks, as `/health` does. `per_repo` adds the read-only GitHub checks per
+/// registered repo (ETag-cached).
 pub async fn run(gaffer: &Gaffer, per_repo: bool) -> Report {
+    run_checks(gaffer, per_repo, false).await
+}
+
+/// Every check, as `gaffer doctor` runs them: the per-repo checks include the one
+/// write-shaped probe of a fine-grained token (see [`crate::forge::github::access`]).
+pub async fn run_full(gaffer: &Gaffer) -> Report {
+    run_checks(gaffer, true, true).await
+}
+
+async fn run_checks(gaffer: &Gaffer, per_repo: bool, probe_writes: bool) -> Report {
     let mut checks = vec![
         Check::new(
             "config",
@@ -68,7 +79,7 @@ pub async fn run(gaffer: &Gaffer, per_repo: bool) -> Report {
         sandbox(),
     ];
     checks.extend(ollama(gaffer).await);
-    checks.extend(github(gaffer, per_repo).await);
+    checks.extend(github(gaffer, per_repo, probe_writes).await);
     Report {
         ok: checks.iter().all(|c| c.outcome != Outcome::Failure),
         checks,
@@ -183,7 +194,7 @@ async fn ollama(gaffer: &Gaffer) -> Vec<Check> {
     checks
 }
 
-async fn github(gaffer: &Gaffer, per_repo: bool) -> Vec<Check> {
+async fn github(gaffer: &Gaffer, per_repo: bool, probe_writes: bool) -> Vec<Check> {
     let mut checks = Vec::new();
     let repos = match gaffer.registry.list().await {
         Ok((repos, _)) => repos,
@@ -211,14 +222,18 @@ async fn github(gaffer: &Gaffer, per_repo: bool) -> Vec<Check> {
     }
     if per_repo {
         for repo in &active {
-            checks.extend(github_repo(gaffer, repo).await);
+            checks.extend(github_repo(gaffer, repo, probe_writes).await);
         }
     }
     checks
 }
 
 /// One repo: reachable, and with a token, whether it may do what the repo's mode needs.
-async fn github_repo(gaffer: &Gaffer, repo: &crate::registry::Repo) -> Vec<Check> {
+async fn github_repo(
+    gaffer: &Gaffer,
+    repo: &crate::registry::Repo,
+    probe_writes: bool,
+) -> Vec<Check> {
     let name = repo.full_name();
     let label = format!("github:{name}");
     if gaffer.settings.github.token.is_none() {
@@ -232,7 +247,14 @@ async fn github_repo(gaffer: &Gaffer, repo: &crate::registry::Repo) -> Vec<Check
         }];
     }
     let writes = repo.mode == Mode::Pr;
-    let access = match crate::forge::github::access::check(&gaffer.github, &name, writes).await {
+    let access = match crate::forge::github::access::check(
+        &gaffer.github,
+        &name,
+        writes,
+        probe_writes,
+    )
+    .await
+    {
         Ok(access) => access,
         Err(e) => return vec![Check::new(label, Outcome::Failure, e.to_string())],
     };
@@ -270,7 +292,7 @@ async fn github_repo(gaffer: &Gaffer, repo: &crate::registry::Repo) -> Vec<Check
             Check::new(
                 format!("{label}:unverified"),
                 Outcome::Warning,
-                format!("cannot be checked: {unverified}"),
+                format!("not checked: {unverified}"),
             )
             .fix("make sure the token grants it"),
         );

@@ -221,7 +221,7 @@ async fn run(cli: Cli, settings: Settings) -> AppResult<()> {
         Command::Pr(command) => pr(&gaffer, command, &out).await,
         Command::Repos(command) => repos(&gaffer, command, &out).await,
         Command::Doctor => {
-            let report = gaffer::doctor::run(&gaffer, true).await;
+            let report = gaffer::doctor::run_full(&gaffer).await;
             if out.json {
                 out.print_json(&report);
             } else {

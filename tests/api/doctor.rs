@@ -161,3 +161,22 @@ async fn doctor_says_which_config_file_it_used() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn health_checks_repos_without_spending_the_write_budget() {
+    let (fake, app) =
+        crate::support::app::fake_with_app("acme/widget", "pr", None, &[("GH_TOKEN", TOKEN)]).await;
+    fake.require_token(TOKEN);
+    fake.grant(TokenGrant::fine_grained(&FULL));
+    let health: serde_json::Value = app.get("/health?repos=true").await.json().await.unwrap();
+    let text = health.to_string();
+    assert!(text.contains("github:acme/widget"), "{text}");
+    assert!(text.contains("checked by `gaffer doctor`"), "{text}");
+    let writes: Vec<String> = fake
+        .log()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(writes.is_empty(), "/health wrote: {writes:?}");
+}

@@ -29,9 +29,7 @@ fn nothing_points_outside_the_repository() {
     }
     let offenders: Vec<String> = files
         .iter()
-        .filter(|f| {
-            std::fs::read_to_string(f).is_ok_and(|text| text.contains(outside))
-        })
+        .filter(|f| std::fs::read_to_string(f).is_ok_and(|text| text.contains(outside)))
         .map(|f| f.display().to_string())
         .collect();
     assert!(offenders.is_empty(), "these name {outside}: {offenders:?}");

@@ -84,8 +84,16 @@ pub fn parse_scopes(header: &str) -> Vec<String> {
 }
 
 /// Checks the token against what `repo` needs: read access in `observe` mode, and with
-/// `writes` (pr mode) everything the roles use to open PRs.
-pub async fn check(forge: &GithubForge, repo: &FullName, writes: bool) -> ForgeResult<Access> {
+/// `writes` (pr mode) everything the roles use to open PRs. `probe_writes` allows the one
+/// write-shaped probe (the invalid `POST /pulls`); without it (`/health`, which monitoring
+/// may call often and which must not spend the write budget) that permission is reported
+/// as unverified.
+pub async fn check(
+    forge: &GithubForge,
+    repo: &FullName,
+    writes: bool,
+    probe_writes: bool,
+) -> ForgeResult<Access> {
     let client = forge.client();
     let response = client
         .send(Method::GET, forge.repo_url(repo, &[]), None)
@@ -141,7 +149,12 @@ pub async fn check(forge: &GithubForge, repo: &FullName, writes: bool) -> ForgeR
             Err(e) => return Err(e),
         }
     }
-    if writes {
+    if writes && !probe_writes {
+        access.unverified.push(
+            "Pull requests: Read and write (checked by `gaffer doctor`, not by /health)".into(),
+        );
+    }
+    if writes && probe_writes {
         // An invalid PR (no head, no base): 422 when the token may open PRs, 403 when not.
         match client
             .send(
@@ -164,6 +177,8 @@ pub async fn check(forge: &GithubForge, repo: &FullName, writes: bool) -> ForgeR
             }
             Err(e) => return Err(e),
         }
+    }
+    if writes {
         access.unverified.push(
             "Workflows: Read and write (GitHub cannot be asked without a push; the bootstrap PR adds .github/workflows/ci.yml)".into(),
         );
