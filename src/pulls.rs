@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::error::{AppError, AppResult};
 use crate::forge::local::{origin_path, LocalForge};
-use crate::forge::{PullRequest, PullState, PullUpdate};
+use crate::forge::{Forge, PullRequest, PullState, PullUpdate};
 use crate::registry::{ForgeKind, Repo};
 use crate::Gaffer;
 
@@ -52,7 +52,6 @@ pub async fn close(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<PullR
         ))
         .with_detail(serde_json::json!({"forge": "local"})));
     }
-    use crate::forge::Forge;
     Ok(forge
         .update_pull(
             &repo.full_name(),
@@ -67,7 +66,6 @@ pub async fn close(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<PullR
 }
 
 async fn forge_pull(forge: &LocalForge, repo: &Repo, number: u64) -> AppResult<PullRequest> {
-    use crate::forge::Forge;
     Ok(forge.pull(&repo.full_name(), number).await?)
 }
 
