@@ -8,6 +8,7 @@ use crate::error::AppError;
 use crate::forge::PullState;
 use crate::{pulls, Gaffer};
 
+/// `?state=` of the PR listing.
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     /// `open` (default) or `closed`.
