@@ -101,7 +101,7 @@ async fn main() {
         .stdout(Stdio::null())
         .spawn()
         .expect("gaffer starts");
-    let client = reqwest::Client::new();
+    let client = support::app::client_builder().build().unwrap();
     for _ in 0..200 {
         if client.get(format!("{base}/repos")).send().await.is_ok() {
             break;

@@ -67,6 +67,8 @@ const SETTINGS: &[Setting] = &[
         Some("https://github.com"),
     ),
     setting("GITHUB_WRITE_GAP_MS", "github.write_gap_ms", Some("1000")),
+    setting("GITHUB_TIMEOUT_MS", "github.timeout_ms", Some("30000")),
+    setting("GITHUB_BACKOFF_MS", "github.backoff_ms", Some("500")),
     setting("GH_OWNER", "github.owner", None),
     setting("GH_REPO", "github.repo", None),
     setting("DEFAULT_BRANCH", "github.default_branch", Some("main")),
@@ -167,6 +169,9 @@ const SETTINGS: &[Setting] = &[
         Some("gaffer-bot@users.noreply.github.com"),
     ),
     setting("CHECKS_TIMEOUT", "work.checks_timeout_secs", Some("600")),
+    setting("CHECKS_SANDBOX", "work.checks_sandbox", Some("on")),
+    setting("GAFFER_PUBLIC_URL", "server.public_url", None),
+    setting("GAFFER_LOCAL_ROOT", "server.local_root", None),
     setting("DEV_MAX_ATTEMPTS", "work.max_attempts", Some("3")),
     setting("DIFF_MAX_FILES", "work.diff_max_files", Some("20")),
     setting(
@@ -189,6 +194,16 @@ const SETTINGS: &[Setting] = &[
     secret("GITHUB_WEBHOOK_SECRET", "webhook.secret"),
     setting("POLL_CONCURRENCY", "polling.concurrency", Some("4")),
     setting("WEBHOOK_RETENTION", "webhook.retention", Some("10000")),
+    setting(
+        "WEBHOOK_RETRY_ATTEMPTS",
+        "webhook.retry_attempts",
+        Some("5"),
+    ),
+    setting(
+        "WEBHOOK_RETRY_BASE_SECS",
+        "webhook.retry_base_secs",
+        Some("30"),
+    ),
     setting(
         "GAFFER_WEBHOOK_MAX_BODY",
         "webhook.max_body_bytes",
@@ -296,6 +311,11 @@ pub struct GithubSettings {
     pub git_url: String,
     /// Least time between two writes with the token (GitHub asks for about a second).
     pub write_gap: Duration,
+    /// The longest one request may take (a write that takes longer is looked up, not
+    /// sent again).
+    pub timeout: Duration,
+    /// First backoff step of the client's retries (doubled each retry, with jitter).
+    pub backoff: Duration,
     /// `GH_OWNER` + `GH_REPO`: registered on first start, as the original tool did.
     pub seed_repo: Option<FullName>,
     pub default_branch: String,
@@ -361,6 +381,8 @@ pub struct WorkSettings {
     pub git_email: String,
     /// The longest the repo's checks may run.
     pub checks_timeout: Duration,
+    /// `on`: repo code runs only under bubblewrap; `off` (explicit opt-out): unsandboxed.
+    pub checks_sandbox: crate::safety::sandbox::SandboxMode,
     /// Developer attempts per task (each gets the previous failure back).
     pub max_attempts: u32,
     pub diff_max_files: usize,
@@ -374,6 +396,10 @@ pub struct WebhookSettings {
     pub max_body_bytes: usize,
     /// Deliveries kept in the audit log; older ones are dropped.
     pub retention: u32,
+    /// Processing attempts per delivery before it is dead-lettered.
+    pub retry_attempts: u32,
+    /// The wait before the first retry; doubled each time (capped at an hour).
+    pub retry_base: Duration,
 }
 
 /// Every variable gaffer was started with (environment over `.env`), for settings named at
@@ -404,6 +430,12 @@ pub struct Settings {
     pub api_token: Option<SecretString>,
     pub github: GithubSettings,
     pub workdir_root: PathBuf,
+    /// Where bare repos of the local forge may live (`GAFFER_LOCAL_ROOT`, default the
+    /// data directory): a registered local origin outside it is refused.
+    pub local_root: PathBuf,
+    /// The address users and GitHub reach gaffer at behind a proxy (`GAFFER_PUBLIC_URL`):
+    /// its host is accepted in `Host` headers beside the bind address.
+    pub public_url: Option<String>,
     pub work: WorkSettings,
     pub llm: LlmSettings,
     pub polling: PollingSettings,
@@ -434,12 +466,23 @@ impl Settings {
         };
         let mut settings = Settings::from_sources(yaml_text.as_deref(), &yaml_name, &vars)?;
         settings.config_file = file;
-        // Absolute from here on: git runs in other directories (clones, sandboxes), where a
-        // relative `./data/work` would name somewhere else.
-        for dir in [&mut settings.data_dir, &mut settings.workdir_root] {
-            *dir = std::path::absolute(&*dir).unwrap_or_else(|_| cwd.join(&*dir));
+        Ok(settings.absolute())
+    }
+
+    /// Resolves the data, work and local-forge directories against the current directory
+    /// once, at start-up: a relative path would otherwise mean something else to every
+    /// process gaffer starts in another directory.
+    pub fn absolute(mut self) -> Settings {
+        for dir in [
+            &mut self.data_dir,
+            &mut self.workdir_root,
+            &mut self.local_root,
+        ] {
+            if let Ok(abs) = std::path::absolute(&*dir) {
+                *dir = abs;
+            }
         }
-        Ok(settings)
+        self
     }
 
     /// Builds settings from a YAML text and a map of variables (`.env` merged under the
@@ -668,6 +711,10 @@ impl RawSettings<'_> {
             self.required("DEFAULT_BRANCH", "a git branch name such as main", |v| {
                 crate::registry::valid_branch_name(v).then(|| v.to_string())
             })?;
+        let local_root = self
+            .text("GAFFER_LOCAL_ROOT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.clone());
         let workdir_root = self
             .text("WORKDIR_ROOT")
             .map(PathBuf::from)
@@ -714,8 +761,44 @@ impl RawSettings<'_> {
                             .map(Duration::from_millis)
                     },
                 )?,
+                timeout: self.required(
+                    "GITHUB_TIMEOUT_MS",
+                    "milliseconds from 100 to 600000",
+                    |v| {
+                        v.parse::<u64>()
+                            .ok()
+                            .filter(|ms| (100..=600_000).contains(ms))
+                            .map(Duration::from_millis)
+                    },
+                )?,
+                backoff: self.required(
+                    "GITHUB_BACKOFF_MS",
+                    "milliseconds from 1 to 60000",
+                    |v| {
+                        v.parse::<u64>()
+                            .ok()
+                            .filter(|ms| (1..=60_000).contains(ms))
+                            .map(Duration::from_millis)
+                    },
+                )?,
                 seed_repo,
                 default_branch,
+            },
+            local_root,
+            public_url: match self.text("GAFFER_PUBLIC_URL") {
+                None => None,
+                Some(_) => Some(self.required(
+                    "GAFFER_PUBLIC_URL",
+                    "an http(s) URL such as https://gaffer.example.com",
+                    |v| {
+                        reqwest::Url::parse(v)
+                            .ok()
+                            .filter(|u| {
+                                matches!(u.scheme(), "http" | "https") && u.host_str().is_some()
+                            })
+                            .map(|_| v.trim_end_matches('/').to_string())
+                    },
+                )?),
             },
             workdir_root,
             work: WorkSettings {
@@ -728,6 +811,11 @@ impl RawSettings<'_> {
                     |v| v.contains('@').then(|| v.to_string()),
                 )?,
                 checks_timeout: self.seconds_in("CHECKS_TIMEOUT", 1, 86_400)?,
+                checks_sandbox: self.required("CHECKS_SANDBOX", "on or off", |v| match v {
+                    "on" => Some(crate::safety::sandbox::SandboxMode::On),
+                    "off" => Some(crate::safety::sandbox::SandboxMode::Off),
+                    _ => None,
+                })?,
                 max_attempts: self.required(
                     "DEV_MAX_ATTEMPTS",
                     "a number of attempts from 1 to 10",
@@ -767,6 +855,12 @@ impl RawSettings<'_> {
                             .filter(|n| (100..=10_000_000).contains(n))
                     },
                 )?,
+                retry_attempts: self.required(
+                    "WEBHOOK_RETRY_ATTEMPTS",
+                    "a number of attempts from 1 to 50",
+                    |v| v.parse::<u32>().ok().filter(|n| (1..=50).contains(n)),
+                )?,
+                retry_base: self.seconds_in("WEBHOOK_RETRY_BASE_SECS", 1, 3600)?,
                 secret: self.secret("GITHUB_WEBHOOK_SECRET"),
                 max_body_bytes: self.required(
                     "GAFFER_WEBHOOK_MAX_BODY",

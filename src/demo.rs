@@ -74,8 +74,10 @@ pub async fn run(mut settings: Settings, dir: Option<PathBuf>) -> AppResult<()> 
         .map_err(|e| AppError::internal(format!("cannot create {}: {e}", dir.display())))?;
     settings.data_dir = dir.join("data");
     settings.workdir_root = dir.join("work");
+    settings.local_root = dir.clone();
     let git = Git {
         token: None,
+        token_origin: None,
         author_name: settings.work.git_name.clone(),
         author_email: settings.work.git_email.clone(),
     };
@@ -209,9 +211,7 @@ async fn seed_origin(git: &Git, dir: &Path) -> AppResult<PathBuf> {
     .await
     .map_err(fail)?;
     let origin = dir.join("origin.git");
-    git.run(dir, &["clone", "--quiet", "--bare", "seed", "origin.git"])
-        .await
-        .map_err(fail)?;
+    git.clone_bare(dir, &seed, &origin).await.map_err(fail)?;
     std::fs::remove_dir_all(&seed).ok();
     Ok(origin)
 }

@@ -76,7 +76,7 @@ async fn run_checks(gaffer: &Gaffer, per_repo: bool, probe_writes: bool) -> Repo
         ),
         database(gaffer).await,
         git().await,
-        sandbox(),
+        sandbox(gaffer).await,
     ];
     checks.extend(ollama(gaffer).await);
     checks.extend(github(gaffer, per_repo, probe_writes).await);
@@ -100,11 +100,11 @@ async fn database(gaffer: &Gaffer) -> Check {
 }
 
 async fn git() -> Check {
-    match tokio::process::Command::new("git")
+    let output = crate::safety::git::command(std::path::Path::new("/"))
         .arg("--version")
         .output()
-        .await
-    {
+        .await;
+    match output {
         Ok(out) if out.status.success() => Check::new(
             "git",
             Outcome::Ok,
@@ -115,20 +115,49 @@ async fn git() -> Check {
     }
 }
 
-fn sandbox() -> Check {
-    if crate::which("bwrap").is_some() {
-        Check::new(
-            "sandbox",
-            Outcome::Ok,
-            "bwrap found: checks run without network and with a read-only system",
-        )
-    } else {
-        Check::new(
+/// Starts a real sandboxed command (bubblewrap can be installed yet unusable, e.g. without
+/// user namespaces); repo code is refused when this fails, so it is a failure here too.
+async fn sandbox(gaffer: &Gaffer) -> Check {
+    let settings = crate::roles::check_settings(gaffer);
+    if settings.sandbox.mode == crate::safety::sandbox::SandboxMode::Off {
+        return Check::new(
             "sandbox",
             Outcome::Warning,
-            "bwrap not found: checks of model-written code run without the network sandbox",
+            "CHECKS_SANDBOX=off: repo and model code runs unsandboxed (network, your files)",
         )
-        .fix("apt-get install -y bubblewrap")
+        .fix("apt-get install -y bubblewrap, then unset CHECKS_SANDBOX");
+    }
+    let scratch = std::env::temp_dir();
+    let started = settings
+        .sandbox
+        .command(&scratch, "true", false)
+        .map(|mut c| {
+            c.stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped());
+            c
+        });
+    let run = match started {
+        Ok(mut command) => command.output().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match run {
+        Ok(out) if out.status.success() => Check::new(
+            "sandbox",
+            Outcome::Ok,
+            "bwrap works: repo code runs without network, token, home or .git write access",
+        ),
+        Ok(out) => Check::new(
+            "sandbox",
+            Outcome::Failure,
+            format!(
+                "bwrap is installed but cannot start a sandbox: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        )
+        .fix("allow unprivileged user namespaces, or run gaffer where bubblewrap works"),
+        Err(e) => Check::new("sandbox", Outcome::Failure, e)
+            .fix("apt-get install -y bubblewrap (or, at your own risk, CHECKS_SANDBOX=off)"),
     }
 }
 

@@ -13,6 +13,8 @@ pub enum ErrorKind {
     BadRequest,
     /// Missing or wrong API token.
     Unauthorized,
+    /// A request gaffer refuses whoever sends it (a foreign Host, a cross-site request).
+    Forbidden,
     /// The named thing does not exist.
     NotFound,
     /// The request clashes with the current state (duplicate, wrong mode).
@@ -78,7 +80,7 @@ impl AppError {
             | ErrorKind::UnsupportedMediaType => 2,
             ErrorKind::NotFound => 3,
             ErrorKind::Conflict => 4,
-            ErrorKind::Unauthorized => 5,
+            ErrorKind::Unauthorized | ErrorKind::Forbidden => 5,
             ErrorKind::Unavailable => 6,
             ErrorKind::Internal => 1,
         }
@@ -106,6 +108,7 @@ impl ResponseError for AppError {
         match self.kind {
             ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

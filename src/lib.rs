@@ -19,6 +19,7 @@ pub mod poller;
 pub mod pulls;
 pub mod registry;
 pub mod roles;
+pub mod safety;
 pub mod store;
 pub mod team;
 pub mod telemetry;
@@ -67,18 +68,22 @@ impl Gaffer {
     /// Opens the database under the data directory. Registers nothing: see
     /// [`Gaffer::seed_configured_repo`].
     pub async fn open(settings: Settings) -> AppResult<Gaffer> {
+        let settings = settings.absolute();
         let store = Store::open(&settings.database_path()).await?;
         let registry = Registry::new(
             store.clone(),
             RepoDefaults {
                 default_branch: settings.github.default_branch.clone(),
                 git_url: settings.github.git_url.clone(),
+                local_root: settings.local_root.clone(),
             },
         );
         let mut options =
             ClientOptions::new(&settings.github.api_url, settings.github.token.clone());
         options.min_remaining_budget = u64::from(settings.polling.min_remaining_budget);
         options.write_limits.min_gap = settings.github.write_gap;
+        options.request_timeout = settings.github.timeout;
+        options.backoff_base = settings.github.backoff;
         options.persist = Some(store.clone());
         let github = GithubForge::new(GithubClient::new(options)?);
         let restored = github.client().restore_cache().await;
@@ -91,6 +96,7 @@ impl Gaffer {
         let workspace = Workspace::new(
             settings.workdir_root.clone(),
             settings.github.token.clone(),
+            &settings.github.git_url,
             settings.work.git_name.clone(),
             settings.work.git_email.clone(),
         );
@@ -177,6 +183,7 @@ impl Application {
                 tracing::error!(error = %e, "could not resume pending webhook deliveries");
             }
         });
+        tokio::spawn(webhook::retry::run_loop(gaffer.clone().into_inner()));
         let server = http::server(gaffer.clone(), listener)
             .map_err(|e| AppError::internal(format!("cannot start the HTTP server: {e}")))?;
         Ok(Application {

@@ -75,6 +75,9 @@ enum Command {
         /// bash | zsh | fish | elvish | powershell
         shell: clap_complete::Shell,
     },
+    /// The webhook audit log, and retrying failed or dead-lettered deliveries.
+    #[command(subcommand)]
+    Deliveries(DeliveriesCommand),
 }
 
 #[derive(Subcommand)]
@@ -99,6 +102,26 @@ enum PrCommand {
         repo: String,
         /// The PR number.
         number: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeliveriesCommand {
+    /// The newest deliveries, with their status, attempts and verdict.
+    List {
+        /// pending | done | ignored | retrying | dead | failed
+        #[arg(long)]
+        status: Option<String>,
+        /// owner/name (or owner_name).
+        #[arg(long)]
+        repo: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Process a failed or dead-lettered delivery again, now, and print what it caused.
+    Retry {
+        /// The X-GitHub-Delivery id.
+        id: String,
     },
 }
 
@@ -281,6 +304,12 @@ async fn run(cli: Cli, settings: Settings) -> AppResult<()> {
                 for event in &status.recent_events {
                     println!("  {} {:<10} {}", event.at, event.kind, event.summary);
                 }
+                for d in &status.unsettled_deliveries {
+                    println!(
+                        "  delivery {} ({}): {}: {}",
+                        d.id, d.event, d.status, d.verdict
+                    );
+                }
             }
             Ok(())
         }
@@ -355,7 +384,49 @@ async fn run(cli: Cli, settings: Settings) -> AppResult<()> {
             out.outcome(&outcome);
             Ok(())
         }
+        Command::Deliveries(command) => deliveries(&gaffer, command, &out).await,
     }
+}
+
+async fn deliveries(gaffer: &Gaffer, command: DeliveriesCommand, out: &Output) -> AppResult<()> {
+    let shown = match command {
+        DeliveriesCommand::List {
+            status,
+            repo,
+            limit,
+        } => {
+            let repo = repo.as_deref().map(parse_repo_arg).transpose()?;
+            gaffer
+                .store
+                .list_deliveries(status.as_deref(), repo.as_ref(), limit.clamp(1, 10_000))
+                .await?
+        }
+        DeliveriesCommand::Retry { id } => {
+            let claimed = gaffer::webhook::retry::claim_by_hand(gaffer, &id).await?;
+            gaffer::webhook::process_stored(gaffer, &claimed).await?;
+            gaffer.store.delivery(&id).await?.into_iter().collect()
+        }
+    };
+    if out.json {
+        out.print_json(&shown);
+        return Ok(());
+    }
+    for d in &shown {
+        println!(
+            "{}  {}  {}{}  {}  attempts {}  {}",
+            d.id,
+            d.received_at,
+            d.event,
+            d.action
+                .as_deref()
+                .map(|a| format!(".{a}"))
+                .unwrap_or_default(),
+            d.status,
+            d.attempts,
+            d.verdict
+        );
+    }
+    Ok(())
 }
 
 fn print_scan(report: &pipeline::ScanReport) {
@@ -399,6 +470,7 @@ fn writes(command: &Command) -> bool {
         | Command::Status { .. }
         | Command::Doctor
         | Command::Pr(PrCommand::List { .. })
+        | Command::Deliveries(DeliveriesCommand::List { .. })
         | Command::Serve
         | Command::Demo { .. }
         | Command::Completions { .. } => false,
@@ -407,6 +479,7 @@ fn writes(command: &Command) -> bool {
         | Command::Run(_)
         | Command::Bootstrap { .. }
         | Command::WorkNext { .. }
+        | Command::Deliveries(_)
         | Command::Pr(_) => true,
     }
 }

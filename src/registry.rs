@@ -3,6 +3,7 @@
 //! rest of the code never sees an unchecked name.
 
 use std::fmt;
+use std::path::Path;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -318,6 +319,14 @@ impl RepoOverrides {
                 )
                 .with_detail(json!({"field": "webhook_secret_env"})));
             }
+            // Only variables meant as webhook secrets: any other (HOME, GH_TOKEN) would let
+            // whoever can sign with its value, or guess it, pass as GitHub.
+            if !var.contains("WEBHOOK_SECRET") {
+                return Err(AppError::bad_request(format!(
+                    "invalid webhook_secret_env {var:?}: the variable's name must contain WEBHOOK_SECRET (e.g. TALLY_WEBHOOK_SECRET), so no other setting can serve as a webhook secret"
+                ))
+                .with_detail(json!({"field": "webhook_secret_env"})));
+            }
         }
         Ok(())
     }
@@ -395,6 +404,8 @@ pub struct ModeCounts {
 pub struct RepoDefaults {
     pub default_branch: String,
     pub git_url: String,
+    /// Where local-forge origins may live.
+    pub local_root: std::path::PathBuf,
 }
 
 /// How long a looked-up repo is served from memory. Changes made through this process
@@ -456,7 +467,7 @@ impl Registry {
                 None => format!("{}/{}.git", self.defaults.git_url, full_name),
             };
             if forge == ForgeKind::Local {
-                check_local_origin(&clone_url)?;
+                check_local_origin(&clone_url, &self.defaults.local_root)?;
             }
             let overrides = request.overrides.unwrap_or_default();
             overrides.validate()?;
@@ -509,6 +520,9 @@ impl Registry {
         }
         if let Some(url) = patch.clone_url {
             repo.clone_url = checked_clone_url(url)?;
+            if repo.forge == ForgeKind::Local {
+                check_local_origin(&repo.clone_url, &self.defaults.local_root)?;
+            }
         }
         if let Some(overrides) = patch.overrides {
             overrides.validate()?;
@@ -586,22 +600,26 @@ fn checked_branch(branch: String) -> AppResult<String> {
     }
 }
 
-/// A `local` repo's clone URL must name an existing bare git repository on disk.
-fn check_local_origin(clone_url: &str) -> AppResult<()> {
+/// A `local` repo's clone URL must name an existing bare git repository on disk, under
+/// the allowed root (`GAFFER_LOCAL_ROOT`), whose own config runs no programs.
+fn check_local_origin(clone_url: &str, local_root: &Path) -> AppResult<()> {
+    let bad = |why: String| {
+        AppError::bad_request(format!("invalid clone_url for forge local: {why}"))
+            .with_detail(json!({"field": "clone_url"}))
+    };
     let path = crate::forge::local::origin_path(clone_url);
     let bare = path.join("HEAD").is_file() && path.join("objects").is_dir();
-    if path.is_absolute() && bare {
-        Ok(())
-    } else {
-        Err(AppError::bad_request(format!(
-            "invalid clone_url for forge local: {clone_url} is not an absolute path (or file:// URL) to a bare git repository"
-        ))
-        .with_detail(json!({"field": "clone_url"})))
+    if !(path.is_absolute() && bare) {
+        return Err(bad(format!(
+            "{clone_url} is not an absolute path (or file:// URL) to a bare git repository"
+        )));
     }
+    crate::forge::local::check_origin(&path, local_root).map_err(bad)
 }
 
 /// Clone URLs may be https, http, ssh (`git@host:owner/name.git`) or file, and must not
-/// carry credentials: a token in a URL ends up in logs and in `.git/config`.
+/// carry credentials anywhere (user info with a password, a query string or fragment):
+/// a token in a URL ends up in logs and in `.git/config`.
 fn checked_clone_url(url: String) -> AppResult<String> {
     let bad = |why: &str| {
         AppError::bad_request(format!("invalid clone_url: {why}"))
@@ -610,22 +628,45 @@ fn checked_clone_url(url: String) -> AppResult<String> {
     if url.contains(char::is_whitespace) || url.chars().any(|c| c.is_control()) {
         return Err(bad("it contains whitespace"));
     }
+    if url.contains(['?', '#']) {
+        return Err(bad(
+            "a query string or fragment is not allowed (tokens such as ?access_token= do not belong in URLs)",
+        ));
+    }
+    let credentials =
+        "credentials in a clone URL are not allowed (gaffer passes GH_TOKEN as an auth header)";
     if let Some(rest) = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
     {
         let authority = rest.split('/').next().unwrap_or_default();
         if authority.contains('@') {
-            return Err(bad(
-                "credentials in a clone URL are not allowed (gaffer passes GH_TOKEN as an auth header)",
-            ));
+            return Err(bad(credentials));
         }
         if authority.is_empty() {
             return Err(bad("it has no host"));
         }
         return Ok(url);
     }
-    if url.starts_with("file://") || url.starts_with("ssh://") || url.starts_with("git@") {
+    if let Some(rest) = url.strip_prefix("ssh://") {
+        // ssh://user@host/path is fine; ssh://user:password@host is not.
+        let authority = rest.split('/').next().unwrap_or_default();
+        if authority.split('@').count() > 2
+            || authority
+                .rsplit_once('@')
+                .is_some_and(|(user, _)| user.contains(':'))
+        {
+            return Err(bad(credentials));
+        }
+        return Ok(url);
+    }
+    if let Some(rest) = url.strip_prefix("git@") {
+        if rest.split(':').next().unwrap_or_default().contains('@') {
+            return Err(bad(credentials));
+        }
+        return Ok(url);
+    }
+    if url.starts_with("file://") {
         return Ok(url);
     }
     Err(bad(
@@ -680,6 +721,17 @@ mod tests {
             checked_clone_url("https://x-access-token:ghp_1@github.com/a/b.git".into()).is_err()
         );
         assert!(checked_clone_url("ftp://example.com/a".into()).is_err());
+        assert!(checked_clone_url("ssh://git@github.com/a/b.git".into()).is_ok());
+        for bad in [
+            "ssh://user:pass@github.com/a/b.git",
+            "ssh://a@b@github.com/a/b.git",
+            "https://github.com/a/b.git?access_token=ghp_1",
+            "https://github.com/a/b.git#ghp_1",
+            "file:///tmp/a.git?x=1",
+            "git@evil@github.com:a/b.git",
+        ] {
+            assert!(checked_clone_url(bad.into()).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -4,7 +4,6 @@
 //! `local` works everywhere a GitHub repo does.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use async_trait::async_trait;
 use sqlx::sqlite::SqliteRow;
@@ -47,6 +46,36 @@ fn key(repo: &FullName) -> String {
     repo.to_string().to_ascii_lowercase()
 }
 
+/// Refuses an origin whose own git config would make git run a program.
+fn refuse_dangerous_config(origin: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(origin.join("config")).unwrap_or_default();
+    let found = crate::safety::git::dangerous_config(&text);
+    if found.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} sets git config that runs programs ({}); gaffer refuses to work with it",
+            origin.display(),
+            found.join(", ")
+        ))
+    }
+}
+
+/// Whether `origin` may be used as a local-forge origin: inside `root` (after resolving
+/// symlinks) and with no program-running git config.
+pub fn check_origin(origin: &Path, root: &Path) -> Result<(), String> {
+    let real = std::fs::canonicalize(origin).map_err(|e| format!("{}: {e}", origin.display()))?;
+    let root_real = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    if !real.starts_with(&root_real) {
+        return Err(format!(
+            "{} is outside GAFFER_LOCAL_ROOT ({}): local-forge origins must live under it",
+            origin.display(),
+            root_real.display()
+        ));
+    }
+    refuse_dangerous_config(&real)
+}
+
 /// The bare repository a `file://` (or plain path) clone URL names.
 pub fn origin_path(clone_url: &str) -> PathBuf {
     PathBuf::from(clone_url.strip_prefix("file://").unwrap_or(clone_url))
@@ -57,8 +86,12 @@ impl LocalForge {
         LocalForge { store, origin }
     }
 
+    /// Runs git on the bare origin with gaffer's git hygiene (no hooks, no user config,
+    /// no environment), after checking the origin's own config runs no programs.
     async fn git_bytes(&self, args: &[&str]) -> Result<Vec<u8>, String> {
-        let output = tokio::process::Command::new("git")
+        refuse_dangerous_config(&self.origin)?;
+        let parent = self.origin.parent().unwrap_or(Path::new("/"));
+        let output = crate::safety::git::command(parent)
             .arg("--git-dir")
             .arg(&self.origin)
             .args(args)
@@ -66,7 +99,6 @@ impl LocalForge {
             .env("GIT_AUTHOR_EMAIL", "gaffer-bot@localhost")
             .env("GIT_COMMITTER_NAME", BOT)
             .env("GIT_COMMITTER_EMAIL", "gaffer-bot@localhost")
-            .stdin(Stdio::null())
             .output()
             .await
             .map_err(|e| format!("cannot run git: {e}"))?;
@@ -122,6 +154,8 @@ impl LocalForge {
             head_sha,
             base_ref: row.try_get("base_ref").map_err(db)?,
             author: row.try_get("author").map_err(db)?,
+            // Everyone who can write PR rows into gaffer's database owns the repo.
+            author_association: Some("OWNER".into()),
             html_url: format!("file://{}#pull/{number}", self.origin.display()),
             updated_at: row.try_get("updated_at").map_err(db)?,
             draft: false,
@@ -207,6 +241,10 @@ impl LocalForge {
 
 #[async_trait]
 impl Forge for LocalForge {
+    async fn identity(&self) -> ForgeResult<String> {
+        Ok(BOT.to_string())
+    }
+
     async fn repo_info(&self, repo: &FullName) -> ForgeResult<RepoInfo> {
         let head = self
             .git(&["symbolic-ref", "--short", "HEAD"])
@@ -322,6 +360,26 @@ impl Forge for LocalForge {
         Ok(pulls)
     }
 
+    async fn pulls_for_branch(
+        &self,
+        repo: &FullName,
+        branch: &str,
+    ) -> ForgeResult<Vec<PullRequest>> {
+        let rows = sqlx::query(
+            "SELECT * FROM local_pulls WHERE repo = ? AND head_ref = ? ORDER BY number DESC",
+        )
+        .bind(key(repo))
+        .bind(branch)
+        .fetch_all(self.store.pool())
+        .await
+        .map_err(db)?;
+        let mut pulls = Vec::with_capacity(rows.len());
+        for row in &rows {
+            pulls.push(self.pull_from_row(row).await?);
+        }
+        Ok(pulls)
+    }
+
     async fn pull(&self, repo: &FullName, number: u64) -> ForgeResult<PullRequest> {
         let row = self.pull_row(repo, number).await?;
         self.pull_from_row(&row).await
@@ -336,11 +394,23 @@ impl Forge for LocalForge {
             None => format!("refs/heads/{}...{}", pull.base_ref, pull.head_sha),
         };
         let status = self
-            .git(&["diff", "--name-status", &range])
+            .git(&[
+                "diff",
+                "--no-ext-diff",
+                "--no-textconv",
+                "--name-status",
+                &range,
+            ])
             .await
             .map_err(protocol)?;
         let numstat = self
-            .git(&["diff", "--numstat", &range])
+            .git(&[
+                "diff",
+                "--no-ext-diff",
+                "--no-textconv",
+                "--numstat",
+                &range,
+            ])
             .await
             .map_err(protocol)?;
         let mut files = Vec::new();
@@ -352,7 +422,7 @@ impl Forge for LocalForge {
             let additions = n.next().and_then(|v| v.parse().ok()).unwrap_or(0);
             let deletions = n.next().and_then(|v| v.parse().ok()).unwrap_or(0);
             let diff = self
-                .git(&["diff", &range, "--", name])
+                .git(&["diff", "--no-ext-diff", "--no-textconv", &range, "--", name])
                 .await
                 .unwrap_or_default();
             files.push(PullFile {

@@ -4,6 +4,7 @@
 
 pub mod github;
 pub mod local;
+pub mod once;
 
 use std::fmt;
 
@@ -80,6 +81,9 @@ pub struct PullRequest {
     pub head_sha: String,
     pub base_ref: String,
     pub author: String,
+    /// GitHub's `author_association` (OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR, NONE, ...):
+    /// what [`crate::safety::trust`] decides on.
+    pub author_association: Option<String>,
     pub html_url: String,
     pub updated_at: String,
     pub draft: bool,
@@ -197,6 +201,11 @@ pub enum ForgeError {
     RateLimited { resets_at: u64, secondary: bool },
     #[error("GitHub unavailable: {message}")]
     Unavailable { message: String },
+    /// A write that failed in a way that does not say whether GitHub did it (a 5xx, a
+    /// timeout, a connection lost after sending). Never replayed blindly: `forge::once`
+    /// looks up what happened first.
+    #[error("GitHub may or may not have done it: {message}")]
+    AmbiguousWrite { message: String },
     #[error("unexpected answer from GitHub: {message}")]
     Protocol { message: String },
     /// The local forge (a bare repository on disk) refused or failed; `status` is the HTTP
@@ -228,6 +237,21 @@ impl ForgeError {
         }
     }
 
+    /// Whether trying again later may succeed (GitHub down or limited, a write whose
+    /// outcome is unknown, a 422 race); `false` for what waiting does not fix (no access,
+    /// not found, a bad token).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ForgeError::Unauthorized
+            | ForgeError::NoAccess { .. }
+            | ForgeError::NotFound { .. } => false,
+            ForgeError::Status { status, .. } | ForgeError::Local { status, .. } => {
+                *status >= 500 || *status == 409
+            }
+            _ => true,
+        }
+    }
+
     /// GitHub's 422 when a PR for that head already exists: idempotent callers treat it
     /// as "it is there already", not as a failure.
     pub fn is_pull_already_exists(&self) -> bool {
@@ -241,9 +265,9 @@ impl From<ForgeError> for AppError {
             ForgeError::Unauthorized | ForgeError::NoAccess { .. } => ErrorKind::Unavailable,
             ForgeError::NotFound { .. } => ErrorKind::NotFound,
             ForgeError::Validation { .. } => ErrorKind::Conflict,
-            ForgeError::RateLimited { .. } | ForgeError::Unavailable { .. } => {
-                ErrorKind::Unavailable
-            }
+            ForgeError::RateLimited { .. }
+            | ForgeError::Unavailable { .. }
+            | ForgeError::AmbiguousWrite { .. } => ErrorKind::Unavailable,
             ForgeError::Status { .. } | ForgeError::Protocol { .. } => ErrorKind::Unavailable,
             ForgeError::Local { status, .. } => match status {
                 404 => ErrorKind::NotFound,
@@ -252,13 +276,18 @@ impl From<ForgeError> for AppError {
                 _ => ErrorKind::Internal,
             },
         };
+        let transient = err.is_transient();
         let detail = match &err {
             ForgeError::RateLimited {
                 resets_at,
                 secondary,
-            } => json!({"forge": "github", "resets_at": resets_at, "secondary": secondary}),
-            ForgeError::Local { status, .. } => json!({"forge": "local", "status": status}),
-            _ => json!({"forge": "github"}),
+            } => {
+                json!({"forge": "github", "transient": true, "resets_at": resets_at, "secondary": secondary})
+            }
+            ForgeError::Local { status, .. } => {
+                json!({"forge": "local", "status": status, "transient": transient})
+            }
+            _ => json!({"forge": "github", "transient": transient}),
         };
         AppError::new(kind, err.to_string()).with_detail(detail)
     }
@@ -270,6 +299,9 @@ pub type ForgeResult<T> = Result<T, ForgeError>;
 /// Everything the roles, the pipeline and the poller need from where a repo lives.
 #[async_trait]
 pub trait Forge: Send + Sync + fmt::Debug {
+    /// The login gaffer acts as on this forge (the token's own user): a PR is gaffer's only
+    /// when its author is this login.
+    async fn identity(&self) -> ForgeResult<String>;
     async fn repo_info(&self, repo: &FullName) -> ForgeResult<RepoInfo>;
     /// A text file at `git_ref`, or `None` when it does not exist there.
     async fn file(
@@ -290,6 +322,13 @@ pub trait Forge: Send + Sync + fmt::Debug {
     async fn create_branch(&self, repo: &FullName, branch: &str, sha: &str) -> ForgeResult<()>;
     /// Pull requests in a state, newest first (closed ones: most recently updated first).
     async fn list_pulls(&self, repo: &FullName, state: PullState) -> ForgeResult<Vec<PullRequest>>;
+    /// Every pull request from `branch` (of the repo itself), in any state: open, closed
+    /// or merged, newest first. What a task's PR is looked up by.
+    async fn pulls_for_branch(
+        &self,
+        repo: &FullName,
+        branch: &str,
+    ) -> ForgeResult<Vec<PullRequest>>;
     async fn pull(&self, repo: &FullName, number: u64) -> ForgeResult<PullRequest>;
     async fn pull_files(&self, repo: &FullName, number: u64) -> ForgeResult<Vec<PullFile>>;
     async fn create_pull(&self, repo: &FullName, pull: &NewPull) -> ForgeResult<PullRequest>;

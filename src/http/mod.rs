@@ -1,7 +1,9 @@
 //! The HTTP API (actix-web). Handlers only parse, call a service and map errors; the
 //! route table below is the whole surface, and `/openapi.json` describes it.
 
+mod deliveries;
 mod extract;
+mod guard;
 mod health;
 mod openapi;
 mod pipeline;
@@ -29,9 +31,13 @@ const API_JSON_LIMIT: usize = 64 * 1024;
 
 /// Builds the actix server on an already-bound listener.
 pub fn server(state: web::Data<Gaffer>, listener: TcpListener) -> std::io::Result<Server> {
+    let port = listener.local_addr()?.port();
+    let allowed = web::Data::new(guard::AllowedHosts::new(&state.settings, port));
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::from_fn(guard_requests))
             .wrap(TracingLogger::default())
+            .app_data(allowed.clone())
             .app_data(state.clone())
             .app_data(json_config())
             .app_data(web::PathConfig::default().error_handler(path_error))
@@ -42,6 +48,24 @@ pub fn server(state: web::Data<Gaffer>, listener: TcpListener) -> std::io::Resul
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// Runs [`guard::check`] before every handler.
+async fn guard_requests(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let token_set = req
+        .app_data::<web::Data<Gaffer>>()
+        .is_some_and(|g| g.settings.api_token.is_some());
+    let verdict = match req.app_data::<web::Data<guard::AllowedHosts>>() {
+        Some(allowed) => guard::check(req.request(), allowed, token_set),
+        None => Err(AppError::internal("allowed hosts missing")),
+    };
+    match verdict {
+        Ok(()) => next.call(req).await.map(|r| r.map_into_left_body()),
+        Err(e) => Ok(req.error_response(e).map_into_right_body()),
+    }
 }
 
 /// The original tool's single-segment repo id, `owner_name`: owners cannot contain `_`,
@@ -57,6 +81,8 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/poll/once", web::post().to(poll::once))
         .route("/webhook", web::post().to(webhook::receive))
         .route("/github/webhook", web::post().to(webhook::receive))
+        .route("/deliveries", web::get().to(deliveries::list))
+        .route("/deliveries/{id}/retry", web::post().to(deliveries::retry))
         .route("/run/taskmaster", web::post().to(run::taskmaster))
         .route("/run/developer", web::post().to(run::developer))
         .route("/run/reviewer", web::post().to(run::reviewer))

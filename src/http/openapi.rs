@@ -4,7 +4,7 @@
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
-use super::{health, pipeline, poll, pulls, repos, run, webhook};
+use super::{deliveries, health, pipeline, poll, pulls, repos, run, webhook};
 use crate::registry;
 
 /// The OpenAPI document for every route in [`super::routes`].
@@ -35,6 +35,8 @@ use crate::registry;
         pulls::merge,
         pulls::close,
         webhook::receive,
+        deliveries::list,
+        deliveries::retry,
         poll::once,
         poll::repo,
         poll::metrics,

@@ -50,6 +50,7 @@ pub async fn metrics(gaffer: web::Data<Gaffer>) -> HttpResponse {
     let counters = gaffer.github.client().counters();
     let budget = gaffer.github.client().budget();
     let poll = &gaffer.poll_metrics;
+    let delivery_counts = gaffer.store.delivery_counts().await.unwrap_or_default();
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -141,6 +142,31 @@ pub async fn metrics(gaffer: web::Data<Gaffer>) -> HttpResponse {
         "counter",
         "Actions triggered by the poller, by role.",
         &actions,
+    );
+    let dead = delivery_counts
+        .iter()
+        .find(|(status, _)| status == "dead")
+        .map_or(0, |(_, n)| *n);
+    metric(
+        "gaffer_webhook_deliveries",
+        "gauge",
+        "Webhook deliveries in the audit log, by status.",
+        &delivery_counts
+            .iter()
+            .map(|(status, n)| (format!("{{status=\"{status}\"}}"), *n as f64))
+            .collect::<Vec<_>>(),
+    );
+    metric(
+        "gaffer_webhook_dead_letters",
+        "gauge",
+        "Deliveries out of attempts, waiting to be retried by hand.",
+        &one(dead as u64),
+    );
+    metric(
+        "gaffer_webhook_retries_total",
+        "counter",
+        "Delivery retries started (automatic and by hand).",
+        &one(crate::webhook::retry::retries_total(&gaffer)),
     );
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

@@ -54,6 +54,9 @@ pub struct StatusReport {
     pub developer_models: Vec<DeveloperModelStats>,
     /// The newest webhook deliveries for this repo and what each caused.
     pub recent_deliveries: Vec<Delivery>,
+    /// Deliveries waiting for a retry, dead-lettered or failed, however old (retry dead
+    /// and failed ones with `POST /deliveries/{id}/retry`).
+    pub unsettled_deliveries: Vec<Delivery>,
 }
 
 /// The answer of work-next.
@@ -140,6 +143,10 @@ pub async fn status(gaffer: &Gaffer, repo: &Repo) -> AppResult<StatusReport> {
         recent_deliveries: gaffer
             .store
             .recent_deliveries(&repo.full_name(), 20)
+            .await?,
+        unsettled_deliveries: gaffer
+            .store
+            .unsettled_deliveries(&repo.full_name(), 100)
             .await?,
     })
 }

@@ -9,8 +9,8 @@
 use serde_json::json;
 
 use super::{
-    bootstrap, ensure_pr_mode, ids_in_use, marker, open_or_find_pr, open_pr_for, Action, Outcome,
-    PrRef,
+    bootstrap, ensure_pr_mode, ids_in_use, marker, open_or_find_pr, pr_state, task_pr_for, Action,
+    Outcome, PrRef,
 };
 use crate::error::{AppError, AppResult};
 use crate::forge::NewPull;
@@ -153,12 +153,17 @@ async fn develop(
         o.task = Some(task.id.clone());
         o
     };
-    if let Some(pr) = open_pr_for(forge.as_ref(), &name, &branch).await? {
+    if let Some(pr) = task_pr_for(forge.as_ref(), &name, &branch).await? {
         let mut o = Outcome::new(
             ROLE,
             repo,
             Action::ExistingPr,
-            format!("{} is already in PR #{}", task.id, pr.number),
+            format!(
+                "{} is already in PR #{} ({})",
+                task.id,
+                pr.number,
+                pr_state(&pr)
+            ),
         );
         o.pr = Some(PrRef::from(&pr));
         return Ok(with_task(o));
@@ -529,11 +534,12 @@ async fn developer_prompt(
     relevant.sort_by_key(|f| (!(f.starts_with("src/") || f.starts_with("tests/")), f.len()));
     let mut contents = String::new();
     for path in relevant {
-        let full = clone.path(path);
-        let small = std::fs::metadata(&full)
-            .map(|m| m.len() <= MAX_FILE_BYTES)
-            .unwrap_or(false);
-        if let (true, Ok(text)) = (small, std::fs::read_to_string(&full)) {
+        // Read through the path guard: a committed symlink never pulls a file from
+        // outside the clone (say /proc/self/environ) into the prompt.
+        if let Some(text) = clone
+            .read(path)
+            .filter(|t| t.len() as u64 <= MAX_FILE_BYTES)
+        {
             contents.push_str(&format!("### {path}\n```\n{text}\n```\n\n"));
         }
     }
@@ -549,17 +555,24 @@ async fn developer_prompt(
         .required("Task", &task_text, Source::Untrusted)
         .required(
             "Rules",
+            "Edit only files inside the repository. The repository's settings (the checks command and the paths you must not edit) are given as data below.",
+            Source::Trusted,
+        )
+        // The command and the protected paths come from the repo's .llm-team.yml: data.
+        .required(
+            "Repository settings",
             &format!(
-                "The checks run `{command}` in the repository root. Protected paths you must not edit: {}, {}/.",
+                "checks command: {command}\nprotected paths: {}, {}/",
                 config.protected_paths.join(", "),
                 config.tasks_dir
             ),
-            Source::Trusted,
+            Source::Untrusted,
         )
         .trimmable("Files in the repository", &files.join("\n"), Source::Untrusted, 2)
         .trimmable("Current file contents", &contents, Source::Untrusted, 1);
     if let Some(feedback) = feedback {
-        prompt = prompt.required("What went wrong last time", feedback, Source::Trusted);
+        // It quotes check output and parse errors of the model's own text: data.
+        prompt = prompt.required("What went wrong last time", feedback, Source::Untrusted);
     }
     prompt
 }

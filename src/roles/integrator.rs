@@ -2,7 +2,7 @@
 //! (or to `ready_for_integration` when `.llm-team.yml` lists that state). A PR closed
 //! without merge moves nothing. Once per merged PR (stored, and found by branch).
 
-use super::{ensure_pr_mode, marker, open_pr_for, Action, Outcome, PrRef};
+use super::{ensure_pr_mode, marker, pr_state, task_pr_for, Action, Outcome, PrRef};
 use crate::error::AppResult;
 use crate::forge::NewPull;
 use crate::pipeline::{self, read_task, read_team_config, Step};
@@ -97,7 +97,7 @@ pub async fn integrate(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<O
         o.task = Some(task_id.clone());
         o
     };
-    if let Some(open) = open_pr_for(forge.as_ref(), &name, &branch).await? {
+    if let Some(open) = task_pr_for(forge.as_ref(), &name, &branch).await? {
         gaffer
             .store
             .mark_integrated(&name, number, task_id.as_str(), open.number)
@@ -107,8 +107,9 @@ pub async fn integrate(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<O
             repo,
             Action::ExistingPr,
             format!(
-                "{task_id} is already moving to {target} in PR #{}",
-                open.number
+                "{task_id} is already moving to {target} in PR #{} ({})",
+                open.number,
+                pr_state(&open)
             ),
         );
         o.pr = Some(PrRef::from(&open));

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{AppError, AppResult};
-use crate::forge::{Forge, NewPull, PullRequest, PullState};
+use crate::forge::{once, Forge, NewPull, PullRequest, PullState};
 use crate::pipeline::ScanReport;
 use crate::registry::{FullName, Mode, Repo};
 use crate::team::task::TaskId;
@@ -153,18 +153,24 @@ pub async fn pr_outcome(
     created: bool,
     summary: String,
 ) -> AppResult<Outcome> {
+    let (action, summary) = if created {
+        (action, summary)
+    } else {
+        let found = format!("{summary}: the PR was there already ({})", pr_state(pr));
+        (Action::ExistingPr, found)
+    };
     gaffer
         .store
         .add_event(&repo.full_name(), role, &summary)
         .await?;
-    let action = if created { action } else { Action::ExistingPr };
     let mut outcome = Outcome::new(role, repo, action, summary);
     outcome.pr = Some(PrRef::from(pr));
     Ok(outcome)
 }
 
 /// Commits `files` on a fresh `branch` from the up-to-date default branch, pushes it and
-/// opens the PR (or finds the one already open for that branch).
+/// opens the PR. A PR already there for that branch, in any state, is returned instead
+/// (before anything is pushed: a merged PR's branch is left alone).
 pub async fn propose(
     gaffer: &crate::Gaffer,
     repo: &Repo,
@@ -173,6 +179,11 @@ pub async fn propose(
     commit_message: &str,
     pull: &NewPull,
 ) -> AppResult<(PullRequest, bool)> {
+    if let Some(existing) =
+        task_pr_for(gaffer.forge(repo).as_ref(), &repo.full_name(), &pull.head).await?
+    {
+        return Ok((existing, false));
+    }
     let clone = gaffer.workspace.checkout(repo).await?;
     clone
         .start_branch(&pull.head, &format!("origin/{}", repo.default_branch))
@@ -185,18 +196,60 @@ pub async fn propose(
     open_or_find_pr(gaffer.forge(repo).as_ref(), &repo.full_name(), pull).await
 }
 
-/// How the repo's checks run for any role: the timeout, and gaffer's own data directory and
-/// `.env` hidden from the (sandboxed) process.
+/// How the repo's checks run for any role: the timeout, the sandbox (gaffer's data
+/// directory, every clone but this one and `.env` hidden), and the secrets to redact.
 pub fn check_settings(gaffer: &crate::Gaffer) -> crate::workspace::checks::CheckSettings {
+    let settings = &gaffer.settings;
     crate::workspace::checks::CheckSettings {
-        timeout: gaffer.settings.work.checks_timeout,
-        hidden_dirs: std::fs::canonicalize(&gaffer.settings.data_dir)
-            .into_iter()
-            .collect(),
-        hidden_files: std::env::current_dir()
-            .map(|d| d.join(".env"))
-            .into_iter()
-            .collect(),
+        timeout: settings.work.checks_timeout,
+        sandbox: crate::safety::sandbox::Sandbox {
+            mode: settings.work.checks_sandbox,
+            hidden_dirs: vec![settings.data_dir.clone(), settings.workdir_root.clone()],
+            hidden_files: std::env::current_dir()
+                .map(|d| d.join(".env"))
+                .into_iter()
+                .collect(),
+        },
+        secrets: [
+            &settings.github.token,
+            &settings.api_token,
+            &settings.webhook.secret,
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect(),
+    }
+}
+
+/// Whether `pull`'s author may start a role ([`crate::safety::trust`], the one decision);
+/// `Ok(Err(reason))` when not, and then the skip is recorded in the repo's history so
+/// `status` shows it.
+pub async fn trusted_author(
+    gaffer: &crate::Gaffer,
+    forge: &dyn Forge,
+    repo: &Repo,
+    pull: &PullRequest,
+) -> AppResult<Result<(), String>> {
+    let identity = forge.identity().await.ok();
+    match crate::safety::trust::may_start_role(
+        repo,
+        identity.as_deref(),
+        &pull.author,
+        pull.author_association.as_deref(),
+    ) {
+        Ok(_) => Ok(Ok(())),
+        Err(why) => {
+            gaffer
+                .store
+                .add_event(
+                    &repo.full_name(),
+                    "trust",
+                    &format!("PR #{} skipped: {why}", pull.number),
+                )
+                .await?;
+            Ok(Err(why))
+        }
     }
 }
 
@@ -228,32 +281,31 @@ pub fn ensure_pr_mode(repo: &Repo) -> AppResult<()> {
     }
 }
 
-/// The open PR from `branch`, if any.
-pub async fn open_pr_for(
+/// The task's PR from `branch`, in any state (open, merged or closed): once a task's PR
+/// exists, however it ended, no role opens a second one for it.
+pub async fn task_pr_for(
     forge: &dyn Forge,
     repo: &FullName,
     branch: &str,
 ) -> AppResult<Option<PullRequest>> {
-    Ok(forge
-        .list_pulls(repo, PullState::Open)
-        .await?
-        .into_iter()
-        .find(|p| p.head_ref == branch))
+    Ok(once::pull_for_branch(forge, repo, branch).await?)
 }
 
-/// Opens a PR, or finds the one GitHub says already exists for that head.
+/// Opens a PR once (see [`crate::forge::once::open_pull`]): `true` when this run made it.
 pub async fn open_or_find_pr(
     forge: &dyn Forge,
     repo: &FullName,
     pull: &NewPull,
 ) -> AppResult<(PullRequest, bool)> {
-    match forge.create_pull(repo, pull).await {
-        Ok(created) => Ok((created, true)),
-        Err(e) if e.is_pull_already_exists() => match open_pr_for(forge, repo, &pull.head).await? {
-            Some(existing) => Ok((existing, false)),
-            None => Err(e.into()),
-        },
-        Err(e) => Err(e.into()),
+    Ok(once::open_pull(forge, repo, pull).await?.into_parts())
+}
+
+/// How a found PR stands, for outcome summaries ("open", "merged", "closed").
+pub fn pr_state(pr: &PullRequest) -> &'static str {
+    match pr.state {
+        PullState::Open => "open",
+        PullState::Closed if pr.is_merged() => "merged",
+        PullState::Closed => "closed",
     }
 }
 

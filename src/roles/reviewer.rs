@@ -10,7 +10,9 @@ use serde_json::json;
 
 use super::{marker, Action, Outcome, PrRef};
 use crate::error::AppResult;
-use crate::forge::{CiState, CiStatus, NewReview, PullFile, PullRequest, PullState, ReviewEvent};
+use crate::forge::{
+    once, CiState, CiStatus, NewReview, PullFile, PullRequest, PullState, ReviewEvent,
+};
 use crate::llm::prompt::{Prompt, Source, REVIEWER_SYSTEM};
 use crate::llm::{ask_structured, Llm, Role};
 use crate::pipeline::{read_task, read_team_config};
@@ -64,6 +66,9 @@ pub async fn review(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<Outc
     if pull.state != PullState::Open {
         return nothing(format!("PR #{number} is closed"));
     }
+    if let Err(why) = super::trusted_author(gaffer, forge.as_ref(), repo, &pull).await? {
+        return nothing(format!("PR #{number} skipped: {why}"));
+    }
     let config = read_team_config(forge.as_ref(), repo, &pull.head_sha).await?;
     let Some((PullKind::Develop, task_id)) = classify_branch(&config.branch_prefix, &pull.head_ref)
     else {
@@ -84,11 +89,7 @@ pub async fn review(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<Outc
         "{} sha={sha} -->",
         marker(&task_id, ROLE).trim_end_matches(" -->")
     );
-    if let Some(existing) = forge
-        .reviews(&name, number)
-        .await?
-        .into_iter()
-        .find(|r| r.body.contains(&review_marker))
+    if let Some(existing) = once::find_review(forge.as_ref(), &name, number, &review_marker).await?
     {
         // A run that died after posting: remember, do not post again.
         gaffer
@@ -146,17 +147,14 @@ pub async fn review(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<Outc
         &verdict,
         model.as_deref().unwrap_or("no model: deterministic review"),
     );
-    let posted = forge
-        .create_review(
-            &name,
-            number,
-            &NewReview {
-                commit_id: sha.clone(),
-                body,
-                event: ReviewEvent::Comment,
-            },
-        )
-        .await?;
+    let review = NewReview {
+        commit_id: sha.clone(),
+        body,
+        event: ReviewEvent::Comment,
+    };
+    let (posted, _) = once::post_review(forge.as_ref(), &name, number, &review, &review_marker)
+        .await?
+        .into_parts();
     gaffer
         .store
         .mark_reviewed(&name, number, &sha, posted.id)

@@ -9,7 +9,9 @@ mod repos;
 mod role_memory;
 mod scans;
 
-pub use deliveries::{Delivery, DeliveryWrite, NewDelivery, PendingDelivery};
+pub use deliveries::{
+    Delivery, DeliveryWrite, NewDelivery, PendingDelivery, RetryRefused, RETRYABLE_BY_HAND,
+};
 pub use developer_runs::{DeveloperModelStats, DeveloperRun};
 pub use llm_calls::{LlmCall, ModelStats};
 pub use poll_state::{CachedAnswer, PollState};
@@ -103,6 +105,11 @@ impl Store {
     /// The pool, for modules that own their tables (the local forge).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Whether [`Store::close`] was called (background loops stop then).
+    pub fn is_closed(&self) -> bool {
+        self.pool.is_closed()
     }
 
     /// Closes the pool so the file can be reopened (tests of restart persistence).

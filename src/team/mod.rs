@@ -3,6 +3,7 @@
 
 pub mod task;
 pub mod team_config;
+pub mod yaml;
 
 use serde::Serialize;
 

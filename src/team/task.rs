@@ -6,8 +6,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use gray_matter::engine::YAML;
-use gray_matter::Matter;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -171,6 +169,29 @@ pub const KNOWN_KEYS: &[&str] = &[
     "auto_policy",
 ];
 
+/// The largest task file gaffer reads; a larger one is a problem for that file only.
+pub const MAX_TASK_BYTES: usize = 256 * 1024;
+
+/// Splits `---\n<front matter>\n---\n<body>` into its two parts.
+fn split_front_matter(text: &str) -> Option<(&str, &str)> {
+    let text = text.trim_start_matches('\u{feff}');
+    let first_end = text.find('\n')?;
+    if text[..first_end].trim_end() != "---" {
+        return None;
+    }
+    let rest = &text[first_end + 1..];
+    let mut offset = 0;
+    for line in rest.split_inclusive('\n') {
+        if line.trim_end() == "---" {
+            let front = &rest[..offset];
+            let body = &rest[offset + line.len()..];
+            return Some((front, body.strip_prefix('\n').unwrap_or(body)));
+        }
+        offset += line.len();
+    }
+    None
+}
+
 /// Parses one task file. Every problem is returned (not only the first), each naming
 /// the file and the field; unknown keys are warnings and do not make the task invalid.
 pub fn parse_task(path: &str, text: &str) -> (Option<Task>, Vec<Problem>) {
@@ -185,23 +206,37 @@ pub fn parse_task(path: &str, text: &str) -> (Option<Task>, Vec<Problem>) {
             )],
         );
     }
-    let parsed = std::panic::catch_unwind(|| Matter::<YAML>::new().parse::<Value>(text));
-    let entity = match parsed {
-        Ok(Ok(entity)) => entity,
-        Ok(Err(e)) => {
+    if text.len() > MAX_TASK_BYTES {
+        return (
+            None,
+            vec![error(
+                None,
+                format!(
+                    "the file is {} bytes; task files may be at most {MAX_TASK_BYTES}",
+                    text.len()
+                ),
+            )],
+        );
+    }
+    let Some((front, content)) = split_front_matter(text) else {
+        return (
+            None,
+            vec![error(
+                None,
+                "the front matter has no closing `---` line".into(),
+            )],
+        );
+    };
+    let data = match crate::team::yaml::parse_bounded(front) {
+        Ok(data) => data,
+        Err(e) => {
             return (
                 None,
                 vec![error(None, format!("front matter is not valid YAML: {e}"))],
             )
         }
-        Err(_) => {
-            return (
-                None,
-                vec![error(None, "front matter could not be parsed".into())],
-            )
-        }
     };
-    let Some(Value::Object(data)) = entity.data else {
+    let Value::Object(data) = data else {
         return (
             None,
             vec![error(
@@ -367,7 +402,7 @@ pub fn parse_task(path: &str, text: &str) -> (Option<Task>, Vec<Problem>) {
                 estimate,
                 acceptance,
                 auto_policy,
-                body: entity.content,
+                body: content.to_string(),
             })
         }
         _ => None,

@@ -5,6 +5,7 @@
 //! The file is untrusted input from the target repo: it is parsed with `serde-saphyr`
 //! (pure Rust, no unsafe, with input budgets) into plain JSON values first.
 
+use crate::safety::paths::RepoPath;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -90,17 +91,10 @@ impl TeamConfig {
         self.states.contains(&Status::ReadyForIntegration)
     }
 
-    /// Whether a repo-relative path is protected from model edits.
-    pub fn is_protected(&self, path: &str) -> bool {
-        let path = path.trim_start_matches("./");
-        self.protected_paths.iter().any(|p| {
-            let p = p.trim_start_matches("./");
-            if p.ends_with('/') {
-                path.starts_with(p) || path == p.trim_end_matches('/')
-            } else {
-                path == p || path.starts_with(&format!("{p}/"))
-            }
-        })
+    /// Whether a (guarded, normalised) repo path is protected from model edits; compared
+    /// case-insensitively, component by component.
+    pub fn is_protected(&self, path: &RepoPath) -> bool {
+        self.protected_paths.iter().any(|p| path.is_under(p))
     }
 }
 
@@ -129,7 +123,7 @@ pub fn parse(text: Option<&str>) -> (TeamConfig, Vec<Problem>) {
     let Some(text) = text else {
         return (config, problems);
     };
-    let root: Value = match serde_saphyr::from_str::<Value>(text) {
+    let root: Value = match crate::team::yaml::parse_bounded(text) {
         Ok(Value::Null) => return (config, problems),
         Ok(value @ Value::Object(_)) => value,
         Ok(_) => {
@@ -141,7 +135,7 @@ pub fn parse(text: Option<&str>) -> (TeamConfig, Vec<Problem>) {
             return (config, problems);
         }
         Err(e) => {
-            let first = e.to_string().lines().next().unwrap_or_default().to_string();
+            let first = e;
             problems.push(Problem::error(
                 PATH,
                 None,
@@ -230,7 +224,7 @@ pub fn parse(text: Option<&str>) -> (TeamConfig, Vec<Problem>) {
     }
     if let Some(v) = get("tasks.dir") {
         match v.as_str() {
-            Some(s) if !s.trim().is_empty() && !s.contains("..") && !s.starts_with('/') => {
+            Some(s) if RepoPath::parse(s.trim_end_matches('/')).is_ok() => {
                 config.tasks_dir = s.trim_end_matches('/').to_string()
             }
             _ => bad("tasks.dir", "a directory inside the repo, such as tasks"),
@@ -378,10 +372,33 @@ mod tests {
         let (config, _) = parse(Some(
             "project:\n  protected_paths: [.github/, secrets/, Makefile]\n",
         ));
-        assert!(config.is_protected(".github/workflows/ci.yml"));
-        assert!(config.is_protected("./secrets/key"));
-        assert!(config.is_protected("Makefile"));
-        assert!(!config.is_protected("src/app.py"));
-        assert!(!config.is_protected("Makefile.bak"));
+        let p = |s: &str| RepoPath::parse(s).unwrap();
+        assert!(config.is_protected(&p(".github/workflows/ci.yml")));
+        assert!(config.is_protected(&p(".GitHub/workflows/ci.yml")));
+        assert!(config.is_protected(&p("secrets/key")));
+        assert!(config.is_protected(&p("Makefile")));
+        assert!(!config.is_protected(&p("src/app.py")));
+        assert!(!config.is_protected(&p("Makefile.bak")));
+    }
+
+    #[test]
+    fn a_tasks_dir_outside_the_repo_or_in_git_is_refused() {
+        for dir in [
+            ".git",
+            "x/.git/tasks",
+            "../tasks",
+            "/tmp/tasks",
+            "./tasks",
+            "",
+        ] {
+            let (config, problems) = parse(Some(&format!("tasks:\n  dir: \"{dir}\"\n")));
+            assert_eq!(config.tasks_dir, "tasks", "{dir}");
+            assert!(
+                problems
+                    .iter()
+                    .any(|p| p.field.as_deref() == Some("tasks.dir")),
+                "{dir}: {problems:?}"
+            );
+        }
     }
 }

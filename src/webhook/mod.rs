@@ -1,9 +1,11 @@
 //! GitHub webhooks: verify `X-Hub-Signature-256` over the raw body with the secret of the
 //! repo the payload names (its `webhook_secret_env`, else `GITHUB_WEBHOOK_SECRET`), record
 //! the delivery durably, acknowledge fast, and process it in the background. A delivery id
-//! seen before is acknowledged and not processed again; deliveries acknowledged but not
-//! processed (a crash) are picked up at start.
+//! seen before is acknowledged and not processed again (unless it ended failed or dead:
+//! GitHub's "Redeliver" then retries it); deliveries acknowledged but not processed (a
+//! crash) are picked up at start, and failed ones are retried (see [`retry`]).
 
+pub mod retry;
 pub mod writer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,9 +18,9 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use crate::error::{AppError, AppResult, ErrorKind};
-use crate::registry::{FullName, Mode, Repo, DEFAULT_ASSOCIATIONS};
+use crate::registry::{FullName, Mode, Repo};
 use crate::roles::{integrator, reviewer};
-use crate::store::DeliveryWrite;
+use crate::store::{DeliveryWrite, PendingDelivery};
 use crate::team::task::TaskId;
 use crate::Gaffer;
 
@@ -59,8 +61,13 @@ struct PullFields {
     number: u64,
     head: BranchFields,
     author_association: Option<String>,
-    body: Option<String>,
+    user: Option<UserFields>,
     merged: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct UserFields {
+    login: String,
 }
 
 #[derive(Deserialize)]
@@ -79,8 +86,8 @@ pub struct Routing {
     pub pr: Option<u64>,
     pub head_ref: Option<String>,
     pub association: Option<String>,
-    /// The PR body carries gaffer's marker (gaffer opened it).
-    pub by_gaffer: bool,
+    /// The PR author's login (gaffer's own PRs are recognised by it, never by their text).
+    pub author: Option<String>,
     pub merged: bool,
 }
 
@@ -93,9 +100,7 @@ impl From<&Envelope> for Routing {
             pr: pull.map(|p| p.number),
             head_ref: pull.map(|p| p.head.name.clone()),
             association: pull.and_then(|p| p.author_association.clone()),
-            by_gaffer: pull
-                .and_then(|p| p.body.as_deref())
-                .is_some_and(|b| b.contains("<!-- gaffer:task=")),
+            author: pull.and_then(|p| p.user.as_ref()).map(|u| u.login.clone()),
             merged: pull.and_then(|p| p.merged).unwrap_or(false),
         }
     }
@@ -219,14 +224,29 @@ pub async fn accept(gaffer: &Arc<Gaffer>, incoming: Incoming<'_>, body: &[u8]) -
     let routing = Routing::from(&envelope);
     let stored = serde_json::to_string(&routing).map_err(|e| AppError::internal(e.to_string()))?;
     if !record("pending", String::new(), Some(stored)).await? {
+        // GitHub's "Redeliver" sends the same GUID: a delivery that ended failed or dead is
+        // processed again (as a retry by hand); any other is not processed twice.
+        let retried = match gaffer.store.claim_for_retry(delivery).await? {
+            Ok(claimed) => {
+                gaffer.deliveries.retries.fetch_add(1, Ordering::Relaxed);
+                let gaffer = Arc::clone(gaffer);
+                tokio::spawn(async move {
+                    if let Err(e) = process_stored(&gaffer, &claimed).await {
+                        tracing::error!(error = %e, "retrying a redelivered delivery failed");
+                    }
+                });
+                true
+            }
+            Err(_) => false,
+        };
         return Ok(Ack {
             status: 202,
-            body: json!({"accepted": true, "duplicate": true, "delivery": delivery}),
+            body: json!({"accepted": true, "duplicate": true, "retried": retried, "delivery": delivery}),
         });
     }
     let (gaffer, id) = (Arc::clone(gaffer), delivery.to_string());
     let (event, repo) = (event.to_string(), repo.expect("registered repo"));
-    tokio::spawn(async move { process(&gaffer, &id, &event, &repo, &routing).await });
+    tokio::spawn(async move { process(&gaffer, &id, &event, &repo, &routing, 0).await });
     Ok(Ack {
         status: 202,
         body: json!({"accepted": true, "duplicate": false, "delivery": delivery}),
@@ -238,25 +258,7 @@ pub async fn resume_pending(gaffer: Arc<Gaffer>) -> AppResult<usize> {
     let pending = gaffer.store.pending_deliveries().await?;
     let count = pending.len();
     for delivery in pending {
-        let repo = FullName::parse(&delivery.repo).ok();
-        let repo = match repo {
-            Some(name) => gaffer.registry.get(&name).await.ok(),
-            None => None,
-        };
-        let routing: Routing = serde_json::from_str(&delivery.payload).unwrap_or_default();
-        match repo {
-            Some(repo) => process(&gaffer, &delivery.id, &delivery.event, &repo, &routing).await,
-            None => {
-                gaffer
-                    .store
-                    .finish_delivery(
-                        &delivery.id,
-                        "ignored",
-                        "ignored: the repo is no longer registered",
-                    )
-                    .await?
-            }
-        }
+        process_stored(&gaffer, &delivery).await?;
     }
     if count > 0 {
         tracing::info!(
@@ -267,20 +269,83 @@ pub async fn resume_pending(gaffer: Arc<Gaffer>) -> AppResult<usize> {
     Ok(count)
 }
 
-/// Routes one delivery and records what it caused.
-async fn process(gaffer: &Gaffer, id: &str, event: &str, repo: &Repo, routing: &Routing) {
-    let (status, verdict) = match route(gaffer, event, repo, routing).await {
-        Ok(verdict) => ("done", verdict),
-        Err(e) => ("failed", format!("failed: {}", e.message)),
+/// Processes a delivery from its stored routing record (a resumed, retried or hand-retried
+/// one). A repo no longer registered makes it `ignored`, as at arrival.
+pub async fn process_stored(gaffer: &Gaffer, delivery: &PendingDelivery) -> AppResult<()> {
+    let repo = match FullName::parse(&delivery.repo).ok() {
+        Some(name) => gaffer.registry.get(&name).await.ok(),
+        None => None,
     };
-    tracing::info!(delivery = id, event, repo = %repo.full_name, status, "{verdict}");
-    let finish = DeliveryWrite::Finish {
-        id: id.to_string(),
-        status,
-        verdict,
+    let routing: Routing = serde_json::from_str(&delivery.payload).unwrap_or_default();
+    match repo {
+        Some(repo) if repo.mode != Mode::Disabled => {
+            process(
+                gaffer,
+                &delivery.id,
+                &delivery.event,
+                &repo,
+                &routing,
+                delivery.attempts,
+            )
+            .await
+        }
+        Some(_) => {
+            gaffer
+                .store
+                .finish_delivery(&delivery.id, "ignored", "ignored: the repo is disabled")
+                .await?
+        }
+        None => {
+            gaffer
+                .store
+                .finish_delivery(
+                    &delivery.id,
+                    "ignored",
+                    "ignored: the repo is no longer registered",
+                )
+                .await?
+        }
+    }
+    Ok(())
+}
+
+/// Routes one delivery and records what it caused: `done`; or, on failure, `retrying`
+/// (transient, with the next attempt's time), `dead` (out of attempts) or `failed`
+/// (permanent). `attempts`: attempts made before this one.
+async fn process(
+    gaffer: &Gaffer,
+    id: &str,
+    event: &str,
+    repo: &Repo,
+    routing: &Routing,
+    attempts: u32,
+) {
+    let (status, verdict, next_attempt_at) = match route(gaffer, event, repo, routing).await {
+        Ok(verdict) => ("done", verdict, None),
+        Err(e) => retry::after_failure(&gaffer.settings.webhook, attempts + 1, &e),
     };
-    if let Err(e) = gaffer.deliveries.write(finish).await {
-        tracing::error!(delivery = id, error = %e, "could not record what a delivery caused");
+    if status == "dead" {
+        tracing::warn!(delivery = id, event, repo = %repo.full_name, "webhook delivery dead-lettered: {verdict}");
+    } else {
+        tracing::info!(delivery = id, event, repo = %repo.full_name, status, "{verdict}");
+    }
+    let (id, verdict) = (id.to_string(), verdict);
+    let write = if status == "done" {
+        DeliveryWrite::Finish {
+            id,
+            status,
+            verdict,
+        }
+    } else {
+        DeliveryWrite::Fail {
+            id,
+            status,
+            verdict,
+            next_attempt_at,
+        }
+    };
+    if let Err(e) = gaffer.deliveries.write(write).await {
+        tracing::error!(error = %e, "could not record what a delivery caused");
     }
 }
 
@@ -299,18 +364,23 @@ async fn route(gaffer: &Gaffer, event: &str, repo: &Repo, routing: &Routing) -> 
                     "PR #{number} ({head_ref}) is not a task PR: recorded"
                 ));
             }
-            let association = routing.association.as_deref().unwrap_or("NONE");
-            if !routing.by_gaffer && !allowed(repo, association) {
-                return Ok(format!(
-                    "PR #{number} by a {association}: not allowed to trigger roles, recorded"
-                ));
-            }
             if action == "closed" {
                 if !routing.merged {
                     return Ok(format!("PR #{number} closed without merge: recorded"));
                 }
                 let outcome = integrator::integrate(gaffer, repo, number).await?;
                 return Ok(format!("integrator: {}", outcome.summary));
+            }
+            // The same trust decision the Reviewer makes, on the payload's author, so an
+            // outsider's PR costs no GitHub call.
+            let identity = gaffer.forge(repo).identity().await.ok();
+            if let Err(why) = crate::safety::trust::may_start_role(
+                repo,
+                identity.as_deref(),
+                routing.author.as_deref().unwrap_or(""),
+                routing.association.as_deref(),
+            ) {
+                return Ok(format!("PR #{number} recorded, not reviewed: {why}"));
             }
             let outcome = reviewer::review(gaffer, repo, number).await?;
             Ok(format!("reviewer: {}", outcome.summary))
@@ -339,13 +409,6 @@ pub fn looks_like_task_branch(branch: &str) -> bool {
         let boundary = at == 0 || branch[..at].ends_with(['/', '-']);
         boundary && TaskId::prefix_of(&branch[at..]).is_some()
     })
-}
-
-fn allowed(repo: &Repo, association: &str) -> bool {
-    match &repo.overrides.allowed_associations {
-        Some(list) => list.iter().any(|a| a == association),
-        None => DEFAULT_ASSOCIATIONS.contains(&association),
-    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,9 @@
 //! that moment in one transaction (group commit). A delivery is acknowledged only once its
 //! row is committed, so durability is kept while a burst costs one commit, not hundreds.
 
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{AppError, AppResult};
@@ -16,6 +19,8 @@ type Request = (DeliveryWrite, oneshot::Sender<AppResult<bool>>);
 #[derive(Clone, Debug)]
 pub struct DeliveryWriter {
     tx: mpsc::Sender<Request>,
+    /// Delivery retries started by this process (automatic and by hand), for `/metrics`.
+    pub retries: Arc<AtomicU64>,
 }
 
 impl DeliveryWriter {
@@ -47,7 +52,10 @@ impl DeliveryWriter {
                 }
             }
         });
-        DeliveryWriter { tx }
+        DeliveryWriter {
+            tx,
+            retries: Arc::default(),
+        }
     }
 
     /// Queues a write and waits until it is committed.

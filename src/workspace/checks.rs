@@ -1,13 +1,17 @@
-//! Running a repo's checks on model-written code: a scrubbed environment (no token, no
-//! gaffer settings), a timeout, and, where `bwrap` is installed, no network, a read-only
-//! system, gaffer's own directories hidden, and only the clone writable.
+//! Running a repo's checks on model-written code: inside the sandbox
+//! ([`crate::safety::sandbox`]: no network, no token, a read-only system, gaffer's own
+//! directories, `$HOME` and `.env` hidden, only the clone writable and its `.git` read-only),
+//! with a timeout, and with any secret redacted from the output.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use secrecy::SecretString;
 use serde::Serialize;
 use tokio::io::AsyncReadExt;
+
+use crate::safety::sandbox::Sandbox;
 
 /// Bytes of output kept for the model and the PR.
 const TAIL_BYTES: usize = 4000;
@@ -30,20 +34,24 @@ pub struct CheckRun {
 #[derive(Debug, Clone)]
 pub struct CheckSettings {
     pub timeout: Duration,
-    /// Directories to hide inside the sandbox (gaffer's data directory: the database).
-    pub hidden_dirs: Vec<PathBuf>,
-    /// Files to mask inside the sandbox (a `.env` holding tokens).
-    pub hidden_files: Vec<PathBuf>,
+    /// How repo code is confined (see [`crate::safety::sandbox`]).
+    pub sandbox: Sandbox,
+    /// Removed from the output wherever it appears (the output goes into prompts and PRs).
+    pub secrets: Vec<SecretString>,
 }
 
-/// The command to run: `checks.test_command`, else pytest when the clone's Python has it,
-/// else the standard library's unittest.
+/// The command to run: `checks.test_command`, else pytest when the machine's Python has
+/// it, else the standard library's unittest.
 pub async fn default_command(configured: Option<&str>) -> String {
     if let Some(command) = configured {
         return command.to_string();
     }
     let has_pytest = tokio::process::Command::new("python3")
         .args(["-c", "import pytest"])
+        .env_clear()
+        .env("PATH", crate::safety::git::safe_path())
+        .current_dir("/")
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -56,83 +64,31 @@ pub async fn default_command(configured: Option<&str>) -> String {
     }
 }
 
-/// Runs `command` with `sh -c` in `clone`.
+/// Runs `command` with `sh -c` in `clone`, inside the sandbox (no network).
 pub async fn run(clone: &Path, command: &str, settings: &CheckSettings) -> CheckRun {
-    let bwrap = crate::which("bwrap");
     let started = Instant::now();
-    let mut process = match &bwrap {
-        Some(bwrap) => {
-            let clone_arg = clone.to_string_lossy().into_owned();
-            let mut p = tokio::process::Command::new(bwrap);
-            p.args(["--ro-bind", "/", "/", "--tmpfs", "/tmp"]);
-            for dir in settings
-                .hidden_dirs
-                .iter()
-                .filter(|d| d.is_dir() && !clone.starts_with(d))
-            {
-                p.arg("--tmpfs").arg(dir);
-            }
-            for dir in settings
-                .hidden_dirs
-                .iter()
-                .filter(|d| d.is_dir() && clone.starts_with(d))
-            {
-                // The clone lives inside: hide the directory, then bind the clone back.
-                p.arg("--tmpfs").arg(dir);
-            }
-            p.args([
-                "--bind", &clone_arg, &clone_arg, "--proc", "/proc", "--dev", "/dev",
-            ])
-            .args([
-                "--unshare-all",
-                "--die-with-parent",
-                "--new-session",
-                "--chdir",
-                &clone_arg,
-            ])
-            .args(["sh", "-c", command]);
-            p
-        }
-        None => {
-            tracing::warn!("bwrap not found: running checks without the network sandbox");
-            let mut p = tokio::process::Command::new("sh");
-            p.args(["-c", command]).current_dir(clone);
-            p
-        }
+    let sandboxed = settings.sandbox.enforced();
+    let failed = |why: String| CheckRun {
+        command: command.into(),
+        passed: false,
+        exit_code: None,
+        timed_out: false,
+        sandboxed,
+        duration_ms: 0,
+        output_tail: why,
     };
-    // Keep the user's tool locations (pyenv, ~/.local/bin), never their other variables.
-    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    let mut process = match settings.sandbox.command(clone, command, false) {
+        Ok(process) => process,
+        Err(e) => return failed(e.to_string()),
+    };
     process
-        .env_clear()
-        .env("PATH", path)
-        .env(
-            "HOME",
-            if bwrap.is_some() {
-                "/tmp".into()
-            } else {
-                clone.to_string_lossy().into_owned()
-            },
-        )
-        .env("LANG", "C.UTF-8")
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("CI", "true")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let mut child = match process.spawn() {
         Ok(child) => child,
-        Err(e) => {
-            return CheckRun {
-                command: command.into(),
-                passed: false,
-                exit_code: None,
-                timed_out: false,
-                sandboxed: bwrap.is_some(),
-                duration_ms: 0,
-                output_tail: format!("cannot start the checks: {e}"),
-            }
-        }
+        Err(e) => return failed(format!("cannot start the checks: {e}")),
     };
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
@@ -155,7 +111,8 @@ pub async fn run(clone: &Path, command: &str, settings: &CheckSettings) -> Check
             true,
         ),
     };
-    let text = String::from_utf8_lossy(&output);
+    let secrets: Vec<&SecretString> = settings.secrets.iter().collect();
+    let text = crate::safety::redact(&String::from_utf8_lossy(&output), &secrets);
     let tail_start = text.len().saturating_sub(TAIL_BYTES);
     let tail_start = (tail_start..text.len())
         .find(|i| text.is_char_boundary(*i))
@@ -165,7 +122,7 @@ pub async fn run(clone: &Path, command: &str, settings: &CheckSettings) -> Check
         passed: status.is_some_and(|s| s.success()),
         exit_code: status.and_then(|s| s.code()),
         timed_out,
-        sandboxed: bwrap.is_some(),
+        sandboxed,
         duration_ms: started.elapsed().as_millis() as u64,
         output_tail: text[tail_start..].to_string(),
     }

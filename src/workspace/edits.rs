@@ -13,9 +13,11 @@
 //! ```
 //! An empty SEARCH creates the file (or replaces a whole empty file).
 
-use std::path::{Component, Path};
+use std::path::Path;
 
 use serde::Serialize;
+
+use crate::safety::paths::{self, RepoPath};
 
 use crate::team::team_config::TeamConfig;
 
@@ -137,53 +139,24 @@ fn clean_path_line(line: &str) -> String {
     for prefix in ["File:", "file:", "Path:", "path:", "#"] {
         t = t.strip_prefix(prefix).unwrap_or(t).trim();
     }
-    t.trim_matches(|c| c == '`' || c == '*' || c == '"' || c == '\'' || c == ':')
-        .trim()
-        .to_string()
+    let t = t
+        .trim_matches(|c| c == '`' || c == '*' || c == '"' || c == '\'' || c == ':')
+        .trim();
+    // "./src/app.py" is how many models write a path; the guard sees "src/app.py".
+    t.strip_prefix("./").unwrap_or(t).to_string()
 }
 
-/// Checks that `path` stays inside the clone and outside protected paths.
-pub fn check_path(clone: &Path, path: &str, config: &TeamConfig) -> Result<(), String> {
-    let relative = Path::new(path);
-    if path.is_empty() || relative.is_absolute() || path.starts_with('~') {
-        return Err(format!(
-            "{path}: only paths inside the repository are allowed"
-        ));
-    }
-    if relative.components().any(|c| {
-        matches!(
-            c,
-            Component::ParentDir | Component::Prefix(_) | Component::RootDir
-        )
-    }) {
-        return Err(format!("{path}: `..` is not allowed in paths"));
-    }
-    if relative
-        .components()
-        .next()
-        .is_some_and(|c| c.as_os_str() == ".git")
-    {
-        return Err(format!("{path}: .git/ is not part of the repository"));
-    }
-    if config.is_protected(path) || path == crate::team::team_config::PATH {
+/// Checks that `path` stays inside the clone and outside protected paths, through the one
+/// path guard ([`crate::safety::paths`]), and returns it normalised.
+pub fn check_path(clone: &Path, path: &str, config: &TeamConfig) -> Result<RepoPath, String> {
+    let checked = RepoPath::parse(path).map_err(|e| e.to_string())?;
+    if config.is_protected(&checked) || checked.is_under(crate::team::team_config::PATH) {
         return Err(format!(
             "{path}: protected by .llm-team.yml (project.protected_paths); leave it alone"
         ));
     }
-    // No component may be a symlink: writing through one could leave the clone.
-    let mut current = clone.to_path_buf();
-    for component in relative.components() {
-        current.push(component);
-        if let Ok(meta) = std::fs::symlink_metadata(&current) {
-            if meta.file_type().is_symlink() {
-                return Err(format!(
-                    "{path}: goes through a symlink ({}); not allowed",
-                    current.display()
-                ));
-            }
-        }
-    }
-    Ok(())
+    paths::resolve(clone, &checked).map_err(|e| e.to_string())?;
+    Ok(checked)
 }
 
 /// Applies blocks inside `clone`; every failure is described precisely, and a failed
@@ -192,10 +165,13 @@ pub fn apply(clone: &Path, blocks: &[EditBlock], config: &TeamConfig) -> ApplyRe
     let mut report = ApplyReport::default();
     for (n, block) in blocks.iter().enumerate() {
         let label = format!("block {} ({})", n + 1, block.path);
-        if let Err(why) = check_path(clone, &block.path, config) {
-            report.failures.push(format!("{label}: {why}"));
-            continue;
-        }
+        let checked = match check_path(clone, &block.path, config) {
+            Ok(checked) => checked,
+            Err(why) => {
+                report.failures.push(format!("{label}: {why}"));
+                continue;
+            }
+        };
         let lowered = block.replace.to_ascii_lowercase();
         if PLACEHOLDERS.iter().any(|p| lowered.contains(p))
             && !block.search.to_ascii_lowercase().contains("rest of")
@@ -204,8 +180,13 @@ pub fn apply(clone: &Path, blocks: &[EditBlock], config: &TeamConfig) -> ApplyRe
             report.failures.push(format!("{label}: the replacement contains a placeholder instead of code (like \"... rest of code unchanged\"); write out the full text"));
             continue;
         }
-        let path = clone.join(&block.path);
-        let existing = std::fs::read_to_string(&path).ok();
+        let existing = match paths::read_to_string(clone, &checked) {
+            Ok(existing) => existing,
+            Err(why) => {
+                report.failures.push(format!("{label}: {why}"));
+                continue;
+            }
+        };
         let updated = match (&existing, block.search.trim().is_empty()) {
             (None, true) => Ok(block.replace.clone()),
             (Some(old), true) if old.trim().is_empty() => Ok(block.replace.clone()),
@@ -214,25 +195,16 @@ pub fn apply(clone: &Path, blocks: &[EditBlock], config: &TeamConfig) -> ApplyRe
             (Some(old), false) => replace_once(old, &block.search, &block.replace),
         };
         match updated {
-            Ok(text) => {
-                if let Some(parent) = path.parent() {
-                    if let Err(e) = std::fs::create_dir_all(parent) {
-                        report
-                            .failures
-                            .push(format!("{label}: cannot create its directory: {e}"));
-                        continue;
+            Ok(text) => match paths::write(clone, &checked, &text) {
+                Ok(()) => {
+                    report.applied += 1;
+                    let name = checked.to_string();
+                    if !report.files.contains(&name) {
+                        report.files.push(name);
                     }
                 }
-                match std::fs::write(&path, text) {
-                    Ok(()) => {
-                        report.applied += 1;
-                        if !report.files.contains(&block.path) {
-                            report.files.push(block.path.clone());
-                        }
-                    }
-                    Err(e) => report.failures.push(format!("{label}: cannot write: {e}")),
-                }
-            }
+                Err(why) => report.failures.push(format!("{label}: {why}")),
+            },
             Err(why) => report.failures.push(format!("{label}: {why}")),
         }
     }
@@ -246,13 +218,28 @@ fn replace_once(text: &str, search: &str, replace: &str) -> Result<String, Strin
     let text_lf = text.replace("\r\n", "\n");
     let search = search.replace("\r\n", "\n");
     let replace = replace.replace("\r\n", "\n");
-    let result = match text_lf.matches(search.as_str()).count() {
-        1 => Ok(text_lf.replacen(search.as_str(), &replace, 1)),
+    // Exact matches count only where they start a line: a SEARCH quoted without its
+    // indentation must not match the middle of an indented line and leave the
+    // replacement mis-indented.
+    let at_line_starts: Vec<usize> = text_lf
+        .match_indices(search.as_str())
+        .map(|(at, _)| at)
+        .filter(|&at| at == 0 || text_lf.as_bytes()[at - 1] == b'\n')
+        .collect();
+    let result = match at_line_starts.len() {
+        1 => {
+            let at = at_line_starts[0];
+            Ok(format!(
+                "{}{replace}{}",
+                &text_lf[..at],
+                &text_lf[at + search.len()..]
+            ))
+        }
         n if n > 1 => Err(format!(
             "SEARCH matches {n} places; quote more lines so it matches exactly one"
         )),
-        _ => replace_lines(&text_lf, &search, &replace, |l| l.trim_end().to_string())
-            .or_else(|_| replace_lines(&text_lf, &search, &replace, |l| l.trim().to_string())),
+        _ => replace_lines(&text_lf, &search, &replace, false)
+            .or_else(|_| replace_lines(&text_lf, &search, &replace, true)),
     }?;
     Ok(if crlf {
         result.replace('\n', "\r\n")
@@ -261,14 +248,25 @@ fn replace_once(text: &str, search: &str, replace: &str) -> Result<String, Strin
     })
 }
 
+/// Replaces the one run of lines matching `search` ignoring trailing spaces, or, with
+/// `ignore_indent`, ignoring indentation too: then the replacement is shifted by the same
+/// indentation the match was off by (see [`reindent`]), so a method quoted at column 0
+/// stays inside its class.
 fn replace_lines(
     text: &str,
     search: &str,
     replace: &str,
-    norm: impl Fn(&str) -> String,
+    ignore_indent: bool,
 ) -> Result<String, String> {
+    let norm = |l: &str| {
+        if ignore_indent {
+            l.trim().to_string()
+        } else {
+            l.trim_end().to_string()
+        }
+    };
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    let wanted: Vec<String> = search.lines().map(&norm).collect();
+    let wanted: Vec<String> = search.lines().map(norm).collect();
     if wanted.is_empty() {
         return Err("SEARCH is empty".into());
     }
@@ -279,8 +277,17 @@ fn replace_lines(
         .collect();
     match starts.as_slice() {
         [start] => {
+            let matched: Vec<&str> = lines[*start..start + wanted.len()]
+                .iter()
+                .map(|l| l.trim_end_matches('\n'))
+                .collect();
+            let replace = if ignore_indent {
+                reindent(&matched, search, replace)?
+            } else {
+                replace.to_string()
+            };
             let mut out: String = lines[..*start].concat();
-            out.push_str(replace);
+            out.push_str(&replace);
             if !replace.ends_with('\n') && !replace.is_empty() {
                 out.push('\n');
             }
@@ -306,6 +313,77 @@ fn replace_lines(
             many.len()
         )),
     }
+}
+
+fn indent_of(line: &str) -> &str {
+    &line[..line.len() - line.trim_start().len()]
+}
+
+/// The indentation change that turns SEARCH's lines into the matched ones.
+#[derive(Debug, PartialEq, Eq)]
+enum Shift<'a> {
+    Add(&'a str),
+    Remove(&'a str),
+}
+
+/// Shifts `replace` by the indentation `search` was off by against `matched` (the file's
+/// lines), keeping the replacement's relative indentation. Refuses when the offset is not
+/// one consistent shift (tabs against spaces, lines that disagree) or when a replacement
+/// line is less indented than the shift removes.
+pub fn reindent(matched: &[&str], search: &str, replace: &str) -> Result<String, String> {
+    let pairs: Vec<(&str, &str)> = matched
+        .iter()
+        .zip(search.lines())
+        .filter(|(file, _)| !file.trim().is_empty())
+        .map(|(file, quoted)| (indent_of(file), indent_of(quoted)))
+        .collect();
+    let Some((file0, quoted0)) = pairs.first().copied() else {
+        return Ok(replace.to_string());
+    };
+    let shift = if let Some(extra) = file0.strip_suffix(quoted0) {
+        Shift::Add(extra)
+    } else if let Some(extra) = quoted0.strip_suffix(file0) {
+        Shift::Remove(extra)
+    } else {
+        return Err(format!(
+            "SEARCH matches only when indentation is ignored, and its indentation ({quoted0:?}) cannot be shifted to the file's ({file0:?}): tabs and spaces differ. Quote the lines with the file's own indentation"
+        ));
+    };
+    for (n, (file, quoted)) in pairs.iter().enumerate() {
+        let consistent = match shift {
+            Shift::Add(extra) => *file == format!("{extra}{quoted}"),
+            Shift::Remove(extra) => *quoted == format!("{extra}{file}"),
+        };
+        if !consistent {
+            return Err(format!(
+                "SEARCH matches only when indentation is ignored, and its lines are off by different amounts (line {} of SEARCH); quote the lines with the file's own indentation",
+                n + 1
+            ));
+        }
+    }
+    let mut out = String::new();
+    for (n, line) in replace.split_inclusive('\n').enumerate() {
+        if line.trim().is_empty() {
+            out.push_str(line);
+            continue;
+        }
+        match shift {
+            Shift::Add(extra) => {
+                out.push_str(extra);
+                out.push_str(line);
+            }
+            Shift::Remove(extra) => match line.strip_prefix(extra) {
+                Some(rest) => out.push_str(rest),
+                None => {
+                    return Err(format!(
+                        "line {} of REPLACE is less indented than SEARCH, so it cannot be shifted to the file's indentation; quote the lines with the file's own indentation",
+                        n + 1
+                    ))
+                }
+            },
+        }
+    }
+    Ok(out)
 }
 
 /// Whether the changes are within budget; `Err` says by how much they are not.
@@ -376,10 +454,10 @@ mod tests {
             search: "    return 1\n".into(),
             replace: "    return 10\n".into(),
         };
-        // The model lost the indentation and added trailing spaces.
+        // The model added trailing spaces.
         let drift = EditBlock {
             path: "a.py".into(),
-            search: "def g():   \nreturn 2\n".into(),
+            search: "def g():   \n    return 2\n".into(),
             replace: "def g():\n    return 20\n".into(),
         };
         let report = apply(dir.path(), &[exact, drift], &config());
@@ -388,6 +466,100 @@ mod tests {
             std::fs::read_to_string(dir.path().join("a.py")).unwrap(),
             "def f():\n    return 10\n\ndef g():\n    return 20\n"
         );
+    }
+
+    /// Issue 22: a SEARCH that matches only ignoring indentation shifts its REPLACE by the
+    /// same offset, keeping relative indentation; ambiguous offsets are refused.
+    #[test]
+    fn replacements_are_reindented_to_where_the_search_matched() {
+        let class = "class Tally:\n    def __init__(self):\n        self.n = 0\n\n    def add(self, k):\n        self.n += k\n\n    def total(self):\n        return self.n\n";
+        let nested = "def outer():\n    def inner(x):\n        return x\n    return inner\n";
+        let tabs = "class T:\n\tdef f(self):\n\t\treturn 1\n";
+        /// name, file, SEARCH, REPLACE, the file after (or the refusal's words)
+        type Case<'a> = (&'a str, &'a str, &'a str, &'a str, Result<&'a str, &'a str>);
+        let cases: &[Case] = &[
+            (
+                "method in a class, quoted at column 0",
+                class,
+                "def add(self, k):\n    self.n += k\n",
+                "def add(self, k, times=1):\n    self.n += k * times\n",
+                Ok("class Tally:\n    def __init__(self):\n        self.n = 0\n\n    def add(self, k, times=1):\n        self.n += k * times\n\n    def total(self):\n        return self.n\n"),
+            ),
+            (
+                "a replacement with deeper blocks",
+                class,
+                "def total(self):\n    return self.n\n",
+                "def total(self):\n    if self.n < 0:\n        raise ValueError(\"negative\")\n\n    return self.n\n",
+                Ok("class Tally:\n    def __init__(self):\n        self.n = 0\n\n    def add(self, k):\n        self.n += k\n\n    def total(self):\n        if self.n < 0:\n            raise ValueError(\"negative\")\n\n        return self.n\n"),
+            ),
+            (
+                "nested function, quoted one level too shallow",
+                nested,
+                "def inner(x):\n    return x\n",
+                "def inner(x):\n    return x * 2\n",
+                Ok("def outer():\n    def inner(x):\n        return x * 2\n    return inner\n"),
+            ),
+            (
+                "quoted too deep",
+                nested,
+                "            def inner(x):\n                return x\n",
+                "            def inner(x):\n                return -x\n",
+                Ok("def outer():\n    def inner(x):\n        return -x\n    return inner\n"),
+            ),
+            (
+                "tabs, quoted at column 0",
+                tabs,
+                "def f(self):\n\treturn 1\n",
+                "def f(self):\n\treturn 2\n",
+                Ok("class T:\n\tdef f(self):\n\t\treturn 2\n"),
+            ),
+            (
+                "spaces quoted against a file indented with tabs",
+                tabs,
+                "    def f(self):\n        return 1\n",
+                "    def f(self):\n        return 3\n",
+                Err("tabs and spaces differ"),
+            ),
+            (
+                "lines that disagree",
+                class,
+                "def add(self, k):\n        self.n += k\n",
+                "def add(self, k):\n    self.n -= k\n",
+                Err("off by different amounts"),
+            ),
+            (
+                "a replacement less indented than the shift removes",
+                nested,
+                "            def inner(x):\n                return x\n",
+                "def inner(x):\n    return x\n",
+                Err("less indented"),
+            ),
+        ];
+        for (name, file, search, replace, expected) in cases {
+            let dir = TempDir::new().unwrap();
+            std::fs::write(dir.path().join("m.py"), file).unwrap();
+            let block = EditBlock {
+                path: "m.py".into(),
+                search: search.to_string(),
+                replace: replace.to_string(),
+            };
+            let report = apply(dir.path(), &[block], &config());
+            let after = std::fs::read_to_string(dir.path().join("m.py")).unwrap();
+            match expected {
+                Ok(want) => {
+                    assert!(report.failures.is_empty(), "{name}: {:?}", report.failures);
+                    assert_eq!(&after, want, "{name}");
+                }
+                Err(why) => {
+                    assert!(
+                        report.failures.len() == 1 && report.failures[0].contains(why),
+                        "{name}: {:?}",
+                        report.failures
+                    );
+                    assert_eq!(&after, file, "{name}: the file is unchanged");
+                }
+            }
+        }
     }
 
     #[test]

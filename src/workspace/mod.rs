@@ -15,6 +15,7 @@ use self::git::{Git, GitError};
 use crate::error::{AppError, ErrorKind};
 use crate::locks::KeyedLocks;
 use crate::registry::Repo;
+use crate::safety::paths::{self, RepoPath};
 
 /// Why a workspace step failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,16 +56,22 @@ pub struct Clone {
 }
 
 impl Workspace {
+    /// `root` must be absolute (settings resolve it at start-up): a relative root would put
+    /// clones, and gaffer's git commands, wherever the process happens to run.
+    /// `git_url` is `GITHUB_GIT_URL`, the only host the token is sent to.
     pub fn new(
         root: PathBuf,
         token: Option<SecretString>,
+        git_url: &str,
         author_name: String,
         author_email: String,
     ) -> Self {
+        let root = std::path::absolute(&root).unwrap_or(root);
         Workspace {
             root,
             git: Git {
                 token,
+                token_origin: git::https_origin(git_url),
                 author_name,
                 author_email,
             },
@@ -77,18 +84,24 @@ impl Workspace {
     pub async fn checkout(&self, repo: &Repo) -> Result<Clone, WorkspaceError> {
         let guard = self.locks.lock(&repo.full_name).await;
         let dir = self.root.join(&repo.owner).join(&repo.name);
-        if !dir.join(".git").exists() {
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| WorkspaceError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        if !dir.join(".git").is_dir() {
+            if dir.exists() {
+                // A clone that died half-way: start again.
+                std::fs::remove_dir_all(&dir).map_err(|e| {
+                    WorkspaceError::Io(format!("cannot clear {}: {e}", dir.display()))
+                })?;
+            }
             let parent = dir.parent().expect("clone dir has a parent").to_path_buf();
-            let target = dir.to_string_lossy().into_owned();
-            self.git
-                .run_remote(
-                    &parent,
-                    &repo.clone_url,
-                    &["clone", "--quiet", "--no-tags", &repo.clone_url, &target],
-                )
-                .await?;
+            std::fs::create_dir_all(&parent).map_err(|e| {
+                WorkspaceError::Io(format!("cannot create {}: {e}", parent.display()))
+            })?;
+            self.git.clone_into(&parent, &repo.clone_url, &dir).await?;
+            if !dir.join(".git").is_dir() {
+                return Err(WorkspaceError::Io(format!(
+                    "git clone did not create {}",
+                    dir.join(".git").display()
+                )));
+            }
         } else {
             // The remote URL may have changed in the registry.
             self.git
@@ -188,7 +201,16 @@ impl Clone {
             .ok();
         let numstat = self
             .git
-            .run(&self.dir, &["diff", "--numstat", "HEAD"])
+            .run(
+                &self.dir,
+                &[
+                    "diff",
+                    "--no-ext-diff",
+                    "--no-textconv",
+                    "--numstat",
+                    "HEAD",
+                ],
+            )
             .await?;
         let mut files = 0;
         let mut added = 0;
@@ -205,45 +227,73 @@ impl Clone {
 
     /// Pushes HEAD to `branch`, refusing the default branch and anything outside the
     /// repo's branch prefix. Enforced here, whatever the caller asked for.
+    /// A branch that already exists on the remote is only replaced when every commit on it
+    /// (beyond the default branch) is gaffer's own, and only if it still points where the
+    /// last fetch saw it (`--force-with-lease` with that SHA): someone else's work is never
+    /// overwritten.
     pub async fn push(&self, branch: &str, branch_prefix: &str) -> Result<(), WorkspaceError> {
         check_push_target(branch, &self.default_branch, branch_prefix)?;
+        let expected = self.remote_branch_sha(branch).await.unwrap_or_default();
+        if !expected.is_empty() {
+            let range = format!("origin/{}..{expected}", self.default_branch);
+            let authors = self
+                .git
+                .run(&self.dir, &["log", "--format=%ae%x09%ce", &range])
+                .await?;
+            let own = self.git.author_email.to_ascii_lowercase();
+            if let Some(other) = authors
+                .lines()
+                .flat_map(|l| l.split('\t'))
+                .find(|email| email.to_ascii_lowercase() != own)
+            {
+                return Err(WorkspaceError::PushRefused {
+                    branch: branch.to_string(),
+                    why: format!("it has commits by someone else ({other}); gaffer never overwrites another person's work"),
+                });
+            }
+        }
         let refspec = format!("HEAD:refs/heads/{branch}");
+        let lease = format!("--force-with-lease=refs/heads/{branch}:{expected}");
         self.git
             .run_remote(
                 &self.dir,
                 &self.clone_url,
-                &["push", "--quiet", "--force-with-lease", "origin", &refspec],
+                &["push", "--quiet", &lease, "origin", &refspec],
             )
             .await?;
         Ok(())
     }
 
-    pub fn path(&self, relative: &str) -> PathBuf {
-        self.dir.join(relative)
-    }
-
-    /// Reads a file of the clone, if present.
+    /// Reads a file of the clone, if present, through the path guard (never through a
+    /// symlink, never `.git`, never more than the read limit).
     pub fn read(&self, relative: &str) -> Option<String> {
-        std::fs::read_to_string(self.path(relative)).ok()
+        let path = RepoPath::parse(relative).ok()?;
+        paths::read_to_string(&self.dir, &path).ok().flatten()
     }
 
     /// Writes a file of the clone (gaffer's own, deterministic writes; model edits go
-    /// through [`edits::apply`]).
+    /// through [`edits::apply`]), through the same guard.
     pub fn write(&self, relative: &str, text: &str) -> Result<(), WorkspaceError> {
-        let path = self.path(relative);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| WorkspaceError::Io(e.to_string()))?;
-        }
-        std::fs::write(&path, text)
-            .map_err(|e| WorkspaceError::Io(format!("cannot write {relative}: {e}")))
+        let path = RepoPath::parse(relative).map_err(|e| WorkspaceError::Io(e.to_string()))?;
+        paths::write(&self.dir, &path, text).map_err(|e| WorkspaceError::Io(e.to_string()))
     }
 
-    /// Tracked files of the clone, for prompts.
+    /// Tracked regular files of the clone, for prompts: symlinks and submodules are left
+    /// out (their targets are not the repository's to show).
     pub async fn files(&self) -> Vec<String> {
         self.git
-            .run(&self.dir, &["ls-files"])
+            .run(&self.dir, &["ls-files", "-s"])
             .await
-            .map(|out| out.lines().map(str::to_string).collect())
+            .map(|out| {
+                out.lines()
+                    .filter_map(|l| {
+                        let (meta, path) = l.split_once('\t')?;
+                        let mode = meta.split_whitespace().next()?;
+                        (mode == "100644" || mode == "100755").then(|| path.to_string())
+                    })
+                    .filter(|p| RepoPath::parse(p).is_ok())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

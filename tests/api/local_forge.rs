@@ -17,7 +17,9 @@ fn gaffer(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .current_dir(dir)
         .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        // Local-forge origins must live under GAFFER_LOCAL_ROOT (default: the data dir).
+        .env("GAFFER_LOCAL_ROOT", dir);
     for (k, v) in NO_MODELS {
         command.env(k, v);
     }
@@ -140,6 +142,8 @@ async fn the_http_routes_list_merge_and_close_local_prs() {
     let origin = origin_in(dir.path());
     let mut vars: Vec<(&str, &str)> = NO_MODELS.to_vec();
     vars.push(("GITHUB_API_URL", "http://127.0.0.1:9")); // never called
+    let root = dir.path().display().to_string();
+    vars.push(("GAFFER_LOCAL_ROOT", &root));
     let app = spawn_app_with(&vars).await;
     let body = json!({"full_name": "me/tally", "mode": "pr", "forge": "local", "clone_url": format!("file://{}", origin.display())});
     assert_eq!(app.post_json("/repos", &body).await.status(), 201);

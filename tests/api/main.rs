@@ -1,10 +1,13 @@
 //! Black-box tests: each starts gaffer on a random port with a temporary data directory
 //! and talks to it over HTTP, or runs the `gaffer` binary as a user would.
 
+mod chaos;
 mod cli;
+mod deliveries;
 mod demo;
 mod dockerfile;
 mod doctor;
+mod exactly_once;
 mod github_client;
 mod github_recorded;
 mod health;
@@ -16,6 +19,7 @@ mod poller;
 mod repos;
 mod review_integrate;
 mod roles;
+mod security;
 mod standalone;
 #[path = "../support/mod.rs"]
 mod support;

@@ -230,6 +230,8 @@ async fn a_local_forge_repo_works_like_a_github_one() {
     );
     let mut vars: Vec<(&str, &str)> = NO_MODELS.to_vec();
     vars.push(("GITHUB_API_URL", "http://127.0.0.1:9")); // never called
+    let root = dir.path().display().to_string();
+    vars.push(("GAFFER_LOCAL_ROOT", &root));
     let app = spawn_app_with(&vars).await;
 
     let bad = app.post_json("/repos", &json!({"full_name": "me/tally", "forge": "local", "clone_url": format!("file://{}", dir.path().display())})).await;

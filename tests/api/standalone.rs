@@ -11,9 +11,7 @@ fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
-            if path.file_name().is_some_and(|n| n != "fixtures") {
-                files_under(&path, out);
-            }
+            files_under(&path, out);
         } else {
             out.push(path);
         }

@@ -170,8 +170,8 @@ async fn bad_signatures_are_401_and_store_nothing() {
 
 #[tokio::test]
 async fn a_repo_secret_from_its_env_variable_is_the_one_that_counts() {
-    let app = app_with(&[("HELLO_WORLD_HOOK", "per-repo-secret")]).await;
-    let body = json!({"full_name": REPO, "overrides": {"webhook_secret_env": "HELLO_WORLD_HOOK"}});
+    let app = app_with(&[("HELLO_WORLD_WEBHOOK_SECRET", "per-repo-secret")]).await;
+    let body = json!({"full_name": REPO, "overrides": {"webhook_secret_env": "HELLO_WORLD_WEBHOOK_SECRET"}});
     assert_eq!(app.post_json("/repos", &body).await.status(), 201);
     let payload = fixture("issues.opened");
     assert_error(
@@ -505,4 +505,34 @@ async fn deliveries_left_pending_by_a_crash_are_processed_at_start() {
     let d = processed(&app, "Codertocat/Hello-World", "left-behind").await;
     assert_eq!(d["status"], "done");
     assert_eq!(d["verdict"], "issues opened: recorded");
+}
+
+/// An outsider's PR on a task branch, its body carrying gaffer's marker: the delivery is
+/// recorded, no review is posted, and a payload that claims a trusted association is
+/// still checked against the PR GitHub reports.
+#[tokio::test]
+async fn an_outsiders_pr_is_recorded_not_reviewed_whatever_its_body_says() {
+    let (fake, app, _head) = routed().await;
+    let branch = "feature/T-0007-evil";
+    let sha = fake.commit(REPO, branch, &[("tests/test_x.py", "import os\n")], "evil");
+    let body = "<!-- gaffer:task=T-0007 role=developer -->";
+    let number = fake.open_pull_as(REPO, branch, body, "mallory", "NONE");
+    let mut payload = pr_payload("pull_request.opened", &sha);
+    payload["pull_request"]["number"] = json!(number);
+    payload["pull_request"]["head"]["ref"] = json!(branch);
+    payload["pull_request"]["body"] = json!(body);
+    payload["pull_request"]["user"]["login"] = json!("mallory");
+    payload["pull_request"]["author_association"] = json!("NONE");
+    deliver_signed(&app, "pull_request", "x1", &payload).await;
+    let d = processed(&app, "Codertocat/Hello-World", "x1").await;
+    assert!(
+        d["verdict"].as_str().unwrap().contains("not reviewed"),
+        "{d}"
+    );
+    // The same PR, the payload claiming OWNER: the Reviewer asks GitHub and refuses.
+    payload["pull_request"]["author_association"] = json!("OWNER");
+    deliver_signed(&app, "pull_request", "x2", &payload).await;
+    let d = processed(&app, "Codertocat/Hello-World", "x2").await;
+    assert!(d["verdict"].as_str().unwrap().contains("skipped"), "{d}");
+    assert!(fake.reviews(REPO, number).is_empty());
 }

@@ -50,7 +50,7 @@ pub async fn spawn_app_in(data_dir: Arc<TempDir>, vars: &[(&str, &str)]) -> Test
     tokio::spawn(app.run());
     TestApp {
         address,
-        client: reqwest::Client::new(),
+        client: client_builder().build().unwrap(),
         data_dir,
         handle,
     }
@@ -66,6 +66,8 @@ impl TestApp {
     }
 
     /// A POST with no body (role runs, scans, polls).
+    /// A body-less POST, as gaffer's own clients send it (saying it is not a cross-site
+    /// form post).
     pub async fn post(&self, path: &str) -> reqwest::Response {
         self.client.post(self.url(path)).send().await.unwrap()
     }
@@ -144,6 +146,19 @@ pub async fn assert_error(response: reqwest::Response, status: u16) -> String {
 /// The built `gaffer` binary, for CLI tests.
 pub fn gaffer_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gaffer"))
+}
+
+/// An HTTP client as gaffer's own tools talk to it: saying, with `X-Gaffer-Request`, that
+/// a body-less POST is not a cross-site form post (tests of that guard use a bare client).
+pub fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().default_headers(
+        [(
+            reqwest::header::HeaderName::from_static("x-gaffer-request"),
+            reqwest::header::HeaderValue::from_static("1"),
+        )]
+        .into_iter()
+        .collect(),
+    )
 }
 
 /// The example target repo shipped with gaffer.

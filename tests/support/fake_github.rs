@@ -36,6 +36,90 @@ pub enum Fault {
     TooManyRequests { retry_after: Option<u64> },
     /// 401 "Bad credentials".
     BadCredentials,
+    /// Do the request (a write: the PR, review or comment is made), then answer 502.
+    AfterWrite502,
+    /// Do the request, then drop the connection mid-answer.
+    AfterWriteDrop,
+    /// Do the request, then hold the answer this long (past the client's timeout).
+    AfterWriteStall(Duration),
+}
+
+/// Seeded random faults: the first four writes (POST/PATCH/PUT/DELETE) to each endpoint get
+/// each write fault in turn: done and then answered 502, done and then cut off, done and
+/// then stalled past the timeout, and 502 without doing it; later writes get one of them
+/// with probability `write_rate`. Each read fails with 502 (not done) with `read_rate`.
+#[derive(Debug)]
+pub struct Chaos {
+    pub rng: rand::rngs::StdRng,
+    pub write_rate: f64,
+    pub read_rate: f64,
+    pub stall: Duration,
+    /// Faults injected so far, by kind (`"502 after write"`, ...).
+    pub injected: BTreeMap<String, u64>,
+    /// Writes seen per endpoint.
+    writes: BTreeMap<String, u64>,
+}
+
+impl Chaos {
+    pub fn new(seed: u64, write_rate: f64, read_rate: f64, stall: Duration) -> Chaos {
+        use rand::SeedableRng;
+        Chaos {
+            rng: rand::rngs::StdRng::seed_from_u64(seed),
+            write_rate,
+            read_rate,
+            stall,
+            injected: BTreeMap::new(),
+            writes: BTreeMap::new(),
+        }
+    }
+
+    fn pick(&mut self, method: &str, path: &str) -> Option<Fault> {
+        use rand::Rng;
+        if path.ends_with("/rate_limit") {
+            return None;
+        }
+        if method == "GET" {
+            if self.rng.random_bool(self.read_rate) {
+                *self.injected.entry("502 on a read".into()).or_default() += 1;
+                return Some(Fault::Status(502));
+            }
+            return None;
+        }
+        let endpoint = format!("{method} {}", endpoint(path));
+        let seen = self.writes.entry(endpoint.clone()).or_default();
+        *seen += 1;
+        let kind = match *seen {
+            n @ 1..=4 => n - 1,
+            _ if self.rng.random_bool(self.write_rate) => self.rng.random_range(0..4),
+            _ => return None,
+        };
+        let (name, fault) = match kind {
+            0 => ("502 after write", Fault::AfterWrite502),
+            1 => ("drop after write", Fault::AfterWriteDrop),
+            2 => ("stall after write", Fault::AfterWriteStall(self.stall)),
+            _ => ("502 before write", Fault::Status(502)),
+        };
+        *self
+            .injected
+            .entry(format!("{name} ({endpoint})"))
+            .or_default() += 1;
+        Some(fault)
+    }
+}
+
+/// A path with numbers and names reduced to placeholders (`/repos/:o/:r/pulls/:n/reviews`).
+fn endpoint(path: &str) -> String {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    segments
+        .iter()
+        .enumerate()
+        .map(|(i, s)| match (i, s.parse::<u64>().is_ok()) {
+            (1 | 2, _) if segments[0] == "repos" => ":r",
+            (_, true) => ":n",
+            _ => s,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// What the token the fake accepts may do, as GitHub would report and enforce it.
@@ -117,6 +201,8 @@ struct Pull {
     merged_at: Option<String>,
     merge_commit_sha: Option<String>,
     user: String,
+    /// GitHub's `author_association` of `user` on the repo.
+    association: String,
     labels: Vec<String>,
     created_at: String,
     updated_at: String,
@@ -168,6 +254,9 @@ struct State {
     log: Vec<LoggedRequest>,
     next_id: u64,
     clock: u64,
+    chaos: Option<Chaos>,
+    /// Every request is answered 502 until then (GitHub down for a while).
+    outage_until: Option<std::time::Instant>,
 }
 
 impl State {
@@ -241,6 +330,8 @@ impl FakeGithub {
             log: Vec::new(),
             next_id: 1000,
             clock: 0,
+            chaos: None,
+            outage_until: None,
         }));
         let shared = web::Data::from(Arc::clone(&state));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -371,6 +462,31 @@ impl FakeGithub {
         reply.body.unwrap()["number"].as_u64().unwrap()
     }
 
+    /// Opens a PR as `login` with the given `author_association` (an outsider: "NONE").
+    pub fn open_pull_as(
+        &self,
+        full_name: &str,
+        head: &str,
+        body: &str,
+        login: &str,
+        association: &str,
+    ) -> u64 {
+        let number = self.open_pull(full_name, head, "main", "a change", body);
+        let mut state = self.lock();
+        let repo = state
+            .repos
+            .get_mut(&full_name.to_ascii_lowercase())
+            .expect("repo");
+        let pull = repo
+            .pulls
+            .iter_mut()
+            .find(|p| p.number == number)
+            .expect("pull");
+        pull.user = login.to_string();
+        pull.association = association.to_string();
+        number
+    }
+
     /// Merges a PR with a real merge commit, as the merge button does.
     pub fn merge(&self, full_name: &str, number: u64) -> Result<String, String> {
         let mut state = self.lock();
@@ -474,6 +590,43 @@ impl FakeGithub {
         ));
     }
 
+    /// Answers every request with 502 for this long from now (an outage).
+    pub fn outage(&self, length: Duration) {
+        self.lock().outage_until = Some(std::time::Instant::now() + length);
+    }
+
+    /// Seeded random faults from now on (see [`Chaos`]); `None` stops them.
+    pub fn set_chaos(&self, chaos: Option<Chaos>) {
+        self.lock().chaos = chaos;
+    }
+
+    /// The faults chaos injected so far, by kind.
+    pub fn chaos_injected(&self) -> BTreeMap<String, u64> {
+        self.lock()
+            .chaos
+            .as_ref()
+            .map(|c| c.injected.clone())
+            .unwrap_or_default()
+    }
+
+    /// The author of PR `number` deletes their account: the API shows `user: null` for the
+    /// PR and for their comments and reviews, as GitHub does.
+    pub fn delete_author(&self, full_name: &str, number: u64) {
+        let mut state = self.lock();
+        let repo = state
+            .repos
+            .get_mut(&full_name.to_ascii_lowercase())
+            .unwrap();
+        let pull = repo.pulls.iter_mut().find(|p| p.number == number).unwrap();
+        let login = std::mem::take(&mut pull.user);
+        for c in repo.comments.iter_mut().filter(|c| c.user == login) {
+            c.user.clear();
+        }
+        for r in repo.reviews.iter_mut().filter(|r| r.user == login) {
+            r.user.clear();
+        }
+    }
+
     pub fn set_latency(&self, latency: Duration) {
         self.lock().latency = latency;
     }
@@ -526,7 +679,14 @@ async fn handle(
 ) -> HttpResponse {
     let (latency, fault) = {
         let mut s = state.lock().unwrap();
-        (s.latency, s.faults.pop_front())
+        let queued = s.faults.pop_front();
+        let method = req.method().to_string();
+        let chaotic = s.chaos.as_mut().and_then(|c| c.pick(&method, req.path()));
+        let down = s
+            .outage_until
+            .is_some_and(|until| std::time::Instant::now() < until)
+            .then_some(Fault::Status(502));
+        (s.latency, down.or(queued).or(chaotic))
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -540,7 +700,17 @@ async fn handle(
     let if_none_match = header("if-none-match");
     let authorization = header("authorization");
     let mut conditional_hit = false;
+    let mut after = None;
     let reply = match fault {
+        Some(f @ (Fault::AfterWrite502 | Fault::AfterWriteDrop | Fault::AfterWriteStall(_))) => {
+            let done = route_locked(&req, &body, &state);
+            after = Some(f);
+            if matches!(after, Some(Fault::AfterWrite502)) {
+                Reply::error(502, "Bad Gateway")
+            } else {
+                done
+            }
+        }
         Some(Fault::Delay(delay)) => {
             tokio::time::sleep(delay).await;
             route_locked(&req, &body, &state)
@@ -581,56 +751,70 @@ async fn handle(
         }
     };
 
-    let mut s = state.lock().unwrap();
-    let mut builder =
-        HttpResponse::build(actix_web::http::StatusCode::from_u16(reply.status).unwrap());
-    let mut payload = None;
-    if let Some(value) = &reply.body {
-        let text = serde_json::to_vec(value).unwrap();
-        if req.method() == actix_web::http::Method::GET && reply.status == 200 {
-            let etag = format!("W/\"{}\"", hex::encode(&Sha256::digest(&text)[..16]));
-            conditional_hit = if_none_match.as_deref() == Some(etag.as_str());
-            builder.insert_header(("etag", etag));
+    let (mut builder, payload) = {
+        let mut s = state.lock().unwrap();
+        let mut builder =
+            HttpResponse::build(actix_web::http::StatusCode::from_u16(reply.status).unwrap());
+        let mut payload = None;
+        if let Some(value) = &reply.body {
+            let text = serde_json::to_vec(value).unwrap();
+            if req.method() == actix_web::http::Method::GET && reply.status == 200 {
+                let etag = format!("W/\"{}\"", hex::encode(&Sha256::digest(&text)[..16]));
+                conditional_hit = if_none_match.as_deref() == Some(etag.as_str());
+                builder.insert_header(("etag", etag));
+            }
+            payload = Some(text);
         }
-        payload = Some(text);
+        let free = conditional_hit || req.path().ends_with("/rate_limit") || s.rate_remaining == 0;
+        if !free {
+            s.rate_remaining = s.rate_remaining.saturating_sub(1);
+        }
+        let secondary = reply.status == 429
+            || (reply.status == 403 && reply.headers.iter().any(|(k, _)| k == "retry-after"));
+        if !secondary {
+            builder
+                .insert_header(("x-ratelimit-limit", s.rate_limit.to_string()))
+                .insert_header(("x-ratelimit-remaining", s.rate_remaining.to_string()))
+                .insert_header((
+                    "x-ratelimit-used",
+                    (s.rate_limit - s.rate_remaining).to_string(),
+                ))
+                .insert_header(("x-ratelimit-reset", s.rate_reset.to_string()))
+                .insert_header(("x-ratelimit-resource", "core"));
+        }
+        for (k, v) in &reply.headers {
+            builder.insert_header((k.as_str(), v.as_str()));
+        }
+        if let Some(TokenGrant::Classic(scopes)) = &s.grant {
+            builder.insert_header(("x-oauth-scopes", scopes.join(", ")));
+        }
+        let status = if conditional_hit { 304 } else { reply.status };
+        s.log.push(LoggedRequest {
+            method: req.method().to_string(),
+            path: match req.query_string() {
+                "" => req.path().to_string(),
+                q => format!("{}?{}", req.path(), q),
+            },
+            status,
+            if_none_match,
+            authorization,
+            accept: header("accept"),
+            api_version: header("x-github-api-version"),
+            user_agent: header("user-agent"),
+        });
+        (builder, payload)
+    };
+    if let Some(Fault::AfterWriteStall(stall)) = after {
+        // Logged and done; the answer waits.
+        tokio::time::sleep(stall).await;
     }
-    let free = conditional_hit || req.path().ends_with("/rate_limit") || s.rate_remaining == 0;
-    if !free {
-        s.rate_remaining = s.rate_remaining.saturating_sub(1);
+    if after == Some(Fault::AfterWriteDrop) {
+        // Headers go out, then the body stream fails: the connection is cut.
+        let broken = futures_util::stream::once(async {
+            Err::<web::Bytes, _>(std::io::Error::other("connection dropped by the fake"))
+        });
+        return builder.streaming(broken);
     }
-    let secondary = reply.status == 429
-        || (reply.status == 403 && reply.headers.iter().any(|(k, _)| k == "retry-after"));
-    if !secondary {
-        builder
-            .insert_header(("x-ratelimit-limit", s.rate_limit.to_string()))
-            .insert_header(("x-ratelimit-remaining", s.rate_remaining.to_string()))
-            .insert_header((
-                "x-ratelimit-used",
-                (s.rate_limit - s.rate_remaining).to_string(),
-            ))
-            .insert_header(("x-ratelimit-reset", s.rate_reset.to_string()))
-            .insert_header(("x-ratelimit-resource", "core"));
-    }
-    for (k, v) in &reply.headers {
-        builder.insert_header((k.as_str(), v.as_str()));
-    }
-    if let Some(TokenGrant::Classic(scopes)) = &s.grant {
-        builder.insert_header(("x-oauth-scopes", scopes.join(", ")));
-    }
-    let status = if conditional_hit { 304 } else { reply.status };
-    s.log.push(LoggedRequest {
-        method: req.method().to_string(),
-        path: match req.query_string() {
-            "" => req.path().to_string(),
-            q => format!("{}?{}", req.path(), q),
-        },
-        status,
-        if_none_match,
-        authorization,
-        accept: header("accept"),
-        api_version: header("x-github-api-version"),
-        user_agent: header("user-agent"),
-    });
     if conditional_hit {
         builder.status(actix_web::http::StatusCode::NOT_MODIFIED);
         return builder.finish();
@@ -673,6 +857,9 @@ fn route(req: &HttpRequest, body: &[u8], s: &mut State) -> Reply {
         let core = json!({"limit": s.rate_limit, "remaining": s.rate_remaining,
                           "used": s.rate_limit.saturating_sub(s.rate_remaining), "reset": s.rate_reset});
         return Reply::json(200, json!({"resources": {"core": core}, "rate": core}));
+    }
+    if seg == ["user"] && method == "GET" {
+        return Reply::json(200, json!({"login": BOT_LOGIN, "id": 4242, "type": "User"}));
     }
     let ["repos", owner, name, rest @ ..] = seg.as_slice() else {
         return Reply::not_found();
@@ -843,10 +1030,12 @@ fn route(req: &HttpRequest, body: &[u8], s: &mut State) -> Reply {
             } else {
                 "pending"
             };
-            Reply::json(
-                200,
-                json!({"state": state, "sha": sha, "total_count": statuses.len(), "statuses": statuses}),
-            )
+            let total = statuses.len();
+            let mut reply = paginate(statuses, &query, &link_base);
+            let page = reply.body.take().unwrap_or_default();
+            reply.body =
+                Some(json!({"state": state, "sha": sha, "total_count": total, "statuses": page}));
+            reply
         }
         ("GET", ["commits", git_ref, "check-runs"]) => {
             let repo = &s.repos[&key];
@@ -854,7 +1043,12 @@ fn route(req: &HttpRequest, body: &[u8], s: &mut State) -> Reply {
             let runs: Vec<Value> = repo.check_runs.get(&sha).into_iter().flatten()
                 .map(|(name, status, conclusion)| json!({"name": name, "status": status, "conclusion": conclusion, "head_sha": sha}))
                 .collect();
-            Reply::json(200, json!({"total_count": runs.len(), "check_runs": runs}))
+            // Paged like GitHub: 30 a page unless `per_page` (up to 100), with `Link`.
+            let total = runs.len();
+            let mut reply = paginate(runs, &query, &link_base);
+            let page = reply.body.take().unwrap_or_default();
+            reply.body = Some(json!({"total_count": total, "check_runs": page}));
+            reply
         }
         _ => Reply::not_found(),
     }
@@ -876,6 +1070,15 @@ fn needed_permission(method: &str, rest: &[&str]) -> (&'static str, u8) {
         ["issues", ..] => ("pull_requests", level),
         ["contents", ".github", "workflows", ..] if level == 2 => ("workflows", 2),
         _ => ("contents", level),
+    }
+}
+
+/// A `nullable-simple-user`: null for a deleted account (an empty login here).
+fn user_json(login: &str) -> Value {
+    if login.is_empty() {
+        Value::Null
+    } else {
+        json!({"login": login, "id": 1, "type": "User"})
     }
 }
 
@@ -1003,7 +1206,7 @@ fn pull_json(repo: &Repo, pull: &Pull, full: bool) -> Value {
     let mut value = json!({
         "id": pull.number + 5000, "number": pull.number, "state": pull.state, "locked": false,
         "title": pull.title, "body": pull.body, "draft": pull.draft,
-        "user": {"login": pull.user},
+        "user": user_json(&pull.user),
         "labels": pull.labels.iter().map(|l| json!({"name": l})).collect::<Vec<_>>(),
         "html_url": format!("https://github.com/{full_name}/pull/{}", pull.number),
         "created_at": pull.created_at, "updated_at": pull.updated_at,
@@ -1011,7 +1214,7 @@ fn pull_json(repo: &Repo, pull: &Pull, full: bool) -> Value {
         "merged_at": pull.merged_at, "merge_commit_sha": pull.merge_commit_sha,
         "head": side(&pull.head_ref, head_sha(repo, pull)),
         "base": side(&pull.base_ref, base_sha(repo, pull)),
-        "author_association": "OWNER",
+        "author_association": pull.association,
     });
     if full {
         value["merged"] = json!(pull.merged_at.is_some());
@@ -1026,6 +1229,11 @@ fn list_pulls(repo: &Repo, query: &HashMap<String, String>, link_base: &str) -> 
         .pulls
         .iter()
         .filter(|p| wanted == "all" || p.state == wanted)
+        .filter(|p| match query.get("head") {
+            // `head=owner:branch`, as GitHub filters it.
+            Some(head) => head.eq_ignore_ascii_case(&format!("{}:{}", repo.owner, p.head_ref)),
+            None => true,
+        })
         .collect();
     // sort=updated&direction=desc (what gaffer asks for); default is newest first.
     if query.get("sort").map(String::as_str) == Some("updated") {
@@ -1149,6 +1357,9 @@ fn create_pull(s: &mut State, key: &str, body: &Value, user: &str) -> Reply {
         merged_at: None,
         merge_commit_sha: None,
         user: user.to_string(),
+        // gaffer's token is a bot without a role on the repo: its PRs are recognised by
+        // login (GET /user), never by association.
+        association: if user == BOT_LOGIN { "NONE" } else { "OWNER" }.to_string(),
         labels: Vec::new(),
         created_at: now.clone(),
         updated_at: now,
@@ -1270,7 +1481,7 @@ fn merge_pull(s: &mut State, key: &str, number: u64, body: &Value) -> Reply {
 }
 
 fn review_json(review: &PullReview) -> Value {
-    json!({"id": review.id, "user": {"login": review.user}, "body": review.body, "state": review.state,
+    json!({"id": review.id, "user": user_json(&review.user), "body": review.body, "state": review.state,
            "commit_id": review.commit_id, "submitted_at": "2026-01-01T00:00:00Z"})
 }
 
@@ -1311,7 +1522,7 @@ fn create_review(s: &mut State, key: &str, number: u64, body: &Value) -> Reply {
 }
 
 fn comment_json(c: &IssueComment) -> Value {
-    json!({"id": c.id, "body": c.body, "user": {"login": c.user}, "created_at": c.created_at,
+    json!({"id": c.id, "body": c.body, "user": user_json(&c.user), "created_at": c.created_at,
            "updated_at": c.updated_at, "author_association": "OWNER"})
 }
 

@@ -109,6 +109,27 @@ pub fn commit_files(
     deleted: &[&str],
     message: &str,
 ) -> String {
+    let entries: Vec<(&str, &[u8], &str)> = files.iter().map(|(p, c)| (*p, *c, "100644")).collect();
+    commit_entries(bare, branch, &entries, deleted, message)
+}
+
+/// Commits symlinks (`path -> target`) to `branch`, as a hostile repo would hold them.
+pub fn commit_symlinks(bare: &Path, branch: &str, links: &[(&str, &str)], message: &str) -> String {
+    let entries: Vec<(&str, &[u8], &str)> = links
+        .iter()
+        .map(|(p, target)| (*p, target.as_bytes(), "120000"))
+        .collect();
+    commit_entries(bare, branch, &entries, &[], message)
+}
+
+/// Commits `(path, content, mode)` entries and deletions to `branch` of a bare repo.
+fn commit_entries(
+    bare: &Path,
+    branch: &str,
+    files: &[(&str, &[u8], &str)],
+    deleted: &[&str],
+    message: &str,
+) -> String {
     let index = tempfile::NamedTempFile::new().unwrap();
     let index_path = index.path().to_string_lossy().into_owned();
     let env = [("GIT_INDEX_FILE", index_path.as_str())];
@@ -126,7 +147,7 @@ pub fn commit_files(
         Some(sha) => git_with(bare, &["read-tree", sha], &env, None).unwrap(),
         None => git_with(bare, &["read-tree", "--empty"], &env, None).unwrap(),
     };
-    for (path, content) in files {
+    for (path, content, mode) in files {
         let blob = git_with(bare, &["hash-object", "-w", "--stdin"], &[], Some(content)).unwrap();
         git_with(
             bare,
@@ -134,7 +155,7 @@ pub fn commit_files(
                 "update-index",
                 "--add",
                 "--cacheinfo",
-                &format!("100644,{blob},{path}"),
+                &format!("{mode},{blob},{path}"),
             ],
             &env,
             None,

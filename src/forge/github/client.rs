@@ -130,6 +130,29 @@ struct Inner {
     counters: Counters,
 }
 
+/// Whether a request may be sent again after an ambiguous failure (a 5xx, a timeout, a
+/// connection lost after sending), when GitHub may have done it already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// Doing it twice is the same as doing it once: reads, PUT, DELETE, and PATCHes that
+    /// set fields to given values (all gaffer's PATCHes are such).
+    Safe,
+    /// A second one would make a second thing (a PR, a review, a comment): never replayed
+    /// blindly.
+    Never,
+}
+
+impl Replay {
+    /// POST creates; every other method gaffer sends is idempotent.
+    pub fn for_method(method: &Method) -> Replay {
+        if method == Method::POST {
+            Replay::Never
+        } else {
+            Replay::Safe
+        }
+    }
+}
+
 enum LimitKind {
     Secondary { wait: Duration },
     Primary { reset: u64 },
@@ -221,30 +244,97 @@ impl GithubClient {
         Ok(items)
     }
 
-    /// A write (POST/PATCH/PUT/DELETE) with a JSON body, paced by the governor.
+    /// GET every page of a listing wrapped in an object (`{"total_count", FIELD: [...]}`,
+    /// as check runs and combined statuses are): the items of every page, and the first
+    /// page's whole object (for `total_count`, a combined `state`).
+    pub async fn get_all_wrapped<T: DeserializeOwned>(
+        &self,
+        mut url: Url,
+        field: &str,
+    ) -> ForgeResult<(Vec<T>, Value)> {
+        url.query_pairs_mut().append_pair("per_page", "100");
+        let mut items = Vec::new();
+        let mut first: Option<Value> = None;
+        let mut next = Some(url);
+        let mut pages = 0;
+        while let Some(page_url) = next.take() {
+            let response = self.send(Method::GET, page_url, None).await?;
+            let mut page: Value = parse_body(&response.body)?;
+            let list = page
+                .as_object_mut()
+                .and_then(|o| o.remove(field))
+                .unwrap_or(Value::Null);
+            if !list.is_null() {
+                items.extend(serde_json::from_value::<Vec<T>>(list).map_err(|e| {
+                    ForgeError::Protocol {
+                        message: format!("cannot parse {field}: {e}"),
+                    }
+                })?);
+            }
+            first.get_or_insert(page);
+            pages += 1;
+            if pages >= MAX_PAGES {
+                tracing::warn!(pages, "stopped following pagination at the page limit");
+                break;
+            }
+            next = response.next_page;
+        }
+        Ok((items, first.unwrap_or(Value::Null)))
+    }
+
+    /// A write (POST/PATCH/PUT/DELETE) with a JSON body, paced by the governor; replayed
+    /// after an ambiguous failure only when [`Replay::for_method`] allows it.
     pub async fn write_json<T: DeserializeOwned>(
         &self,
         method: Method,
         url: Url,
         body: &Value,
     ) -> ForgeResult<T> {
-        let response = self.send(method, url, Some(body)).await?;
+        let replay = Replay::for_method(&method);
+        let response = self.send_with(method, url, Some(body), replay).await?;
         parse_body(&response.body)
     }
 
-    /// A write whose answer body does not matter (DELETE, 204s).
-    pub async fn write(&self, method: Method, url: Url, body: Option<&Value>) -> ForgeResult<()> {
-        self.send(method, url, body).await.map(|_| ())
+    /// A write whose answer body does not matter (DELETE, 204s), with an explicit replay
+    /// policy (e.g. adding labels is a set union: [`Replay::Safe`] although it is a POST).
+    pub async fn write(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+        replay: Replay,
+    ) -> ForgeResult<()> {
+        self.send_with(method, url, body, replay).await.map(|_| ())
     }
 
-    /// Sends one request, with everything GitHub asks of a good client.
+    /// Sends one request, with everything GitHub asks of a good client, replaying it after
+    /// an ambiguous failure only when its method is idempotent.
     pub async fn send(
         &self,
         method: Method,
         url: Url,
         body: Option<&Value>,
     ) -> ForgeResult<ApiResponse> {
+        let replay = Replay::for_method(&method);
+        self.send_with(method, url, body, replay).await
+    }
+
+    /// [`Self::send`] with an explicit replay policy. With [`Replay::Never`], a 5xx, a
+    /// timeout or a connection lost after the request went out is not retried: it comes
+    /// back as [`ForgeError::AmbiguousWrite`], for `forge::once` to look up what happened.
+    /// Failures that prove nothing was done (a refused connection, a rate limit) are still
+    /// retried.
+    pub async fn send_with(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+        replay: Replay,
+    ) -> ForgeResult<ApiResponse> {
         let is_read = method == Method::GET || method == Method::HEAD;
+        let ambiguous = |what: String| ForgeError::AmbiguousWrite {
+            message: format!("{method} {}: {what}", url.path()),
+        };
         let cache_key = url.as_str().to_string();
         // Writes are serial and paced; the slot is held across this write's retries.
         let _write_slot = if is_read {
@@ -290,6 +380,10 @@ impl GithubClient {
             };
             let (status, headers, bytes) = match outcome {
                 Ok(answer) => answer,
+                // Not sent at all, or possibly done: only the first may be replayed blindly.
+                Err(e) if replay == Replay::Never && !e.is_connect() => {
+                    return Err(ambiguous(describe(&e)))
+                }
                 Err(e) if attempt < self.inner.options.max_retries => {
                     attempt += 1;
                     self.note_retry(
@@ -395,6 +489,9 @@ impl GithubClient {
                     return Err(ForgeError::Validation {
                         message: error_message(&bytes),
                     })
+                }
+                500..=599 if replay == Replay::Never => {
+                    return Err(ambiguous(format!("answered {status}")))
                 }
                 500..=599 if attempt < self.inner.options.max_retries => {
                     attempt += 1;

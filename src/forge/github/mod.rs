@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::json;
 
 pub use budget::{CounterSnapshot, RateBudget};
-pub use client::{ClientOptions, GithubClient};
+pub use client::{ClientOptions, GithubClient, Replay};
 pub use governor::WriteLimits;
 
 use self::types::{
@@ -28,11 +28,16 @@ use crate::registry::FullName;
 #[derive(Clone, Debug)]
 pub struct GithubForge {
     client: GithubClient,
+    /// The token's login, asked once (`GET /user`).
+    identity: std::sync::Arc<tokio::sync::OnceCell<String>>,
 }
 
 impl GithubForge {
     pub fn new(client: GithubClient) -> Self {
-        GithubForge { client }
+        GithubForge {
+            client,
+            identity: std::sync::Arc::default(),
+        }
     }
 
     /// The underlying client: its budget and counters are what the poller reports.
@@ -74,6 +79,20 @@ fn from_value<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Forge
 
 #[async_trait]
 impl Forge for GithubForge {
+    async fn identity(&self) -> ForgeResult<String> {
+        #[derive(serde::Deserialize)]
+        struct Me {
+            login: String,
+        }
+        self.identity
+            .get_or_try_init(|| async {
+                let me: Me = self.client.get_json(self.client.url(&["user"])).await?;
+                Ok(me.login)
+            })
+            .await
+            .cloned()
+    }
+
     async fn repo_info(&self, repo: &FullName) -> ForgeResult<RepoInfo> {
         let api: ApiRepo = self
             .client
@@ -149,6 +168,30 @@ impl Forge for GithubForge {
         }
         .map_err(|e| e.for_repo(repo))?;
         Ok(pulls.into_iter().map(PullRequest::from).collect())
+    }
+
+    /// `head=OWNER:branch&state=all`: GitHub filters by branch, whatever the PR's state.
+    async fn pulls_for_branch(
+        &self,
+        repo: &FullName,
+        branch: &str,
+    ) -> ForgeResult<Vec<PullRequest>> {
+        let mut url = self.repo_url(repo, &["pulls"]);
+        url.query_pairs_mut()
+            .append_pair("state", "all")
+            .append_pair("head", &format!("{}:{branch}", repo.owner()));
+        let pulls: Vec<ApiPull> = self
+            .client
+            .get_all(url)
+            .await
+            .map_err(|e| e.for_repo(repo))?;
+        let mut pulls: Vec<PullRequest> = pulls
+            .into_iter()
+            .map(PullRequest::from)
+            .filter(|p| p.head_ref == branch)
+            .collect();
+        pulls.sort_by_key(|p| std::cmp::Reverse(p.number));
+        Ok(pulls)
     }
 
     async fn pull(&self, repo: &FullName, number: u64) -> ForgeResult<PullRequest> {
@@ -281,27 +324,51 @@ impl Forge for GithubForge {
                 Method::POST,
                 self.repo_url(repo, &["issues", &number.to_string(), "labels"]),
                 Some(&json!({"labels": labels})),
+                // Adding labels is a set union: doing it twice changes nothing.
+                Replay::Safe,
             )
             .await
     }
 
     async fn remove_label(&self, repo: &FullName, number: u64, label: &str) -> ForgeResult<()> {
-        let url = self.repo_url(repo, &["issues", &number.to_string(), "labels", label]);
-        match self.client.write(Method::DELETE, url, None).await {
+        // The label is one path segment: `a/b` is sent as `a%2Fb`, not as two segments.
+        let mut url = self.repo_url(repo, &["issues", &number.to_string(), "labels"]);
+        url.path_segments_mut()
+            .expect("API URL is a base URL")
+            .push(label);
+        match self
+            .client
+            .write(Method::DELETE, url, None, Replay::Safe)
+            .await
+        {
             Err(ForgeError::NotFound { .. }) => Ok(()), // already absent: the goal holds
             other => other,
         }
     }
 
+    /// Every page of both listings (a commit can carry hundreds of check runs), and the
+    /// combined status's own `state`, which GitHub computes over all statuses.
     async fn ci_status(&self, repo: &FullName, git_ref: &str) -> ForgeResult<CiStatus> {
-        let combined: ApiCombinedStatus = self
+        let (statuses, first): (Vec<types::ApiStatus>, _) = self
             .client
-            .get_json(self.repo_url(repo, &["commits", git_ref, "status"]))
+            .get_all_wrapped(
+                self.repo_url(repo, &["commits", git_ref, "status"]),
+                "statuses",
+            )
             .await?;
-        let runs: ApiCheckRuns = self
+        let combined: ApiCombinedStatus = from_value(first)?;
+        let (check_runs, _) = self
             .client
-            .get_json(self.repo_url(repo, &["commits", git_ref, "check-runs"]))
+            .get_all_wrapped::<types::ApiCheckRun>(
+                self.repo_url(repo, &["commits", git_ref, "check-runs"]),
+                "check_runs",
+            )
             .await?;
+        let combined = ApiCombinedStatus {
+            statuses,
+            ..combined
+        };
+        let runs = ApiCheckRuns { check_runs };
         let mut checks: Vec<_> = combined
             .statuses
             .iter()
@@ -311,9 +378,11 @@ impl Forge for GithubForge {
             })
             .collect();
         checks.extend(runs.check_runs.iter().map(|r| r.to_check()));
+        let combined_failed = !combined.statuses.is_empty()
+            && matches!(combined.state.as_deref(), Some("failure" | "error"));
         let state = if checks.is_empty() {
             CiState::None
-        } else if checks.iter().any(|c| c.state == CiState::Failure) {
+        } else if combined_failed || checks.iter().any(|c| c.state == CiState::Failure) {
             CiState::Failure
         } else if checks.iter().any(|c| c.state == CiState::Pending) {
             CiState::Pending

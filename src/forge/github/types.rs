@@ -14,6 +14,14 @@ pub struct ApiUser {
     pub login: String,
 }
 
+/// The login GitHub shows for a deleted account; the API sends `user: null` for it
+/// (`nullable-simple-user` in GitHub's OpenAPI description).
+pub const GHOST: &str = "ghost";
+
+fn login(user: Option<ApiUser>) -> String {
+    user.map(|u| u.login).unwrap_or_else(|| GHOST.to_string())
+}
+
 #[derive(Debug, Deserialize)]
 pub struct ApiRepo {
     pub full_name: String,
@@ -42,7 +50,9 @@ pub struct ApiContent {
     pub name: String,
     pub path: String,
     pub sha: String,
+    #[serde(default)]
     pub content: Option<String>,
+    #[serde(default)]
     pub encoding: Option<String>,
 }
 
@@ -124,12 +134,17 @@ pub struct ApiLabel {
 pub struct ApiPull {
     pub number: u64,
     pub title: String,
+    #[serde(default)]
     pub body: Option<String>,
     pub state: String,
+    #[serde(default)]
     pub merged_at: Option<String>,
     pub head: ApiBranchRef,
     pub base: ApiBranchRef,
-    pub user: ApiUser,
+    /// `nullable-simple-user`: null when the author's account was deleted.
+    pub user: Option<ApiUser>,
+    #[serde(default)]
+    pub author_association: Option<String>,
     pub html_url: String,
     pub updated_at: String,
     #[serde(default)]
@@ -153,7 +168,8 @@ impl From<ApiPull> for PullRequest {
             head_ref: p.head.name,
             head_sha: p.head.sha,
             base_ref: p.base.name,
-            author: p.user.login,
+            author: login(p.user),
+            author_association: p.author_association,
             html_url: p.html_url,
             updated_at: p.updated_at,
             draft: p.draft.unwrap_or(false),
@@ -170,6 +186,8 @@ pub struct ApiPullFile {
     pub additions: u64,
     #[serde(default)]
     pub deletions: u64,
+    /// Absent for binary and very large files.
+    #[serde(default)]
     pub patch: Option<String>,
 }
 
@@ -188,8 +206,11 @@ impl From<ApiPullFile> for PullFile {
 #[derive(Debug, Deserialize)]
 pub struct ApiComment {
     pub id: u64,
+    /// Not required in the description.
+    #[serde(default)]
     pub body: Option<String>,
-    pub user: ApiUser,
+    /// `nullable-simple-user`.
+    pub user: Option<ApiUser>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -199,7 +220,7 @@ impl From<ApiComment> for Comment {
         Comment {
             id: c.id,
             body: c.body.unwrap_or_default(),
-            author: c.user.login,
+            author: login(c.user),
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
@@ -209,10 +230,13 @@ impl From<ApiComment> for Comment {
 #[derive(Debug, Deserialize)]
 pub struct ApiReview {
     pub id: u64,
+    #[serde(default)]
     pub commit_id: Option<String>,
+    #[serde(default)]
     pub body: Option<String>,
     pub state: String,
-    pub user: ApiUser,
+    /// `nullable-simple-user`.
+    pub user: Option<ApiUser>,
 }
 
 impl From<ApiReview> for Review {
@@ -222,7 +246,7 @@ impl From<ApiReview> for Review {
             commit_id: r.commit_id,
             body: r.body.unwrap_or_default(),
             state: r.state,
-            author: r.user.login,
+            author: login(r.user),
         }
     }
 }
@@ -235,6 +259,9 @@ pub struct ApiStatus {
 
 #[derive(Debug, Deserialize)]
 pub struct ApiCombinedStatus {
+    /// GitHub's verdict over every status (not only this page's).
+    #[serde(default)]
+    pub state: Option<String>,
     #[serde(default)]
     pub statuses: Vec<ApiStatus>,
 }
@@ -243,6 +270,8 @@ pub struct ApiCombinedStatus {
 pub struct ApiCheckRun {
     pub name: String,
     pub status: String,
+    /// Null until the run completes.
+    #[serde(default)]
     pub conclusion: Option<String>,
 }
 
@@ -476,5 +505,45 @@ mod tests {
                 "no fixture exercised {kind}: {checked:?}"
             );
         }
+    }
+
+    fn nullable_fixture(name: &str) -> Value {
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/nullable")
+            .join(format!("{name}.json"));
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        doc["body"].clone()
+    }
+
+    /// What GitHub's OpenAPI description allows to be null or absent parses: a PR, review
+    /// or comment by a deleted account (`user: null`), a null body, no `draft`, a running
+    /// check run's null conclusion.
+    #[test]
+    fn nullable_and_optional_fields_parse() {
+        let pulls: Vec<ApiPull> = parse(&nullable_fixture("pulls"), "pulls");
+        let pulls: Vec<PullRequest> = pulls.into_iter().map(PullRequest::from).collect();
+        assert_eq!(pulls[0].author, GHOST);
+        assert_eq!(pulls[0].body, "");
+        assert!(!pulls[0].draft);
+        assert_ne!(pulls[1].author, GHOST, "the others keep their author");
+
+        let reviews: Vec<ApiReview> = parse(&nullable_fixture("reviews"), "reviews");
+        let review = Review::from(reviews.into_iter().next().unwrap());
+        assert_eq!((review.author.as_str(), review.commit_id), (GHOST, None));
+
+        let comments: Vec<ApiComment> = parse(&nullable_fixture("comments"), "comments");
+        let comment = Comment::from(comments.into_iter().next().unwrap());
+        assert_eq!(
+            (comment.author.as_str(), comment.body.as_str()),
+            (GHOST, "")
+        );
+
+        let runs: ApiCheckRuns = parse(&nullable_fixture("check-runs"), "check runs");
+        let states: Vec<CiState> = runs.check_runs.iter().map(|r| r.to_check().state).collect();
+        assert_eq!(states, [CiState::Pending, CiState::Success]);
+
+        let status: ApiCombinedStatus = parse(&nullable_fixture("combined-status"), "status");
+        assert_eq!(status.state.as_deref(), Some("pending"));
+        assert_eq!(status.statuses.len(), 1);
     }
 }
