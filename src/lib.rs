@@ -6,6 +6,7 @@
 //! serves them over HTTP.
 
 pub mod config;
+pub mod config_file;
 pub mod demo;
 pub mod doctor;
 pub mod engine;
@@ -16,6 +17,7 @@ pub mod llm;
 pub mod locks;
 pub mod pipeline;
 pub mod poller;
+pub mod pulls;
 pub mod registry;
 pub mod roles;
 pub mod safety;
@@ -66,8 +68,8 @@ pub struct Gaffer {
 }
 
 impl Gaffer {
-    /// Opens the database under the data directory and registers `GH_OWNER/GH_REPO` on
-    /// first start.
+    /// Opens the database under the data directory. Registers nothing: see
+    /// [`Gaffer::seed_configured_repo`].
     pub async fn open(settings: Settings) -> AppResult<Gaffer> {
         let settings = settings.absolute();
         let store = Store::open(&settings.database_path()).await?;
@@ -79,11 +81,6 @@ impl Gaffer {
                 local_root: settings.local_root.clone(),
             },
         );
-        if let Some(seed) = &settings.github.seed_repo {
-            if let Some(repo) = registry.seed_once(seed).await? {
-                tracing::info!(repo = %repo.full_name, mode = %repo.mode, "registered GH_OWNER/GH_REPO on first start");
-            }
-        }
         let mut options =
             ClientOptions::new(&settings.github.api_url, settings.github.token.clone());
         options.min_remaining_budget = u64::from(settings.polling.min_remaining_budget);
@@ -120,6 +117,17 @@ impl Gaffer {
             engine: crate::engine::Engine::default(),
             started_at: Instant::now(),
         })
+    }
+
+    /// Registers `GH_OWNER/GH_REPO` the first time gaffer runs with them set. Called by
+    /// `serve` and the CLI's write commands only, so a read command never writes.
+    pub async fn seed_configured_repo(&self) -> AppResult<()> {
+        if let Some(seed) = &self.settings.github.seed_repo {
+            if let Some(repo) = self.registry.seed_once(seed).await? {
+                tracing::info!(repo = %repo.full_name, mode = %repo.mode, "registered GH_OWNER/GH_REPO on first start");
+            }
+        }
+        Ok(())
     }
 
     /// The models as `repo` sees them (its per-role overrides applied).
@@ -160,6 +168,8 @@ impl Application {
                 settings.bind
             )));
         }
+        gaffer.seed_configured_repo().await?;
+        let settings = &gaffer.settings;
         let listener = TcpListener::bind(settings.bind).map_err(|e| {
             AppError::new(
                 ErrorKind::Unavailable,

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use serde::Serialize;
 
 use gaffer::config::Settings;
@@ -13,7 +13,9 @@ use gaffer::{pipeline, telemetry, Application, Gaffer};
 /// Local-LLM roles (Taskmaster, Developer, Reviewer, Integrator) on your GitHub repos,
 /// changing them only through pull requests.
 ///
-/// Settings come from config/gaffer.yaml, then .env, then the environment (see README).
+/// Settings come from the config file (GAFFER_CONFIG, else ./config/gaffer.yaml,
+/// $GAFFER_DATA_DIR/gaffer.yaml, gaffer.yaml next to the binary, /etc/gaffer/gaffer.yaml),
+/// then .env, then the environment (see README).
 #[derive(Parser)]
 #[command(name = "gaffer", version, propagate_version = true)]
 struct Cli {
@@ -64,6 +66,15 @@ enum Command {
         /// owner/name (or owner_name).
         repo: String,
     },
+    /// Pull requests: list them; merge or close them on the local forge (on GitHub a
+    /// human merges).
+    #[command(subcommand)]
+    Pr(PrCommand),
+    /// Print a shell completion script, e.g. `gaffer completions bash > ~/.local/share/bash-completion/completions/gaffer`.
+    Completions {
+        /// bash | zsh | fish | elvish | powershell
+        shell: clap_complete::Shell,
+    },
     /// The webhook audit log, and retrying failed or dead-lettered deliveries.
     #[command(subcommand)]
     Deliveries(DeliveriesCommand),
@@ -107,6 +118,31 @@ enum RunsCommand {
     Pause { repo: String },
     /// Resume a paused repo.
     Resume { repo: String },
+}
+
+#[derive(Subcommand)]
+enum PrCommand {
+    /// List a repo's open PRs (--closed for closed ones).
+    List {
+        /// owner/name (or owner_name).
+        repo: String,
+        #[arg(long)]
+        closed: bool,
+    },
+    /// Merge an open PR of a local-forge repo with a real merge commit.
+    Merge {
+        /// owner/name (or owner_name).
+        repo: String,
+        /// The PR number.
+        number: u64,
+    },
+    /// Close an open PR of a local-forge repo without merging.
+    Close {
+        /// owner/name (or owner_name).
+        repo: String,
+        /// The PR number.
+        number: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -174,9 +210,13 @@ enum ReposCommand {
         /// Defaults to DEFAULT_BRANCH.
         #[arg(long)]
         default_branch: Option<String>,
-        /// Defaults to GITHUB_GIT_URL/owner/name.git.
+        /// Defaults to GITHUB_GIT_URL/owner/name.git; with --forge local, the
+        /// file:///path/to/bare.git of the origin.
         #[arg(long)]
         clone_url: Option<String>,
+        /// github | local (a bare git repository on disk, PRs in gaffer's database).
+        #[arg(long, default_value = "github")]
+        forge: String,
     },
     /// Show one repo.
     Show {
@@ -199,6 +239,10 @@ enum ReposCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(shell, &mut Cli::command(), "gaffer", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(e) => {
@@ -228,13 +272,19 @@ async fn run(cli: Cli, settings: Settings) -> AppResult<()> {
         return gaffer::demo::run(settings, dir).await;
     }
     let gaffer = Gaffer::open(settings).await?;
+    if writes(&cli.command) {
+        gaffer.seed_configured_repo().await?;
+    }
     let out = Output { json: cli.json };
     match cli.command {
         Command::Serve => serve(gaffer).await,
-        Command::Demo { .. } => unreachable!("handled before opening the data dir"),
+        Command::Demo { .. } | Command::Completions { .. } => {
+            unreachable!("handled before opening the data dir")
+        }
+        Command::Pr(command) => pr(&gaffer, command, &out).await,
         Command::Repos(command) => repos(&gaffer, command, &out).await,
         Command::Doctor => {
-            let report = gaffer::doctor::run(&gaffer, true).await;
+            let report = gaffer::doctor::run_full(&gaffer).await;
             if out.json {
                 out.print_json(&report);
             } else {
@@ -338,8 +388,9 @@ async fn run(cli: Cli, settings: Settings) -> AppResult<()> {
             };
             let repo = gaffer::http::pick_repo(&gaffer, repo.as_deref()).await?;
             gaffer::roles::ensure_active(&repo)?;
-            let run = gaffer::engine::run_inline(&gaffer, &repo, &job, gaffer::engine::Trigger::Cli)
-                .await?;
+            let run =
+                gaffer::engine::run_inline(&gaffer, &repo, &job, gaffer::engine::Trigger::Cli)
+                    .await?;
             let outcome = gaffer::engine::result_of(&run)?;
             if out.json {
                 out.print_json(&outcome);
@@ -371,7 +422,12 @@ fn print_outcome(outcome: &serde_json::Value) {
     let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
     println!("{}: {}", text(&outcome["role"]), text(&outcome["summary"]));
     if let Some(pr) = outcome.get("pr").filter(|p| p.is_object()) {
-        println!("  PR #{} from {} {}", pr["number"], text(&pr["branch"]), text(&pr["url"]));
+        println!(
+            "  PR #{} from {} {}",
+            pr["number"],
+            text(&pr["branch"]),
+            text(&pr["url"])
+        );
     }
     if let Some(checks) = outcome.get("checks").filter(|c| c.is_object()) {
         let passed = checks["passed"].as_bool().unwrap_or(false);
@@ -389,20 +445,37 @@ fn print_outcome(outcome: &serde_json::Value) {
 async fn runs(gaffer: &Gaffer, command: RunsCommand, out: &Output) -> AppResult<()> {
     use gaffer::engine;
     let line = |r: &gaffer::store::RunRecord| {
-        let what = r.task.clone().or(r.pr.map(|n| format!("PR #{n}"))).unwrap_or_default();
+        let what = r
+            .task
+            .clone()
+            .or(r.pr.map(|n| format!("PR #{n}")))
+            .unwrap_or_default();
         println!(
             "{:>6}  {:<10} {:<10} {:<24} {:<8} {:<8} {}",
             r.id, r.state, r.role, r.repo, what, r.trigger, r.summary
         );
     };
     match command {
-        RunsCommand::List { repo, state, role, limit } => {
-            let filter = gaffer::store::RunFilter { repo, state, role, limit };
+        RunsCommand::List {
+            repo,
+            state,
+            role,
+            limit,
+        } => {
+            let filter = gaffer::store::RunFilter {
+                repo,
+                state,
+                role,
+                limit,
+            };
             let runs = gaffer.store.list_runs(&filter).await?;
             if out.json {
                 out.print_json(&runs);
             } else {
-                println!("{:>6}  {:<10} {:<10} {:<24} {:<8} {:<8} summary", "id", "state", "role", "repo", "what", "trigger");
+                println!(
+                    "{:>6}  {:<10} {:<10} {:<24} {:<8} {:<8} summary",
+                    "id", "state", "role", "repo", "what", "trigger"
+                );
                 runs.iter().for_each(line);
             }
         }
@@ -433,15 +506,23 @@ async fn runs(gaffer: &Gaffer, command: RunsCommand, out: &Output) -> AppResult<
             }
         }
         RunsCommand::Cancel { id } => line(&engine::cancel(gaffer, id).await?),
-        RunsCommand::Retry { id } => line(&engine::get(gaffer, engine::retry(gaffer, id).await?).await?),
+        RunsCommand::Retry { id } => {
+            line(&engine::get(gaffer, engine::retry(gaffer, id).await?).await?)
+        }
         RunsCommand::Pause { repo } => {
             let repo = gaffer.registry.get(&parse_repo_arg(&repo)?).await?;
-            gaffer.store.pause_repo(&repo.full_name.to_ascii_lowercase()).await?;
+            gaffer
+                .store
+                .pause_repo(&repo.full_name.to_ascii_lowercase())
+                .await?;
             println!("paused {}", repo.full_name);
         }
         RunsCommand::Resume { repo } => {
             let repo = gaffer.registry.get(&parse_repo_arg(&repo)?).await?;
-            gaffer.store.resume_repo(&repo.full_name.to_ascii_lowercase()).await?;
+            gaffer
+                .store
+                .resume_repo(&repo.full_name.to_ascii_lowercase())
+                .await?;
             println!("resumed {}", repo.full_name);
         }
     }
@@ -522,7 +603,134 @@ fn print_scan(report: &pipeline::ScanReport) {
     println!("  next: {}", report.next.reason);
 }
 
+/// Whether a command changes the registry or a repo (so `GH_OWNER/GH_REPO` may be seeded
+/// first); read commands never write. `serve` seeds when the server is built.
+fn writes(command: &Command) -> bool {
+    match command {
+        Command::Repos(ReposCommand::List | ReposCommand::Show { .. })
+        | Command::Status { .. }
+        | Command::Doctor
+        | Command::Pr(PrCommand::List { .. })
+        | Command::Deliveries(DeliveriesCommand::List { .. })
+        | Command::Runs(
+            RunsCommand::List { .. } | RunsCommand::Show { .. } | RunsCommand::Logs { .. },
+        )
+        | Command::Serve
+        | Command::Demo { .. }
+        | Command::Completions { .. } => false,
+        Command::Repos(_)
+        | Command::Scan { .. }
+        | Command::Run(_)
+        | Command::Bootstrap { .. }
+        | Command::WorkNext { .. }
+        | Command::Deliveries(_)
+        | Command::Runs(_)
+        | Command::Pr(_) => true,
+    }
+}
+
+async fn pr(gaffer: &Gaffer, command: PrCommand, out: &Output) -> AppResult<()> {
+    match command {
+        PrCommand::List { repo, closed } => {
+            let repo = gaffer.registry.get(&parse_repo_arg(&repo)?).await?;
+            let state = if closed {
+                gaffer::forge::PullState::Closed
+            } else {
+                gaffer::forge::PullState::Open
+            };
+            let pulls = gaffer::pulls::list(gaffer, &repo, state).await?;
+            if out.json {
+                out.print_json(&pulls);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = pulls
+                .iter()
+                .map(|p| {
+                    let state = match (p.state, p.is_merged()) {
+                        (_, true) => "merged",
+                        (gaffer::forge::PullState::Open, _) => "open",
+                        _ => "closed",
+                    };
+                    vec![
+                        format!("#{}", p.number),
+                        state.to_string(),
+                        format!("{} -> {}", p.head_ref, p.base_ref),
+                        p.title.clone(),
+                    ]
+                })
+                .collect();
+            print_table(&["PR", "STATE", "BRANCH", "TITLE"], &rows);
+            println!(
+                "{} {} PR{} in {}",
+                pulls.len(),
+                if closed { "closed" } else { "open" },
+                if pulls.len() == 1 { "" } else { "s" },
+                repo.full_name
+            );
+        }
+        PrCommand::Merge { repo, number } => {
+            let repo = gaffer.registry.get(&parse_repo_arg(&repo)?).await?;
+            let merged = gaffer::pulls::merge(gaffer, &repo, number).await?;
+            if out.json {
+                out.print_json(&merged);
+            } else {
+                println!(
+                    "merged PR #{} of {} into {} ({})",
+                    merged.number,
+                    repo.full_name,
+                    merged.base,
+                    &merged.merge_sha[..merged.merge_sha.len().min(7)]
+                );
+            }
+        }
+        PrCommand::Close { repo, number } => {
+            let repo = gaffer.registry.get(&parse_repo_arg(&repo)?).await?;
+            let closed = gaffer::pulls::close(gaffer, &repo, number).await?;
+            if out.json {
+                out.print_json(&closed);
+            } else {
+                println!(
+                    "closed PR #{} of {} without merging",
+                    closed.number, repo.full_name
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Prints rows under a header, each column as wide as its widest cell (the last column is
+/// not padded).
+fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let last = cells.len() - 1;
+        let text: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == last {
+                    c.to_string()
+                } else {
+                    format!("{c:<width$}", width = widths[i])
+                }
+            })
+            .collect();
+        println!("{}", text.join("  "));
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
 async fn serve(gaffer: Gaffer) -> AppResult<()> {
+    tracing::info!(config = %gaffer.settings.config_file, "config file");
     let bind = gaffer.settings.bind;
     let app = Application::build(gaffer).await?;
     tracing::info!(address = %bind, port = app.port(), "gaffer API listening");
@@ -541,15 +749,25 @@ async fn repos(gaffer: &Gaffer, command: ReposCommand, out: &Output) -> AppResul
                     &serde_json::json!({"total": repos.len(), "counts": counts, "repos": repos}),
                 );
             } else {
-                for repo in &repos {
-                    println!(
-                        "{:<40} {:<9} {:<12} {}",
-                        repo.full_name, repo.mode, repo.default_branch, repo.clone_url
-                    );
+                let rows: Vec<Vec<String>> = repos
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.full_name.clone(),
+                            r.mode.to_string(),
+                            r.forge.as_str().to_string(),
+                            r.default_branch.clone(),
+                            r.clone_url.clone(),
+                        ]
+                    })
+                    .collect();
+                if !rows.is_empty() {
+                    print_table(&["REPO", "MODE", "FORGE", "BRANCH", "CLONE URL"], &rows);
                 }
                 println!(
-                    "{} repos: {} observe, {} pr, {} disabled",
+                    "{} repo{}: {} observe, {} pr, {} disabled",
                     repos.len(),
+                    if repos.len() == 1 { "" } else { "s" },
                     counts.observe,
                     counts.pr,
                     counts.disabled
@@ -561,6 +779,7 @@ async fn repos(gaffer: &Gaffer, command: ReposCommand, out: &Output) -> AppResul
             mode,
             default_branch,
             clone_url,
+            forge,
         } => {
             let name = parse_repo_arg(&repo)?;
             let added = registry
@@ -569,6 +788,7 @@ async fn repos(gaffer: &Gaffer, command: ReposCommand, out: &Output) -> AppResul
                     mode: Some(mode),
                     default_branch,
                     clone_url,
+                    forge: Some(forge),
                     ..NewRepo::default()
                 })
                 .await?;

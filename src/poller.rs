@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde::Serialize;
 
+use crate::engine::{run_for_trigger, Job, Trigger};
 use crate::error::{AppError, AppResult, ErrorKind};
 use crate::forge::github::client::{Tally, TALLY};
 use crate::forge::github::RateBudget;
 use crate::forge::PullState;
 use crate::registry::{FullName, Mode, Repo};
-use crate::engine::{run_for_trigger, Job, Trigger};
 use crate::Gaffer;
 
 /// Closed PRs are looked at every this many cycles (and whenever an open PR disappears).
@@ -272,7 +272,9 @@ async fn poll_repo_inner(gaffer: &Gaffer, repo: &Repo, report: &mut RepoPoll) ->
         if state.default_sha.is_some() {
             // Moved (a merge, new tasks): decide and, in pr mode, queue the next step.
             let (reason, run) = crate::engine::drive(gaffer, repo, Trigger::Poll).await?;
-            let queued = run.map(|id| format!(" (run {id} queued)")).unwrap_or_default();
+            let queued = run
+                .map(|id| format!(" (run {id} queued)"))
+                .unwrap_or_default();
             report.actions.push(format!(
                 "scan: {} moved, next: {reason}{queued}",
                 repo.default_branch
@@ -280,8 +282,12 @@ async fn poll_repo_inner(gaffer: &Gaffer, repo: &Repo, report: &mut RepoPoll) ->
         } else if acting {
             // A repo seen for the first time in pr mode: decide its first step.
             let (reason, run) = crate::engine::drive(gaffer, repo, Trigger::Poll).await?;
-            let queued = run.map(|id| format!(" (run {id} queued)")).unwrap_or_default();
-            report.actions.push(format!("first sighting: next: {reason}{queued}"));
+            let queued = run
+                .map(|id| format!(" (run {id} queued)"))
+                .unwrap_or_default();
+            report
+                .actions
+                .push(format!("first sighting: next: {reason}{queued}"));
         }
         state.default_sha = head;
     }

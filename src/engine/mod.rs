@@ -85,7 +85,12 @@ impl Job {
             "developer" => Job::Developer(run.task.as_deref().and_then(TaskId::parse)),
             "reviewer" => Job::Reviewer(run.pr),
             "integrator" => Job::Integrator(run.pr),
-            other => return Err(AppError::internal(format!("unknown role {other:?} in run {}", run.id))),
+            other => {
+                return Err(AppError::internal(format!(
+                    "unknown role {other:?} in run {}",
+                    run.id
+                )))
+            }
         })
     }
 }
@@ -144,7 +149,9 @@ impl Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("owner", &self.owner).finish()
+        f.debug_struct("Engine")
+            .field("owner", &self.owner)
+            .finish()
     }
 }
 
@@ -183,10 +190,15 @@ pub async fn enqueue(gaffer: &Gaffer, repo: &Repo, job: &Job, trigger: Trigger) 
 pub async fn retry(gaffer: &Gaffer, id: i64) -> AppResult<i64> {
     let run = get(gaffer, id).await?;
     if !run.finished() {
-        return Err(AppError::conflict(format!("run {id} is {}: only a finished run can be retried", run.state)));
+        return Err(AppError::conflict(format!(
+            "run {id} is {}: only a finished run can be retried",
+            run.state
+        )));
     }
     if run.state == "succeeded" {
-        return Err(AppError::conflict(format!("run {id} succeeded: nothing to retry")));
+        return Err(AppError::conflict(format!(
+            "run {id} succeeded: nothing to retry"
+        )));
     }
     let (new, _) = gaffer
         .store
@@ -213,7 +225,10 @@ pub async fn cancel(gaffer: &Gaffer, id: i64) -> AppResult<RunRecord> {
     let run = get(gaffer, id).await?;
     match run.state.as_str() {
         "queued" | "paused" => {
-            gaffer.store.force_finish_run(id, "cancelled", "cancelled before it started", now()).await?;
+            gaffer
+                .store
+                .force_finish_run(id, "cancelled", "cancelled before it started", now())
+                .await?;
         }
         "running" => {
             gaffer.store.request_run_cancel(id).await?;
@@ -222,7 +237,9 @@ pub async fn cancel(gaffer: &Gaffer, id: i64) -> AppResult<RunRecord> {
             }
         }
         other => {
-            return Err(AppError::conflict(format!("run {id} is {other}: nothing to cancel")));
+            return Err(AppError::conflict(format!(
+                "run {id} is {other}: nothing to cancel"
+            )));
         }
     }
     get(gaffer, id).await
@@ -250,11 +267,20 @@ pub async fn wait(gaffer: &Gaffer, id: i64) -> AppResult<RunRecord> {
 
 /// Enqueues `job` and executes it here (or waits for whoever claimed that step first):
 /// the webhook, the poller, the CLI and `?wait=true` calls work this way.
-pub async fn run_inline(gaffer: &Gaffer, repo: &Repo, job: &Job, trigger: Trigger) -> AppResult<RunRecord> {
+pub async fn run_inline(
+    gaffer: &Gaffer,
+    repo: &Repo,
+    job: &Job,
+    trigger: Trigger,
+) -> AppResult<RunRecord> {
     let id = enqueue(gaffer, repo, job, trigger).await?;
     loop {
         let lease_until = now() + gaffer.engine.lease.as_secs() as i64;
-        if let Some(claimed) = gaffer.store.claim_run(id, &gaffer.engine.owner, now(), lease_until).await? {
+        if let Some(claimed) = gaffer
+            .store
+            .claim_run(id, &gaffer.engine.owner, now(), lease_until)
+            .await?
+        {
             return execute(gaffer, claimed).await;
         }
         let run = get(gaffer, id).await?;
@@ -276,12 +302,18 @@ pub fn result_of(run: &RunRecord) -> AppResult<Value> {
                 .and_then(|k| serde_json::from_value::<ErrorKind>(k.clone()).ok())
                 .unwrap_or(ErrorKind::Unavailable);
             let mut err = AppError::new(kind, run.summary.clone());
-            if let Some(d) = detail.and_then(|d| d.get("detail")).filter(|d| !d.is_null()) {
+            if let Some(d) = detail
+                .and_then(|d| d.get("detail"))
+                .filter(|d| !d.is_null())
+            {
                 err = err.with_detail(d.clone());
             }
             Err(err)
         }
-        "cancelled" => Err(AppError::conflict(format!("run {} was cancelled: {}", run.id, run.summary))),
+        "cancelled" => Err(AppError::conflict(format!(
+            "run {} was cancelled: {}",
+            run.id, run.summary
+        ))),
         _ => Ok(run.outcome.clone().unwrap_or(Value::Null)),
     }
 }
@@ -299,9 +331,12 @@ struct Ended {
 
 fn ended_from(outcomes: &[Outcome], role: &str) -> Ended {
     let blocked = outcomes.iter().any(|o| o.action == Action::Blocked);
-    let moved = outcomes
-        .iter()
-        .any(|o| matches!(o.action, Action::OpenedPr | Action::Blocked | Action::Reviewed));
+    let moved = outcomes.iter().any(|o| {
+        matches!(
+            o.action,
+            Action::OpenedPr | Action::Blocked | Action::Reviewed
+        )
+    });
     let review = outcomes
         .iter()
         .find(|o| role == "developer" && o.action == Action::OpenedPr)
@@ -309,7 +344,11 @@ fn ended_from(outcomes: &[Outcome], role: &str) -> Ended {
     let summary = match outcomes {
         [] => "nothing to do".to_string(),
         [one] => one.summary.clone(),
-        many => many.iter().map(|o| o.summary.as_str()).collect::<Vec<_>>().join("; "),
+        many => many
+            .iter()
+            .map(|o| o.summary.as_str())
+            .collect::<Vec<_>>()
+            .join("; "),
     };
     let outcome = match outcomes {
         // The Reviewer's answer is a list (one outcome per PR looked at), as /run/reviewer's.
@@ -341,13 +380,22 @@ async fn execute(gaffer: &Gaffer, run: RunRecord) -> AppResult<RunRecord> {
     let id = run.id;
     let owner = gaffer.engine.owner.clone();
     let local = Arc::new(Notify::new());
-    gaffer.engine.cancels.lock().expect("cancels").insert(id, local.clone());
+    gaffer
+        .engine
+        .cancels
+        .lock()
+        .expect("cancels")
+        .insert(id, local.clone());
     let ctx = transcript::RunContext {
         store: gaffer.store.clone(),
         run_id: id,
     };
     let work = async {
-        transcript::progress(format!("started {} (attempt {}, {})", run.role, run.attempts, run.trigger)).await;
+        transcript::progress(format!(
+            "started {} (attempt {}, {})",
+            run.role, run.attempts, run.trigger
+        ))
+        .await;
         let repo = gaffer.registry.get(&FullName::parse(&run.repo)?).await?;
         let job = Job::from_record(&run)?;
         let outcomes = perform(gaffer, &repo, &job).await?;
@@ -377,9 +425,22 @@ async fn execute(gaffer: &Gaffer, run: RunRecord) -> AppResult<RunRecord> {
     let mut follow_up = None;
     match result {
         Some(Ok((repo, ended))) => {
-            store.finish_run(id, &owner, ended.state, &ended.summary, Some(&ended.outcome), now()).await?;
             store
-                .add_run_event(id, "progress", &format!("{}: {}", ended.state, ended.summary))
+                .finish_run(
+                    id,
+                    &owner,
+                    ended.state,
+                    &ended.summary,
+                    Some(&ended.outcome),
+                    now(),
+                )
+                .await?;
+            store
+                .add_run_event(
+                    id,
+                    "progress",
+                    &format!("{}: {}", ended.state, ended.summary),
+                )
                 .await?;
             if ended.moved {
                 follow_up = Some((repo, ended.review));
@@ -387,14 +448,29 @@ async fn execute(gaffer: &Gaffer, run: RunRecord) -> AppResult<RunRecord> {
         }
         Some(Err(e)) => {
             let detail = json!({"kind": e.kind, "detail": e.detail});
-            store.finish_run(id, &owner, "failed", &e.message, Some(&detail), now()).await?;
-            store.add_run_event(id, "progress", &format!("failed: {}", e.message)).await?;
+            store
+                .finish_run(id, &owner, "failed", &e.message, Some(&detail), now())
+                .await?;
+            store
+                .add_run_event(id, "progress", &format!("failed: {}", e.message))
+                .await?;
         }
         None => {
             let current = get(gaffer, id).await?;
             if current.state == "running" {
-                store.finish_run(id, &owner, "cancelled", "cancelled while running", None, now()).await?;
-                store.add_run_event(id, "progress", "cancelled while running").await?;
+                store
+                    .finish_run(
+                        id,
+                        &owner,
+                        "cancelled",
+                        "cancelled while running",
+                        None,
+                        now(),
+                    )
+                    .await?;
+                store
+                    .add_run_event(id, "progress", "cancelled while running")
+                    .await?;
             }
         }
     }
@@ -413,7 +489,11 @@ async fn execute(gaffer: &Gaffer, run: RunRecord) -> AppResult<RunRecord> {
 /// Asks the pipeline for `repo`'s next step (a scan, stored) and, in `pr` mode (not
 /// paused), enqueues it; `observe` repos only get the decision recorded. Returns the
 /// decision's reason and the run enqueued, if any.
-pub async fn drive(gaffer: &Gaffer, repo: &Repo, trigger: Trigger) -> AppResult<(String, Option<i64>)> {
+pub async fn drive(
+    gaffer: &Gaffer,
+    repo: &Repo,
+    trigger: Trigger,
+) -> AppResult<(String, Option<i64>)> {
     if repo.mode == Mode::Disabled {
         return Ok(("disabled".into(), None));
     }
@@ -433,7 +513,12 @@ pub async fn drive(gaffer: &Gaffer, repo: &Repo, trigger: Trigger) -> AppResult<
 
 /// Executes one step in place for a trigger (webhook, poller) and returns its summary;
 /// a failed run is this call's error, so the trigger's own retry logic applies.
-pub async fn run_for_trigger(gaffer: &Gaffer, repo: &Repo, job: Job, trigger: Trigger) -> AppResult<String> {
+pub async fn run_for_trigger(
+    gaffer: &Gaffer,
+    repo: &Repo,
+    job: Job,
+    trigger: Trigger,
+) -> AppResult<String> {
     let run = run_inline(gaffer, repo, &job, trigger).await?;
     result_of(&run)?;
     Ok(format!("{}: {} (run {})", job.role(), run.summary, run.id))
@@ -450,7 +535,10 @@ async fn held_back(gaffer: &Gaffer) -> Vec<String> {
     let mut held = Vec::new();
     for repo in repos {
         let o = &repo.overrides;
-        let quiet = o.quiet_hours.as_ref().is_some_and(|q| q.contains(minute_of_day));
+        let quiet = o
+            .quiet_hours
+            .as_ref()
+            .is_some_and(|q| q.contains(minute_of_day));
         let spent = match o.max_runs_per_day {
             Some(max) => gaffer
                 .store
@@ -469,7 +557,9 @@ async fn held_back(gaffer: &Gaffer) -> Vec<String> {
 /// The worker of `gaffer serve`: re-queues runs a dead process left, fails stalled runs,
 /// and executes queued runs (one per repo, `RUN_CONCURRENCY` at once) until `stop`.
 pub async fn worker(gaffer: Arc<Gaffer>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(gaffer.settings.runs.concurrency));
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        gaffer.settings.runs.concurrency,
+    ));
     let stall = gaffer.settings.runs.stall_timeout.as_secs() as i64;
     loop {
         if *stop.borrow() {
@@ -478,26 +568,44 @@ pub async fn worker(gaffer: Arc<Gaffer>, mut stop: tokio::sync::watch::Receiver<
         let store = &gaffer.store;
         if let Ok(ids) = store.requeue_expired_runs(now()).await {
             for id in ids {
-                let _ = store.add_run_event(id, "progress", "queued again: the process running it stopped").await;
+                let _ = store
+                    .add_run_event(
+                        id,
+                        "progress",
+                        "queued again: the process running it stopped",
+                    )
+                    .await;
             }
         }
         if let Ok(stalled) = store.stalled_runs(now() - stall).await {
             for run in stalled {
-                let why = format!("failed by the watchdog: no progress for {stall} s (RUN_STALL_TIMEOUT)");
-                if store.force_finish_run(run.id, "failed", &why, now()).await.unwrap_or(false) {
+                let why = format!(
+                    "failed by the watchdog: no progress for {stall} s (RUN_STALL_TIMEOUT)"
+                );
+                if store
+                    .force_finish_run(run.id, "failed", &why, now())
+                    .await
+                    .unwrap_or(false)
+                {
                     let _ = store.add_run_event(run.id, "progress", &why).await;
-                    if let Some(local) = gaffer.engine.cancels.lock().expect("cancels").get(&run.id) {
+                    if let Some(local) = gaffer.engine.cancels.lock().expect("cancels").get(&run.id)
+                    {
                         local.notify_one();
                     }
                 }
             }
         }
-        let _ = store.trim_run_transcripts(gaffer.settings.runs.transcript_retention).await;
+        let _ = store
+            .trim_run_transcripts(gaffer.settings.runs.transcript_retention)
+            .await;
         let mut started = false;
         if let Ok(permit) = slots.clone().try_acquire_owned() {
             let lease_until = now() + gaffer.engine.lease.as_secs() as i64;
             let held = held_back(&gaffer).await;
-            match store.claim_next_run(&gaffer.engine.owner, now(), lease_until, &held).await {
+            match store
+                .claim_next_run(&gaffer.engine.owner, now(), lease_until, &held)
+                .await
+            {
                 Ok(Some(run)) => {
                     started = true;
                     let gaffer = gaffer.clone();

@@ -8,6 +8,7 @@ mod health;
 mod openapi;
 mod pipeline;
 mod poll;
+mod pulls;
 mod repos;
 mod run;
 mod runs;
@@ -120,7 +121,16 @@ fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route(&format!("{base}/bootstrap"), web::post().to(run::bootstrap))
         .route(&format!("{base}/pause"), web::post().to(runs::pause))
-        .route(&format!("{base}/resume"), web::post().to(runs::resume));
+        .route(&format!("{base}/resume"), web::post().to(runs::resume))
+        .route(&format!("{base}/pulls"), web::get().to(pulls::list))
+        .route(
+            &format!("{base}/pulls/{{number}}/merge"),
+            web::post().to(pulls::merge),
+        )
+        .route(
+            &format!("{base}/pulls/{{number}}/close"),
+            web::post().to(pulls::close),
+        );
     }
     // A single segment that is not an id: a clear 400 rather than a 404.
     cfg.route("/repos/{bad_id}", web::route().to(repos::bad_id));

@@ -4,9 +4,9 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::{ApiAuth, RepoKey};
+use crate::engine::{self, Job, Trigger};
 use crate::error::{AppError, AppResult};
 use crate::registry::{FullName, Mode, Repo};
-use crate::engine::{self, Job, Trigger};
 use crate::roles::developer;
 use crate::team::task::TaskId;
 use crate::Gaffer;
@@ -26,7 +26,12 @@ pub struct RunQuery {
 
 /// Queues `job` as a run (202 with the run) or, with `?wait=true`, executes it and
 /// answers with its outcome as the role returned it.
-async fn start(gaffer: &Gaffer, repo: &Repo, job: Job, wait: bool) -> Result<HttpResponse, AppError> {
+async fn start(
+    gaffer: &Gaffer,
+    repo: &Repo,
+    job: Job,
+    wait: bool,
+) -> Result<HttpResponse, AppError> {
     if !wait {
         let id = engine::enqueue(gaffer, repo, &job, Trigger::Api).await?;
         return super::runs::accepted(gaffer, id).await;

@@ -25,7 +25,10 @@ pub struct ListQuery {
 #[utoipa::path(get, path = "/runs", tag = "runs",
     params(("repo" = Option<String>, Query), ("state" = Option<String>, Query), ("role" = Option<String>, Query), ("limit" = Option<i64>, Query)),
     responses((status = 200, description = "runs, newest first")))]
-pub async fn list(gaffer: web::Data<Gaffer>, query: web::Query<ListQuery>) -> Result<HttpResponse, AppError> {
+pub async fn list(
+    gaffer: web::Data<Gaffer>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, AppError> {
     let filter = RunFilter {
         repo: query.repo.clone(),
         state: query.state.clone(),
@@ -46,7 +49,10 @@ pub async fn show(gaffer: web::Data<Gaffer>, id: web::Path<i64>) -> Result<HttpR
 
 #[utoipa::path(get, path = "/runs/{id}/transcript", tag = "runs", params(("id" = i64, Path)),
     responses((status = 200, description = "every model call (messages, answer, tokens) and check run (command, exit, output)"), (status = 404)))]
-pub async fn transcript(gaffer: web::Data<Gaffer>, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+pub async fn transcript(
+    gaffer: web::Data<Gaffer>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
     engine::get(&gaffer, *id).await?;
     let events = gaffer.store.run_events(*id, 0, None).await?;
     let items: Vec<Value> = events
@@ -62,7 +68,10 @@ pub async fn transcript(gaffer: web::Data<Gaffer>, id: web::Path<i64>) -> Result
 
 #[utoipa::path(get, path = "/runs/{id}/events", tag = "runs", params(("id" = i64, Path)),
     responses((status = 200, description = "text/event-stream: one `progress` event per line as it happens, then `end`"), (status = 404)))]
-pub async fn events(gaffer: web::Data<Gaffer>, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+pub async fn events(
+    gaffer: web::Data<Gaffer>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
     let id = *id;
     engine::get(&gaffer, id).await?;
     let gaffer = gaffer.into_inner();
@@ -74,17 +83,33 @@ pub async fn events(gaffer: web::Data<Gaffer>, id: web::Path<i64>) -> Result<Htt
                 return None;
             }
             loop {
-                let events = gaffer.store.run_events(id, after, Some("progress")).await.ok()?;
+                let events = gaffer
+                    .store
+                    .run_events(id, after, Some("progress"))
+                    .await
+                    .ok()?;
                 if let Some(last) = events.last() {
                     let text: String = events
                         .iter()
-                        .map(|e| format!("id: {}\nevent: progress\ndata: {}\n\n", e.seq, e.body.replace('\n', " ")))
+                        .map(|e| {
+                            format!(
+                                "id: {}\nevent: progress\ndata: {}\n\n",
+                                e.seq,
+                                e.body.replace('\n', " ")
+                            )
+                        })
                         .collect();
-                    return Some((Ok::<_, actix_web::Error>(web::Bytes::from(text)), (last.seq, false)));
+                    return Some((
+                        Ok::<_, actix_web::Error>(web::Bytes::from(text)),
+                        (last.seq, false),
+                    ));
                 }
                 let run = gaffer.store.get_run(id).await.ok()??;
                 if run.finished() {
-                    let end = format!("event: end\ndata: {}\n\n", json!({"state": run.state, "summary": run.summary}));
+                    let end = format!(
+                        "event: end\ndata: {}\n\n",
+                        json!({"state": run.state, "summary": run.summary})
+                    );
                     return Some((Ok(web::Bytes::from(end)), (after, true)));
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -99,13 +124,21 @@ pub async fn events(gaffer: web::Data<Gaffer>, id: web::Path<i64>) -> Result<Htt
 
 #[utoipa::path(post, path = "/runs/{id}/cancel", tag = "runs", params(("id" = i64, Path)),
     responses((status = 200, description = "cancelled, or asked to stop"), (status = 401), (status = 404), (status = 409)))]
-pub async fn cancel(_auth: ApiAuth, gaffer: web::Data<Gaffer>, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+pub async fn cancel(
+    _auth: ApiAuth,
+    gaffer: web::Data<Gaffer>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(engine::cancel(&gaffer, *id).await?))
 }
 
 #[utoipa::path(post, path = "/runs/{id}/retry", tag = "runs", params(("id" = i64, Path)),
     responses((status = 202, description = "the new run"), (status = 401), (status = 404), (status = 409)))]
-pub async fn retry(_auth: ApiAuth, gaffer: web::Data<Gaffer>, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+pub async fn retry(
+    _auth: ApiAuth,
+    gaffer: web::Data<Gaffer>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
     let new = engine::retry(&gaffer, *id).await?;
     Ok(accepted(&gaffer, new).await?)
 }
@@ -121,18 +154,32 @@ pub async fn accepted(gaffer: &Gaffer, id: i64) -> Result<HttpResponse, AppError
 #[utoipa::path(post, path = "/repos/{owner}/{name}/pause", tag = "runs",
     params(("owner" = String, Path), ("name" = String, Path)),
     responses((status = 200, description = "paused: queued runs wait"), (status = 401), (status = 404)))]
-pub async fn pause(_auth: ApiAuth, gaffer: web::Data<Gaffer>, key: RepoKey) -> Result<HttpResponse, AppError> {
+pub async fn pause(
+    _auth: ApiAuth,
+    gaffer: web::Data<Gaffer>,
+    key: RepoKey,
+) -> Result<HttpResponse, AppError> {
     let repo = gaffer.registry.get(&key.0).await?;
-    gaffer.store.pause_repo(&repo.full_name.to_ascii_lowercase()).await?;
+    gaffer
+        .store
+        .pause_repo(&repo.full_name.to_ascii_lowercase())
+        .await?;
     Ok(HttpResponse::Ok().json(json!({"repo": repo.full_name, "paused": true})))
 }
 
 #[utoipa::path(post, path = "/repos/{owner}/{name}/resume", tag = "runs",
     params(("owner" = String, Path), ("name" = String, Path)),
     responses((status = 200, description = "resumed: its runs are queued again"), (status = 401), (status = 404)))]
-pub async fn resume(_auth: ApiAuth, gaffer: web::Data<Gaffer>, key: RepoKey) -> Result<HttpResponse, AppError> {
+pub async fn resume(
+    _auth: ApiAuth,
+    gaffer: web::Data<Gaffer>,
+    key: RepoKey,
+) -> Result<HttpResponse, AppError> {
     let repo = gaffer.registry.get(&key.0).await?;
-    gaffer.store.resume_repo(&repo.full_name.to_ascii_lowercase()).await?;
+    gaffer
+        .store
+        .resume_repo(&repo.full_name.to_ascii_lowercase())
+        .await?;
     gaffer.engine.wake();
     Ok(HttpResponse::Ok().json(json!({"repo": repo.full_name, "paused": false})))
 }

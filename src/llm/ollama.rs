@@ -331,7 +331,10 @@ impl Llm for RepoLlm<'_> {
         let host = settings.role(role).base_url.clone();
         // One model host serves LLM_MAX_PARALLEL calls at once, whatever runs ask.
         let _slot = crate::llm::host_slot(&host, settings.max_parallel).await;
-        let reply = self.inner.chat_as(role, model.clone(), messages, schema).await;
+        let reply = self
+            .inner
+            .chat_as(role, model.clone(), messages, schema)
+            .await;
         crate::engine::transcript::model_call(
             role.as_str(),
             model.as_deref().unwrap_or("none"),

@@ -254,7 +254,13 @@ impl Store {
     }
 
     /// Ends a run whoever holds it (the watchdog, a cancel of a queued run).
-    pub async fn force_finish_run(&self, id: i64, state: &str, summary: &str, now: i64) -> AppResult<bool> {
+    pub async fn force_finish_run(
+        &self,
+        id: i64,
+        state: &str,
+        summary: &str,
+        now: i64,
+    ) -> AppResult<bool> {
         let done = sqlx::query(
             "UPDATE runs SET state = ?, summary = ?, lease_owner = NULL, lease_until = NULL,
                  finished_unix = ?, finished_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
@@ -323,7 +329,12 @@ impl Store {
     }
 
     /// A run's events after `after_seq`, oldest first.
-    pub async fn run_events(&self, id: i64, after_seq: i64, kind: Option<&str>) -> AppResult<Vec<RunEvent>> {
+    pub async fn run_events(
+        &self,
+        id: i64,
+        after_seq: i64,
+        kind: Option<&str>,
+    ) -> AppResult<Vec<RunEvent>> {
         let rows = sqlx::query(
             "SELECT seq, at, kind, body FROM run_events
              WHERE run_id = ? AND seq > ? AND (? IS NULL OR kind = ?) ORDER BY seq LIMIT 1000",
@@ -385,20 +396,24 @@ impl Store {
     }
 
     pub async fn repo_paused(&self, repo: &str) -> AppResult<bool> {
-        Ok(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM paused_repos WHERE repo = ?")
-            .bind(repo)
-            .fetch_one(&self.pool)
-            .await?
-            > 0)
+        Ok(
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM paused_repos WHERE repo = ?")
+                .bind(repo)
+                .fetch_one(&self.pool)
+                .await?
+                > 0,
+        )
     }
 
     /// Runs of `repo` started since `since` (unix seconds), for `max_runs_per_day`.
     pub async fn runs_started_since(&self, repo: &str, since: i64) -> AppResult<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM runs WHERE repo = ? AND started_unix >= ?")
-            .bind(repo)
-            .bind(since)
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM runs WHERE repo = ? AND started_unix >= ?")
+                .bind(repo)
+                .bind(since)
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     /// `(role, state, count, seconds run)` for the metrics.
@@ -411,7 +426,14 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("role")?, r.try_get("state")?, r.try_get("n")?, r.try_get("secs")?)))
+            .map(|r| {
+                Ok((
+                    r.try_get("role")?,
+                    r.try_get("state")?,
+                    r.try_get("n")?,
+                    r.try_get("secs")?,
+                ))
+            })
             .collect()
     }
 }

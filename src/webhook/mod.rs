@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
+use crate::engine::{run_for_trigger, Job, Trigger};
 use crate::error::{AppError, AppResult, ErrorKind};
 use crate::registry::{FullName, Mode, Repo};
-use crate::engine::{run_for_trigger, Job, Trigger};
 use crate::store::{DeliveryWrite, PendingDelivery};
 use crate::team::task::TaskId;
 use crate::Gaffer;
@@ -368,8 +368,13 @@ async fn route(gaffer: &Gaffer, event: &str, repo: &Repo, routing: &Routing) -> 
                 if !routing.merged {
                     return Ok(format!("PR #{number} closed without merge: recorded"));
                 }
-                return run_for_trigger(gaffer, repo, Job::Integrator(Some(number)), Trigger::Webhook)
-                    .await;
+                return run_for_trigger(
+                    gaffer,
+                    repo,
+                    Job::Integrator(Some(number)),
+                    Trigger::Webhook,
+                )
+                .await;
             }
             // The same trust decision the Reviewer makes, on the payload's author, so an
             // outsider's PR costs no GitHub call.
@@ -390,7 +395,9 @@ async fn route(gaffer: &Gaffer, event: &str, repo: &Repo, routing: &Routing) -> 
                 // A push to the default branch (a merge, new tasks): decide and, in pr
                 // mode, queue the next step.
                 let (reason, run) = crate::engine::drive(gaffer, repo, Trigger::Webhook).await?;
-                let queued = run.map(|id| format!(" (run {id} queued)")).unwrap_or_default();
+                let queued = run
+                    .map(|id| format!(" (run {id} queued)"))
+                    .unwrap_or_default();
                 Ok(format!(
                     "rescanned after a push to {}: next: {reason}{queued}",
                     repo.default_branch

@@ -129,5 +129,4 @@ pub async fn run(clone: &Path, command: &str, settings: &CheckSettings) -> Check
     };
     crate::engine::transcript::check(&run, &full_text).await;
     run
-
 }

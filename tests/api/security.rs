@@ -67,8 +67,15 @@ async fn model_edits_never_reach_git_or_protected_files_through_dot_paths() {
     let asks = ollama::last_user_messages(&model).await;
     let feedback = &asks[1];
     // Repo-controlled text (the checks command, the failure feedback) is fenced as data.
-    assert!(asks[0].contains("<<<DATA name=\"Repository settings\""), "{}", asks[0]);
-    assert!(feedback.contains("<<<DATA name=\"What went wrong last time\""), "{feedback}");
+    assert!(
+        asks[0].contains("<<<DATA name=\"Repository settings\""),
+        "{}",
+        asks[0]
+    );
+    assert!(
+        feedback.contains("<<<DATA name=\"What went wrong last time\""),
+        "{feedback}"
+    );
     for why in [
         ".git is not part of the repository",
         "only paths inside the repository",

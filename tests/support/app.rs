@@ -69,7 +69,11 @@ impl TestApp {
     /// A body-less POST, as gaffer's own clients send it (saying it is not a cross-site
     /// form post).
     pub async fn post(&self, path: &str) -> reqwest::Response {
-        self.client.post(self.url(&waiting(path))).send().await.unwrap()
+        self.client
+            .post(self.url(&waiting(path)))
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
