@@ -172,6 +172,7 @@ const SETTINGS: &[Setting] = &[
     setting("CHECKS_SANDBOX", "work.checks_sandbox", Some("on")),
     setting("RUN_CONCURRENCY", "runs.concurrency", Some("4")),
     setting("RUN_STALL_TIMEOUT", "runs.stall_timeout_secs", Some("1800")),
+    setting("RUN_LEASE_SECS", "runs.lease_secs", Some("30")),
     setting(
         "RUN_TRANSCRIPT_RETENTION",
         "runs.transcript_retention",
@@ -409,6 +410,9 @@ pub struct RunSettings {
     pub stall_timeout: Duration,
     /// Runs whose transcripts (model calls, check output) are kept.
     pub transcript_retention: i64,
+    /// How long a run's claim lasts without renewal: after a crash, its run is queued
+    /// again this long after the process died.
+    pub lease: Duration,
 }
 
 /// Webhook verification and limits.
@@ -865,7 +869,8 @@ impl RawSettings<'_> {
                     "a number of runs at once, from 1 to 64",
                     |v| v.parse::<usize>().ok().filter(|n| (1..=64).contains(n)),
                 )?,
-                stall_timeout: self.seconds_in("RUN_STALL_TIMEOUT", 10, 86_400)?,
+                stall_timeout: self.seconds_in("RUN_STALL_TIMEOUT", 1, 86_400)?,
+                lease: self.seconds_in("RUN_LEASE_SECS", 2, 3_600)?,
                 transcript_retention: self.required(
                     "RUN_TRANSCRIPT_RETENTION",
                     "a number of runs from 1 to 1000000",

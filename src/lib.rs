@@ -72,6 +72,7 @@ impl Gaffer {
     /// [`Gaffer::seed_configured_repo`].
     pub async fn open(settings: Settings) -> AppResult<Gaffer> {
         let settings = settings.absolute();
+        let engine = crate::engine::Engine::new(settings.runs.lease);
         let store = Store::open(&settings.database_path()).await?;
         let registry = Registry::new(
             store.clone(),
@@ -114,7 +115,7 @@ impl Gaffer {
             poll_cycle: Arc::default(),
             poll_metrics: Arc::default(),
             deliveries,
-            engine: crate::engine::Engine::default(),
+            engine,
             started_at: Instant::now(),
         })
     }

@@ -129,18 +129,17 @@ pub struct Engine {
     lease: Duration,
 }
 
-impl Default for Engine {
-    fn default() -> Self {
+impl Engine {
+    /// An engine for this process, claiming runs for `lease` at a time.
+    pub fn new(lease: Duration) -> Engine {
         Engine {
             owner: format!("{}-{:x}", std::process::id(), rand::random::<u32>()),
             wake: Arc::default(),
             cancels: Arc::default(),
-            lease: Duration::from_secs(30),
+            lease,
         }
     }
-}
 
-impl Engine {
     /// Wakes the worker (a repo was resumed, a run queued elsewhere).
     pub fn wake(&self) {
         self.wake.notify_one();
@@ -403,7 +402,7 @@ async fn execute(gaffer: &Gaffer, run: RunRecord) -> AppResult<RunRecord> {
     };
     let heartbeat = async {
         loop {
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
             let until = now() + gaffer.engine.lease.as_secs() as i64;
             match gaffer.store.renew_run_lease(id, &owner, until).await {
                 Ok(Some(true)) => return "cancelled",

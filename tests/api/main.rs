@@ -7,6 +7,7 @@ mod deliveries;
 mod demo;
 mod dockerfile;
 mod doctor;
+mod engine;
 mod exactly_once;
 mod github_client;
 mod github_recorded;

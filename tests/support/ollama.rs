@@ -59,3 +59,14 @@ pub async fn last_user_messages(server: &MockServer) -> Vec<String> {
         })
         .collect()
 }
+
+/// A model server that answers every chat with `text`, each answer taking `delay`.
+pub async fn slowly(text: &str, delay: std::time::Duration) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/chat"))
+        .respond_with(answer(&[text], 10).set_delay(delay))
+        .mount(&server)
+        .await;
+    server
+}
