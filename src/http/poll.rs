@@ -51,6 +51,7 @@ pub async fn metrics(gaffer: web::Data<Gaffer>) -> HttpResponse {
     let budget = gaffer.github.client().budget();
     let poll = &gaffer.poll_metrics;
     let delivery_counts = gaffer.store.delivery_counts().await.unwrap_or_default();
+    let run_totals = gaffer.store.run_totals().await.unwrap_or_default();
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -167,6 +168,60 @@ pub async fn metrics(gaffer: web::Data<Gaffer>) -> HttpResponse {
         "counter",
         "Delivery retries started (automatic and by hand).",
         &one(crate::webhook::retry::retries_total(&gaffer)),
+    );
+    metric(
+        "gaffer_runs",
+        "gauge",
+        "Runs by role and state (queued, paused and running are the queue).",
+        &run_totals
+            .iter()
+            .map(|(role, state, n, _)| {
+                (format!("{{role=\"{role}\",state=\"{state}\"}}"), *n as f64)
+            })
+            .collect::<Vec<_>>(),
+    );
+    let queued: i64 = run_totals
+        .iter()
+        .filter(|(_, state, _, _)| state == "queued" || state == "paused")
+        .map(|(_, _, n, _)| n)
+        .sum();
+    metric(
+        "gaffer_run_queue_depth",
+        "gauge",
+        "Runs waiting to start.",
+        &one(queued as u64),
+    );
+    let mut seconds: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+    for (role, _, _, secs) in &run_totals {
+        *seconds.entry(role.as_str()).or_default() += secs;
+    }
+    let total: i64 = seconds.values().sum();
+    metric(
+        "gaffer_run_duration_seconds_total",
+        "counter",
+        "Time spent in finished runs, per role.",
+        &seconds
+            .iter()
+            .map(|(role, secs)| (format!("{{role=\"{role}\"}}"), *secs as f64))
+            .collect::<Vec<_>>(),
+    );
+    metric(
+        "gaffer_run_time_share",
+        "gauge",
+        "Each role's share of all finished run time (a model-heavy role shows here).",
+        &seconds
+            .iter()
+            .map(|(role, secs)| {
+                (
+                    format!("{{role=\"{role}\"}}"),
+                    if total > 0 {
+                        *secs as f64 / total as f64
+                    } else {
+                        0.0
+                    },
+                )
+            })
+            .collect::<Vec<_>>(),
     );
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

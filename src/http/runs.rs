@@ -140,7 +140,7 @@ pub async fn retry(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let new = engine::retry(&gaffer, *id).await?;
-    Ok(accepted(&gaffer, new).await?)
+    accepted(&gaffer, new).await
 }
 
 /// `202 Accepted` for a queued run, with where to watch it.

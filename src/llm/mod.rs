@@ -218,6 +218,22 @@ pub async fn ask_structured<T: DeserializeOwned + JsonSchema>(
     })
 }
 
+/// A permit for one call to the model host at `base_url`, at most `max` at once per host
+/// (across every run of this process).
+pub async fn host_slot(base_url: &str, max: usize) -> tokio::sync::OwnedSemaphorePermit {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static SLOTS: OnceLock<Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>> = OnceLock::new();
+    let semaphore = SLOTS
+        .get_or_init(Mutex::default)
+        .lock()
+        .expect("model host slots")
+        .entry(base_url.to_string())
+        .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(max.max(1))))
+        .clone();
+    semaphore.acquire_owned().await.expect("never closed")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,20 +271,4 @@ mod tests {
         assert!(!schema.contains("$ref"), "{schema}");
         assert!(schema.contains("\"note\""));
     }
-}
-
-/// A permit for one call to the model host at `base_url`, at most `max` at once per host
-/// (across every run of this process).
-pub async fn host_slot(base_url: &str, max: usize) -> tokio::sync::OwnedSemaphorePermit {
-    use std::collections::HashMap;
-    use std::sync::{Arc, Mutex, OnceLock};
-    static SLOTS: OnceLock<Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>> = OnceLock::new();
-    let semaphore = SLOTS
-        .get_or_init(Mutex::default)
-        .lock()
-        .expect("model host slots")
-        .entry(base_url.to_string())
-        .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(max.max(1))))
-        .clone();
-    semaphore.acquire_owned().await.expect("never closed")
 }

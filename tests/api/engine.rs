@@ -208,6 +208,59 @@ async fn run_routes_answer_202_and_the_run_is_watchable_live_with_its_transcript
     assert_eq!(list["runs"][0]["id"], id);
     let none: Value = app.get("/runs?state=failed").await.json().await.unwrap();
     assert_eq!(none["runs"].as_array().unwrap().len(), 0);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("gaffer_runs{role=\"developer\",state=\"succeeded\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("gaffer_run_queue_depth 0"), "{metrics}");
+}
+
+#[tokio::test]
+async fn quiet_hours_and_a_daily_limit_hold_runs_back() {
+    let (fake, app) = fake_with_app(REPO, "pr", Some(&sample_target()), &[]).await;
+    let quiet = json!({"overrides": {"quiet_hours": "00:00-00:00"}});
+    // An empty window is never quiet; a whole-day one always is.
+    assert_eq!(
+        app.patch_json("/repos/acme/tally", &quiet).await.status(),
+        200
+    );
+    let allday = json!({"overrides": {"quiet_hours": "00:00-23:59", "max_runs_per_day": 5}});
+    assert_eq!(
+        app.patch_json("/repos/acme/tally", &allday).await.status(),
+        200
+    );
+    let bad = json!({"overrides": {"quiet_hours": "late"}});
+    assert_eq!(
+        app.patch_json("/repos/acme/tally", &bad).await.status(),
+        400
+    );
+    let body: Value = app
+        .post("/run/taskmaster?wait=false")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = body["run"]["id"].as_i64().unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(run_of(&app, id).await["state"], "queued");
+    assert!(fake.pulls(REPO).is_empty());
+    let limited = json!({"overrides": {"max_runs_per_day": 1}});
+    assert_eq!(
+        app.patch_json("/repos/acme/tally", &limited).await.status(),
+        200
+    );
+    assert_eq!(finished(&app, id, 30).await["state"], "succeeded");
+    // The day's one run is spent: the next waits.
+    let body: Value = app
+        .post("/run/developer?wait=false")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let next = body["run"]["id"].as_i64().unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(run_of(&app, next).await["state"], "queued");
 }
 
 #[tokio::test]
