@@ -159,12 +159,7 @@ pub async fn pause(
     gaffer: web::Data<Gaffer>,
     key: RepoKey,
 ) -> Result<HttpResponse, AppError> {
-    let repo = gaffer.registry.get(&key.0).await?;
-    gaffer
-        .store
-        .pause_repo(&repo.full_name.to_ascii_lowercase())
-        .await?;
-    Ok(HttpResponse::Ok().json(json!({"repo": repo.full_name, "paused": true})))
+    set_paused(&gaffer, &key, true).await
 }
 
 #[utoipa::path(post, path = "/repos/{owner}/{name}/resume", tag = "runs",
@@ -175,11 +170,21 @@ pub async fn resume(
     gaffer: web::Data<Gaffer>,
     key: RepoKey,
 ) -> Result<HttpResponse, AppError> {
+    set_paused(&gaffer, &key, false).await
+}
+
+async fn set_paused(
+    gaffer: &Gaffer,
+    key: &RepoKey,
+    paused: bool,
+) -> Result<HttpResponse, AppError> {
     let repo = gaffer.registry.get(&key.0).await?;
-    gaffer
-        .store
-        .resume_repo(&repo.full_name.to_ascii_lowercase())
-        .await?;
-    gaffer.engine.wake();
-    Ok(HttpResponse::Ok().json(json!({"repo": repo.full_name, "paused": false})))
+    let name = repo.full_name.to_ascii_lowercase();
+    if paused {
+        gaffer.store.pause_repo(&name).await?;
+    } else {
+        gaffer.store.resume_repo(&name).await?;
+        gaffer.engine.wake();
+    }
+    Ok(HttpResponse::Ok().json(json!({"repo": repo.full_name, "paused": paused})))
 }

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use tempfile::TempDir;
 
-use crate::support::app::{gaffer_bin, sample_target, NO_MODELS};
+use crate::support::app::sample_target;
 use crate::support::fake_github::{Chaos, FakeGithub};
 
 const SEED: u64 = 13;
@@ -44,27 +44,14 @@ async fn start(dir: &Path, api: &str, http: &reqwest::Client) -> Server {
         .append(true)
         .open(dir.join("gaffer.log"))
         .unwrap();
-    let mut command = Command::new(gaffer_bin());
+    let mut command = crate::support::app::serve_command(dir, port, api);
     command
-        .arg("serve")
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("GAFFER_BIND", format!("127.0.0.1:{port}"))
-        .env("GAFFER_DATA_DIR", dir.join("data"))
-        .env("GAFFER_LOG", "warn")
-        .env("GITHUB_API_URL", api)
-        .env("GITHUB_WRITE_GAP_MS", "0")
         .env("GITHUB_TIMEOUT_MS", "800")
         .env("GITHUB_BACKOFF_MS", "20")
         .env("GITHUB_WEBHOOK_SECRET", SECRET)
         .env("WEBHOOK_RETRY_BASE_SECS", "1")
         .env("WEBHOOK_RETRY_ATTEMPTS", "8")
-        .stdout(Stdio::null())
         .stderr(log);
-    for (k, v) in NO_MODELS {
-        command.env(k, v);
-    }
     let server = Server {
         child: command.spawn().expect("gaffer serve starts"),
         base: format!("http://127.0.0.1:{port}"),

@@ -2,14 +2,12 @@
 //! paused, cancelled, retried, surviving a kill, and failed by the watchdog.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::app::{
-    client_builder, fake_with_app, gaffer_bin, sample_target, TestApp, NO_MODELS,
-};
+use crate::support::app::{client_builder, fake_with_app, sample_target, TestApp};
 use crate::support::fake_github::FakeGithub;
 use crate::support::ollama;
 
@@ -57,6 +55,41 @@ fn pr_from(fake: &FakeGithub, prefix: &str) -> Option<Value> {
             .unwrap_or_default()
             .starts_with(prefix)
     })
+}
+
+/// The sample repo with one queued task, and a scripted Developer model answering
+/// `reply` after `delay`; `extra` settings win.
+async fn developer_setup(
+    reply: &str,
+    delay: Duration,
+    extra: &[(&str, &str)],
+) -> (FakeGithub, TestApp, wiremock::MockServer) {
+    let model = ollama::slowly(reply, delay).await;
+    let uri = model.uri();
+    let mut vars = vec![
+        ("OLLAMA_BASE_URL", uri.as_str()),
+        ("LLM_DEVELOPER_MODEL", "tiny:1b"),
+    ];
+    vars.extend(extra);
+    let (fake, app) = fake_with_app(REPO, "pr", Some(&sample_target()), &vars).await;
+    fake.commit(
+        REPO,
+        "main",
+        &[("tasks/T-0001-json.md", &task("T-0001", "Add a json flag"))],
+        "task",
+    );
+    (fake, app, model)
+}
+
+/// Queues a role run without waiting (202) and returns its id.
+async fn queue(app: &TestApp, path: &str) -> i64 {
+    let body: Value = app
+        .post(&format!("{path}?wait=false"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    body["run"]["id"].as_i64().unwrap()
 }
 
 /// Registration is the only API call; the human only merges on the fake GitHub. The
@@ -119,24 +152,8 @@ async fn the_crew_takes_a_repo_to_done_by_itself_and_plans_the_next_task() {
 
 #[tokio::test]
 async fn run_routes_answer_202_and_the_run_is_watchable_live_with_its_transcript() {
-    let model = ollama::always(GOOD_EDIT).await;
-    let uri = model.uri();
-    let (fake, app) = fake_with_app(
-        REPO,
-        "pr",
-        Some(&sample_target()),
-        &[
-            ("OLLAMA_BASE_URL", uri.as_str()),
-            ("LLM_DEVELOPER_MODEL", "tiny:1b"),
-        ],
-    )
-    .await;
-    fake.commit(
-        REPO,
-        "main",
-        &[("tasks/T-0001-json.md", &task("T-0001", "Add a json flag"))],
-        "task",
-    );
+    let (fake, app, model) = developer_setup(GOOD_EDIT, Duration::ZERO, &[]).await;
+    let _ = &fake;
     let response = app.post("/run/developer?wait=false").await;
     assert_eq!(response.status(), 202);
     let location = response.headers()["location"].to_str().unwrap().to_string();
@@ -235,13 +252,7 @@ async fn quiet_hours_and_a_daily_limit_hold_runs_back() {
         app.patch_json("/repos/acme/tally", &bad).await.status(),
         400
     );
-    let body: Value = app
-        .post("/run/taskmaster?wait=false")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = body["run"]["id"].as_i64().unwrap();
+    let id = queue(&app, "/run/taskmaster").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(run_of(&app, id).await["state"], "queued");
     assert!(fake.pulls(REPO).is_empty());
@@ -252,44 +263,15 @@ async fn quiet_hours_and_a_daily_limit_hold_runs_back() {
     );
     assert_eq!(finished(&app, id, 30).await["state"], "succeeded");
     // The day's one run is spent: the next waits.
-    let body: Value = app
-        .post("/run/developer?wait=false")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let next = body["run"]["id"].as_i64().unwrap();
+    let next = queue(&app, "/run/developer").await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(run_of(&app, next).await["state"], "queued");
 }
 
 #[tokio::test]
 async fn a_run_is_cancelled_while_its_model_call_streams() {
-    let model = ollama::slowly(GOOD_EDIT, Duration::from_secs(30)).await;
-    let uri = model.uri();
-    let (fake, app) = fake_with_app(
-        REPO,
-        "pr",
-        Some(&sample_target()),
-        &[
-            ("OLLAMA_BASE_URL", uri.as_str()),
-            ("LLM_DEVELOPER_MODEL", "tiny:1b"),
-        ],
-    )
-    .await;
-    fake.commit(
-        REPO,
-        "main",
-        &[("tasks/T-0001-json.md", &task("T-0001", "Add a json flag"))],
-        "task",
-    );
-    let body: Value = app
-        .post("/run/developer?wait=false")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = body["run"]["id"].as_i64().unwrap();
+    let (fake, app, model) = developer_setup(GOOD_EDIT, Duration::from_secs(30), &[]).await;
+    let id = queue(&app, "/run/developer").await;
     until(20, "the model call to start", || async {
         (!model
             .received_requests()
@@ -319,14 +301,8 @@ async fn a_run_is_cancelled_while_its_model_call_streams() {
 async fn a_paused_repo_keeps_its_runs_queued_until_resumed() {
     let (fake, app) = fake_with_app(REPO, "pr", Some(&sample_target()), &[]).await;
     assert_eq!(app.post("/repos/acme/tally/pause").await.status(), 200);
-    let body: Value = app
-        .post("/run/taskmaster?wait=false")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = body["run"]["id"].as_i64().unwrap();
-    assert_eq!(body["run"]["state"], "paused");
+    let id = queue(&app, "/run/taskmaster").await;
+    assert_eq!(run_of(&app, id).await["state"], "paused");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(run_of(&app, id).await["state"], "paused");
     assert!(fake.pulls(REPO).is_empty());
@@ -338,32 +314,13 @@ async fn a_paused_repo_keeps_its_runs_queued_until_resumed() {
 
 #[tokio::test]
 async fn a_blocked_run_is_retried_as_a_new_run_without_a_second_pr() {
-    let model = ollama::always("I changed the code, it should work now.").await;
-    let uri = model.uri();
-    let (fake, app) = fake_with_app(
-        REPO,
-        "pr",
-        Some(&sample_target()),
-        &[
-            ("OLLAMA_BASE_URL", uri.as_str()),
-            ("LLM_DEVELOPER_MODEL", "tiny:1b"),
-            ("DEV_MAX_ATTEMPTS", "1"),
-        ],
+    let (fake, app, _model) = developer_setup(
+        "I changed the code, it should work now.",
+        Duration::ZERO,
+        &[("DEV_MAX_ATTEMPTS", "1")],
     )
     .await;
-    fake.commit(
-        REPO,
-        "main",
-        &[("tasks/T-0001-json.md", &task("T-0001", "Add a json flag"))],
-        "task",
-    );
-    let body: Value = app
-        .post("/run/developer?wait=false")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = body["run"]["id"].as_i64().unwrap();
+    let id = queue(&app, "/run/developer").await;
     let run = finished(&app, id, 60).await;
     assert_eq!(run["state"], "blocked", "{run:#}");
     let retried = app.post(&format!("/runs/{id}/retry")).await;
@@ -398,32 +355,13 @@ async fn a_blocked_run_is_retried_as_a_new_run_without_a_second_pr() {
 
 #[tokio::test]
 async fn the_watchdog_fails_a_run_that_makes_no_progress() {
-    let model = ollama::slowly(GOOD_EDIT, Duration::from_secs(60)).await;
-    let uri = model.uri();
-    let (fake, app) = fake_with_app(
-        REPO,
-        "pr",
-        Some(&sample_target()),
-        &[
-            ("OLLAMA_BASE_URL", uri.as_str()),
-            ("LLM_DEVELOPER_MODEL", "tiny:1b"),
-            ("RUN_STALL_TIMEOUT", "3"),
-        ],
+    let (_fake, app, _model) = developer_setup(
+        GOOD_EDIT,
+        Duration::from_secs(60),
+        &[("RUN_STALL_TIMEOUT", "3")],
     )
     .await;
-    fake.commit(
-        REPO,
-        "main",
-        &[("tasks/T-0001-json.md", &task("T-0001", "Add a json flag"))],
-        "task",
-    );
-    let body: Value = app
-        .post("/run/developer?wait=false")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = body["run"]["id"].as_i64().unwrap();
+    let id = queue(&app, "/run/developer").await;
     let run = finished(&app, id, 30).await;
     assert_eq!(run["state"], "failed", "{run:#}");
     assert!(
@@ -458,22 +396,11 @@ impl Served {
 }
 
 async fn serve(dir: &Path, port: u16, api: &str, model: &str) -> Served {
-    let mut command = Command::new(gaffer_bin());
+    let mut command = crate::support::app::serve_command(dir, port, api);
     command
-        .arg("serve")
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("GAFFER_BIND", format!("127.0.0.1:{port}"))
-        .env("GAFFER_DATA_DIR", dir.join("data"))
-        .env("GAFFER_LOG", "warn")
-        .env("GITHUB_API_URL", api)
-        .env("GITHUB_WRITE_GAP_MS", "0")
         .env("RUN_LEASE_SECS", "2")
-        .envs(NO_MODELS.iter().copied())
         .env("OLLAMA_BASE_URL", model)
         .env("LLM_DEVELOPER_MODEL", "tiny:1b")
-        .stdout(Stdio::null())
         .stderr(Stdio::null());
     let served = Served {
         child: command.spawn().unwrap(),

@@ -208,3 +208,23 @@ pub async fn fake_with_app(
     );
     (fake, app)
 }
+
+/// `gaffer serve` as its own process in `dir` on `port`, pointed at a fake GitHub API with
+/// no models and no write pacing, logging warnings only; callers add their settings.
+pub fn serve_command(dir: &Path, port: u16, api: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(gaffer_bin());
+    command
+        .arg("serve")
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GAFFER_BIND", format!("127.0.0.1:{port}"))
+        .env("GAFFER_DATA_DIR", dir.join("data"))
+        .env("GAFFER_LOG", "warn")
+        .env("GITHUB_API_URL", api)
+        .env("GITHUB_WRITE_GAP_MS", "0")
+        .envs(NO_MODELS.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    command
+}
