@@ -292,10 +292,17 @@ impl RepoChecks {
         let run = self.run(clone, None).await;
         clone.reset().await?;
         let side = run.side();
-        gaffer
-            .store
-            .save_check_baseline(&name, sha, &key, &side)
-            .await?;
+        // Checks that could not start (no bubblewrap, say) say nothing about this SHA.
+        let ran = [run.setup.as_ref(), Some(&run.test), run.lint.as_ref()]
+            .into_iter()
+            .flatten()
+            .all(|p| p.started);
+        if ran {
+            gaffer
+                .store
+                .save_check_baseline(&name, sha, &key, &side)
+                .await?;
+        }
         Ok(crate::workspace::checks::Baseline {
             sha: sha.to_string(),
             side,

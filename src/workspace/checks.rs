@@ -34,6 +34,8 @@ pub struct PhaseRun {
     pub timed_out: bool,
     /// The sandbox let this phase reach the network (set-up only).
     pub network: bool,
+    /// `false` when the command could not even start (no bubblewrap, say).
+    pub started: bool,
     pub duration_ms: u64,
     /// stdout and stderr as they came, up to [`OUTPUT_MAX_BYTES`] (the middle dropped).
     pub output: String,
@@ -225,7 +227,25 @@ pub async fn run_plan(
     trim_cache(cache, settings.cache_max_bytes);
     let results = results::parse(&test.output);
     let side = side_of(setup.as_ref(), &test, lint.as_ref(), &results);
-    let comparison = results::compare(baseline.as_ref().map(|b| &b.side), &side, known_failures);
+    let mut comparison =
+        results::compare(baseline.as_ref().map(|b| &b.side), &side, known_failures);
+    // Checks that could not run prove nothing, whatever the base did.
+    if let Some(never) = [setup.as_ref(), Some(&test), lint.as_ref()]
+        .into_iter()
+        .flatten()
+        .find(|p| !p.started)
+    {
+        comparison.ok = false;
+        comparison.reason = format!("the checks could not run: {}", never.output);
+    }
+    // A timeout is gaffer's limit, not the repo's verdict: the change is not shown to pass.
+    if test.timed_out {
+        comparison.ok = false;
+        comparison.reason = format!(
+            "the tests were stopped after {}s (CHECKS_TIMEOUT)",
+            settings.timeout.as_secs()
+        );
+    }
     CheckRun {
         detected: plan.detected.clone(),
         command: plan.test.clone(),
@@ -254,13 +274,14 @@ async fn phase(
     timeout: Duration,
     settings: &CheckSettings,
 ) -> PhaseRun {
-    let started = Instant::now();
+    let began = Instant::now();
     let failed = |why: String| PhaseRun {
         command: script.into(),
         passed: false,
         exit_code: None,
         timed_out: false,
         network,
+        started: false,
         duration_ms: 0,
         output: why,
     };
@@ -329,7 +350,8 @@ async fn phase(
         exit_code: status.and_then(|s| s.code()),
         timed_out,
         network,
-        duration_ms: started.elapsed().as_millis() as u64,
+        started: true,
+        duration_ms: began.elapsed().as_millis() as u64,
         output: crate::safety::redact(&text, &secrets),
     }
 }

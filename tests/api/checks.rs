@@ -252,3 +252,42 @@ async fn a_rust_crate_is_built_in_the_repo_cache_and_gets_cargo_ci() {
         [".github/workflows/ci.yml", BOOT_TASK]
     );
 }
+
+#[tokio::test]
+async fn each_phase_has_its_own_timeout_and_a_timeout_never_passes() {
+    let (fake, app) = fake_with_app(
+        "acme/tiny-node",
+        "pr",
+        Some(&fixture("node")),
+        &[("CHECKS_TIMEOUT", "1"), ("CHECKS_SETUP_TIMEOUT", "20")],
+    )
+    .await;
+    fake.commit(
+        "acme/tiny-node",
+        "main",
+        &[(
+            ".llm-team.yml",
+            "checks:\n  setup: echo setting up; sleep 2; echo set up\n  test: echo testing; sleep 30\n",
+        )],
+        "slow tests",
+    );
+    let outcome = post_ok(&app, "/repos/acme/tiny-node/bootstrap").await;
+    assert_eq!(outcome["action"], "blocked", "{outcome:#}");
+    let checks = &outcome["checks"];
+    // Set-up had its own, longer limit; the tests were stopped at theirs, output kept.
+    assert_eq!(checks["setup"]["passed"], true, "{checks:#}");
+    assert!(checks["setup"]["output"]
+        .as_str()
+        .unwrap()
+        .contains("set up"));
+    assert_eq!(checks["timed_out"], true);
+    let output = checks["test"]["output"].as_str().unwrap();
+    assert!(
+        output.contains("testing") && output.contains("killed after 1s"),
+        "{output}"
+    );
+    assert!(checks["comparison"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("stopped after 1s"));
+}

@@ -339,6 +339,8 @@ pub fn compare(before: Option<&Side>, after: &Side, known: &[String]) -> Compari
     c.ok = problems.is_empty();
     c.reason = if !c.ok {
         problems.join("; ")
+    } else if !after.tests_passed && !per_test {
+        "the tests fail as they did on the base (no per-test results to compare)".into()
     } else if !after.tests_passed {
         format!(
             "nothing newly broken ({} failing as on the base{})",
