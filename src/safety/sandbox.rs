@@ -3,7 +3,9 @@
 //! token included, is not readable), `$HOME`, `/root`, `/home`, `/run` (host sockets),
 //! gaffer's data directory, the other clones and any `.env` hidden, the clone writable
 //! except its `.git` (so a check cannot plant hooks or config that gaffer's git would
-//! read), an empty environment.
+//! read), an empty environment. Two additions are the caller's to ask for: the network
+//! (`--share-net`, for the checks' set-up phase only) and one more writable directory (the
+//! repo's dependency cache, bound at its real path).
 //!
 //! Without bubblewrap, repo code is refused unless the user opts out explicitly with
 //! `CHECKS_SANDBOX=off`.

@@ -291,3 +291,34 @@ async fn each_phase_has_its_own_timeout_and_a_timeout_never_passes() {
         .unwrap()
         .contains("stopped after 1s"));
 }
+
+#[tokio::test]
+async fn known_failures_never_count_either_way() {
+    let reply = "calc/__init__.py\n<<<<<<< SEARCH\n    return _add(a, b)\n=======\n    return _add(a, b) + 1\n>>>>>>> REPLACE\n";
+    let (fake, app, _model) = python_with_model(reply).await;
+    fake.commit(
+        "acme/calc",
+        "main",
+        &[(
+            ".llm-team.yml",
+            "checks:\n  known_failures: [\"tests.test_calc.CalcTest.test_a*\"]\n",
+        )],
+        "flaky",
+    );
+    let outcome = post_ok(&app, "/run/developer?repo=acme/calc").await;
+    assert_eq!(outcome["action"], "opened_pr", "{outcome:#}");
+    let comparison = &outcome["checks"]["comparison"];
+    assert!(
+        strings(&comparison["newly_broken"]).is_empty(),
+        "{comparison:#}"
+    );
+    assert_eq!(
+        strings(&comparison["known"]),
+        ["tests.test_calc.CalcTest.test_add"]
+    );
+    let body = fake.pulls("acme/calc")[0]["body"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(body.contains("Known failures ignored"), "{body}");
+}

@@ -58,7 +58,6 @@ pub fn plan(
     configured: &Configured,
 ) -> Plan {
     let has = |name: &str| files.iter().any(|f| f == name);
-    let top = |pred: &dyn Fn(&str) -> bool| files.iter().any(|f| !f.contains('/') && pred(f));
     let mut env: Vec<(String, String)> = Vec::new();
     let mut path_first = Vec::new();
     let (detected, setup, test): (String, Option<String>, String) = if has("Cargo.toml") {
@@ -123,7 +122,7 @@ pub fn plan(
             None,
             "make test".into(),
         )
-    } else if top(&|f| f.ends_with(".py")) || files.iter().any(|f| f.ends_with(".py")) {
+    } else if files.iter().any(|f| f.ends_with(".py")) {
         // Python code with no dependency files: no venv, the standard test runners.
         (
             "python (no dependency files)".into(),
