@@ -238,6 +238,13 @@ pub async fn run_plan(
         comparison.ok = false;
         comparison.reason = format!("the checks could not run: {}", never.output);
     }
+    // No tests at all is not a pass, even when the base had none either.
+    if plan.detected == detect::NOTHING {
+        comparison.ok = false;
+        comparison.reason =
+            "no test command detected and none configured (set checks.test in .llm-team.yml)"
+                .into();
+    }
     // A timeout is gaffer's limit, not the repo's verdict: the change is not shown to pass.
     if test.timed_out {
         comparison.ok = false;

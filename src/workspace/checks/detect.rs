@@ -3,6 +3,9 @@
 //! in the sandbox; `$GAFFER_CACHE` is the repo's cache directory (pip, npm, cargo and go
 //! caches, the Python venv), which survives between runs.
 
+/// What [`Plan::detected`] says when no language was recognised and nothing configured.
+pub const NOTHING: &str = "nothing detected";
+
 /// The checks to run on a clone, and why these.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Plan {
@@ -133,7 +136,7 @@ pub fn plan(
         )
     } else {
         (
-            "nothing detected".into(),
+            NOTHING.into(),
             None,
             "echo 'no test command detected: set checks.test in .llm-team.yml'; exit 1".into(),
         )
