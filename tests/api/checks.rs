@@ -143,6 +143,17 @@ async fn python_deps_install_at_setup_and_an_old_failure_does_not_block_the_pr()
     assert_eq!(review["action"], "reviewed", "{review:#}");
     assert_eq!(review["checks"]["baseline"]["cached"], true, "{review:#}");
     assert_eq!(review["checks"]["passed"], true);
+    // The repo's cache survived between runs: the venv already has the dependency.
+    let setup = review["checks"]["setup"]["output"].as_str().unwrap();
+    assert!(
+        setup.contains("Requirement already satisfied: tinyadd"),
+        "{setup}"
+    );
+    assert!(app
+        .data_dir
+        .path()
+        .join("cache/acme/calc/venv/bin/python")
+        .exists());
 }
 
 #[tokio::test]
