@@ -199,6 +199,7 @@ pub async fn run_plan(
         ),
         None => None,
     };
+    let reports = fresh_reports_dir(cache);
     let test = phase(
         clone,
         cache,
@@ -209,6 +210,7 @@ pub async fn run_plan(
         settings,
     )
     .await;
+    let junit = read_junit(&reports);
     let lint = match &plan.lint {
         Some(script) => Some(
             phase(
@@ -225,7 +227,12 @@ pub async fn run_plan(
         None => None,
     };
     trim_cache(cache, settings.cache_max_bytes);
-    let results = results::parse(&test.output);
+    // JUnit XML, when the runner wrote some, names every test; else the output is read.
+    let results = if junit.is_empty() {
+        results::parse(&test.output)
+    } else {
+        junit
+    };
     let side = side_of(setup.as_ref(), &test, lint.as_ref(), &results);
     let mut comparison =
         results::compare(baseline.as_ref().map(|b| &b.side), &side, known_failures);
@@ -301,6 +308,7 @@ async fn phase(
     };
     let cache_text = cache.to_string_lossy().into_owned();
     process.env("GAFFER_CACHE", &cache_text);
+    process.env("GAFFER_REPORTS", cache.join(REPORTS));
     for (key, value) in &plan.env {
         process.env(key, value.replace("$GAFFER_CACHE", &cache_text));
     }
@@ -361,6 +369,62 @@ async fn phase(
         duration_ms: began.elapsed().as_millis() as u64,
         output: crate::safety::redact(&text, &secrets),
     }
+}
+
+/// Where a test command may write JUnit XML (`$GAFFER_REPORTS`, under the repo's cache).
+const REPORTS: &str = "reports";
+/// JUnit files read per run, and bytes read per file.
+const REPORTS_MAX_FILES: usize = 50;
+const REPORT_MAX_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Empties the reports directory before the test phase (a stale report never counts).
+fn fresh_reports_dir(cache: &Path) -> PathBuf {
+    let dir = cache.join(REPORTS);
+    match std::fs::symlink_metadata(&dir) {
+        Ok(meta) if meta.is_dir() => {
+            std::fs::remove_dir_all(&dir).ok();
+        }
+        Ok(_) => {
+            std::fs::remove_file(&dir).ok();
+        }
+        Err(_) => {}
+    }
+    std::fs::create_dir_all(&dir).ok();
+    dir
+}
+
+/// Every `*.xml` the test phase left in the reports directory, parsed as JUnit. Repo code
+/// wrote them: only regular files are read (never through a symlink), each bounded.
+fn read_junit(dir: &Path) -> TestResults {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut merged = TestResults::default();
+    if !std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+        return merged;
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "xml"));
+    files.sort();
+    for path in files.into_iter().take(REPORTS_MAX_FILES) {
+        if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+            continue;
+        }
+        let Ok(file) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&path)
+        else {
+            continue;
+        };
+        let mut bytes = Vec::new();
+        if file.take(REPORT_MAX_BYTES).read_to_end(&mut bytes).is_ok() {
+            let parsed = results::parse_junit(&String::from_utf8_lossy(&bytes));
+            merged.tests.extend(parsed.tests);
+        }
+    }
+    merged
 }
 
 /// Output kept within [`OUTPUT_MAX_BYTES`]: the head, and a rolling tail.

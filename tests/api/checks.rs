@@ -333,3 +333,24 @@ async fn known_failures_never_count_either_way() {
         .to_string();
     assert!(body.contains("Known failures ignored"), "{body}");
 }
+
+#[tokio::test]
+async fn junit_xml_written_to_the_reports_dir_gives_the_per_test_results() {
+    let (fake, app) = fake_with_app("acme/tiny-node", "pr", Some(&fixture("node")), &[]).await;
+    fake.commit(
+        "acme/tiny-node",
+        "main",
+        &[(
+            ".llm-team.yml",
+            "checks:\n  setup: none\n  test: node --test --test-reporter=junit --test-reporter-destination=$GAFFER_REPORTS/node.xml\n",
+        )],
+        "junit",
+    );
+    let outcome = post_ok(&app, "/repos/acme/tiny-node/bootstrap").await;
+    assert_eq!(outcome["action"], "opened_pr", "{outcome:#}");
+    let tests = &outcome["checks"]["results"]["tests"];
+    // The names come from the XML (classname.name), not from the (empty) output.
+    assert_eq!(tests["test.adds"], "passed", "{outcome:#}");
+    assert_eq!(tests["test.reaches the network"], "skipped");
+    assert_eq!(outcome["checks"]["comparison"]["method"], "per_test");
+}

@@ -44,7 +44,7 @@ if [ -f pyproject.toml ] || [ -f setup.py ]; then
 fi"#;
 
 const PYTHON_TEST: &str = r#"if python -c "import pytest" 2>/dev/null; then
-  exec python -m pytest -rA
+  exec python -m pytest -rA --junitxml="$GAFFER_REPORTS/pytest.xml"
 elif [ -f tests/__init__.py ]; then
   exec python -m unittest discover -v -s tests -t .
 elif [ -d tests ]; then

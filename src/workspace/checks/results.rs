@@ -503,3 +503,101 @@ mod tests {
         assert!(glob("exact", "exact") && !glob("exact", "exactly"));
     }
 }
+
+/// Reads JUnit XML (what pytest `--junitxml`, jest-junit, go-junit-report, cargo-nextest and
+/// most CI reporters write): each `<testcase classname=.. name=..>` is passed, unless it
+/// holds `<failure`/`<error` (failed) or `<skipped` (skipped). A small, tolerant reader of
+/// that one element, not a general XML parser.
+pub fn parse_junit(xml: &str) -> TestResults {
+    let mut results = TestResults::default();
+    let mut rest = xml;
+    while let Some(at) = rest.find("<testcase") {
+        rest = &rest[at + "<testcase".len()..];
+        let Some(end) = rest.find('>') else {
+            break;
+        };
+        let tag = &rest[..end];
+        let self_closing = tag.ends_with('/');
+        let body = if self_closing {
+            ""
+        } else {
+            let close = rest.find("</testcase>").unwrap_or(rest.len());
+            &rest[end..close]
+        };
+        let name = attribute(tag, "name").unwrap_or_default();
+        if name.is_empty() {
+            continue;
+        }
+        let id = match attribute(tag, "classname").filter(|c| !c.is_empty()) {
+            Some(class) => format!("{class}.{name}"),
+            None => name,
+        };
+        let status = if body.contains("<failure") || body.contains("<error") {
+            TestStatus::Failed
+        } else if body.contains("<skipped") {
+            TestStatus::Skipped
+        } else {
+            TestStatus::Passed
+        };
+        results.set(id, status);
+    }
+    results
+}
+
+fn attribute(tag: &str, key: &str) -> Option<String> {
+    let mut search = tag;
+    loop {
+        let at = search.find(key)?;
+        let before = search[..at].chars().last();
+        let after = &search[at + key.len()..];
+        let after_trim = after.trim_start();
+        if before.is_some_and(char::is_whitespace) && after_trim.starts_with('=') {
+            let value = after_trim[1..].trim_start();
+            let quote = value.chars().next()?;
+            if quote != '"' && quote != '\'' {
+                return None;
+            }
+            let inner = &value[1..];
+            let close = inner.find(quote)?;
+            return Some(unescape(&inner[..close]));
+        }
+        search = after;
+    }
+}
+
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+#[cfg(test)]
+mod junit_tests {
+    use super::*;
+
+    #[test]
+    fn junit_xml_from_pytest_and_others() {
+        let xml = r#"<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" errors="0" failures="1" skipped="1" tests="4">
+<testcase classname="tests.test_calc" name="test_add" time="0.001" />
+<testcase classname="tests.test_calc" name="test_mul" time="0.001"><failure message="assert 7 == 6">AssertionError</failure></testcase>
+<testcase classname="tests.test_calc" name="test_later" time="0"><skipped type="pytest.skip" message="later" /></testcase>
+<testcase classname="" name="adds &amp; subtracts" time="0.002"></testcase>
+<testcase name="broken[a&lt;b]"><error message="boom"/></testcase>
+</testsuite></testsuites>"#;
+        let tests: Vec<(String, TestStatus)> = parse_junit(xml).tests.into_iter().collect();
+        assert_eq!(
+            tests,
+            [
+                ("adds & subtracts".into(), TestStatus::Passed),
+                ("broken[a<b]".into(), TestStatus::Failed),
+                ("tests.test_calc.test_add".into(), TestStatus::Passed),
+                ("tests.test_calc.test_later".into(), TestStatus::Skipped),
+                ("tests.test_calc.test_mul".into(), TestStatus::Failed),
+            ]
+        );
+        assert!(parse_junit("<testcase name=").is_empty());
+        assert!(parse_junit("garbage <testcase").is_empty());
+    }
+}
