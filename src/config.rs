@@ -179,6 +179,16 @@ const SETTINGS: &[Setting] = &[
         Some("500"),
     ),
     setting("LLM_MAX_PARALLEL", "llm.max_parallel", Some("1")),
+    setting(
+        "CHECKS_SETUP_TIMEOUT",
+        "work.checks_setup_timeout_secs",
+        Some("900"),
+    ),
+    setting(
+        "CHECKS_CACHE_MAX_MB",
+        "work.checks_cache_max_mb",
+        Some("2048"),
+    ),
     setting("GAFFER_PUBLIC_URL", "server.public_url", None),
     setting("GAFFER_LOCAL_ROOT", "server.local_root", None),
     setting("DEV_MAX_ATTEMPTS", "work.max_attempts", Some("3")),
@@ -395,6 +405,10 @@ pub struct WorkSettings {
     pub checks_timeout: Duration,
     /// `on`: repo code runs only under bubblewrap; `off` (explicit opt-out): unsandboxed.
     pub checks_sandbox: crate::safety::sandbox::SandboxMode,
+    /// The longest the checks' set-up phase (installing dependencies) may run.
+    pub checks_setup_timeout: Duration,
+    /// Each repo's checks cache (pip, npm, cargo, go, venv) is trimmed back under this.
+    pub checks_cache_max_bytes: u64,
     /// Developer attempts per task (each gets the previous failure back).
     pub max_attempts: u32,
     pub diff_max_files: usize,
@@ -838,6 +852,17 @@ impl RawSettings<'_> {
                     |v| v.contains('@').then(|| v.to_string()),
                 )?,
                 checks_timeout: self.seconds_in("CHECKS_TIMEOUT", 1, 86_400)?,
+                checks_setup_timeout: self.seconds_in("CHECKS_SETUP_TIMEOUT", 1, 86_400)?,
+                checks_cache_max_bytes: self.required(
+                    "CHECKS_CACHE_MAX_MB",
+                    "a size in MB from 1 to 1000000",
+                    |v| {
+                        v.parse::<u64>()
+                            .ok()
+                            .filter(|n| (1..=1_000_000).contains(n))
+                    },
+                )? * 1024
+                    * 1024,
                 checks_sandbox: self.required("CHECKS_SANDBOX", "on or off", |v| match v {
                     "on" => Some(crate::safety::sandbox::SandboxMode::On),
                     "off" => Some(crate::safety::sandbox::SandboxMode::Off),

@@ -78,14 +78,14 @@ pub async fn model_call(
     progress(format!("{role}: model {model} answered")).await;
 }
 
-/// One check run: the command, how it ended, its full output.
-pub async fn check(run: &crate::workspace::checks::CheckRun, output: &str) {
+/// One check phase (set-up, test or lint): the command, how it ended, its full output.
+pub async fn check(run: &crate::workspace::checks::PhaseRun, sandboxed: bool) {
     if current().is_none() {
         return;
     }
     let body = json!({"command": run.command, "passed": run.passed, "exit_code": run.exit_code,
-        "timed_out": run.timed_out, "sandboxed": run.sandboxed, "duration_ms": run.duration_ms,
-        "output": bounded(output)});
+        "timed_out": run.timed_out, "sandboxed": sandboxed, "network": run.network,
+        "duration_ms": run.duration_ms, "output": bounded(&run.output)});
     write("check", &body.to_string()).await;
     progress(format!(
         "checks `{}` {} in {:.1} s",

@@ -1,5 +1,7 @@
 //! The built-in bootstrap task, `Initialize basic CI for Python`, and its deterministic
-//! implementation (a CI workflow and a smoke test), so the first PR works with no model.
+//! implementation (a CI workflow for the language the checks detect, and for Python a
+//! smoke test), so the first PR works with no model. The title is kept for the repos that
+//! already hold the task, whatever the language.
 
 use crate::team::task::{Priority, Status, TaskId, TaskType};
 
@@ -67,12 +69,117 @@ pub fn task_file(id: &TaskId, status: Status) -> String {
     })
 }
 
+/// The language the bootstrap writes CI for, from the checks' detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    Python,
+    Node,
+    Rust,
+    Go,
+    /// A `Makefile` with a `test` target.
+    Make,
+}
+
+impl Language {
+    /// The language the checks detected (Python when nothing was: the smoke test makes it one).
+    pub fn of(plan: &crate::workspace::checks::detect::Plan) -> Language {
+        let d = plan.detected.as_str();
+        if d.starts_with("node") {
+            Language::Node
+        } else if d.starts_with("rust") {
+            Language::Rust
+        } else if d.starts_with("go") {
+            Language::Go
+        } else if d.starts_with("make") {
+            Language::Make
+        } else {
+            Language::Python
+        }
+    }
+}
+
+const NODE_WORKFLOW: &str = r#"name: ci
+on:
+  pull_request:
+  push:
+    branches: [main]
+jobs:
+  tests:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - uses: actions/setup-node@v4
+        with:
+          node-version: "20"
+      - name: Install dependencies
+        run: if [ -f package-lock.json ]; then npm ci; else npm install; fi
+      - name: Run the tests (a failing test fails the job)
+        run: npm test
+"#;
+
+const RUST_WORKFLOW: &str = r#"name: ci
+on:
+  pull_request:
+  push:
+    branches: [main]
+jobs:
+  tests:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - uses: dtolnay/rust-toolchain@stable
+      - name: Run the tests (a failing test fails the job)
+        run: cargo test --locked || cargo test
+"#;
+
+const GO_WORKFLOW: &str = r#"name: ci
+on:
+  pull_request:
+  push:
+    branches: [main]
+jobs:
+  tests:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - uses: actions/setup-go@v5
+        with:
+          go-version-file: go.mod
+      - name: Run the tests (a failing test fails the job)
+        run: go test ./...
+"#;
+
+const MAKE_WORKFLOW: &str = r#"name: ci
+on:
+  pull_request:
+  push:
+    branches: [main]
+jobs:
+  tests:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - name: Run the tests (a failing test fails the job)
+        run: make test
+"#;
+
 /// The files the bootstrap writes into a clone where they are missing:
-/// `(path, content)`. An existing workflow or test suite is left alone.
-pub fn files_to_add(existing: &[String]) -> Vec<(&'static str, &'static str)> {
+/// `(path, content)`: a CI workflow for `language`, and for Python a smoke test. An
+/// existing workflow or test suite is left alone.
+pub fn files_to_add(existing: &[String], language: Language) -> Vec<(&'static str, &'static str)> {
     let mut files = Vec::new();
     if !existing.iter().any(|f| f.starts_with(".github/workflows/")) {
-        files.push((WORKFLOW_PATH, WORKFLOW));
+        let workflow = match language {
+            Language::Python => WORKFLOW,
+            Language::Node => NODE_WORKFLOW,
+            Language::Rust => RUST_WORKFLOW,
+            Language::Go => GO_WORKFLOW,
+            Language::Make => MAKE_WORKFLOW,
+        };
+        files.push((WORKFLOW_PATH, workflow));
+    }
+    if language != Language::Python {
+        return files;
     }
     let has_tests = existing.iter().any(|f| {
         f.starts_with("tests/")
@@ -147,7 +254,10 @@ mod tests {
     #[test]
     fn only_missing_files_are_added() {
         let none: Vec<String> = vec!["README.md".into()];
-        let paths: Vec<&str> = files_to_add(&none).iter().map(|(p, _)| *p).collect();
+        let paths: Vec<&str> = files_to_add(&none, Language::Python)
+            .iter()
+            .map(|(p, _)| *p)
+            .collect();
         assert_eq!(
             paths,
             [
@@ -160,7 +270,14 @@ mod tests {
             ".github/workflows/ci.yml".into(),
             "tests/test_app.py".into(),
         ];
-        assert!(files_to_add(&all).is_empty());
+        assert!(files_to_add(&all, Language::Python).is_empty());
+        let node = files_to_add(&none, Language::Node);
+        assert_eq!(node.len(), 1);
+        assert!(node[0].1.contains("npm test"));
+        assert!(files_to_add(&none, Language::Rust)[0]
+            .1
+            .contains("cargo test"));
+        assert!(files_to_add(&none, Language::Go)[0].1.contains("go test"));
     }
 
     #[test]

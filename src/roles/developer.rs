@@ -8,6 +8,7 @@
 
 use serde_json::json;
 
+use super::RepoChecks;
 use super::{
     bootstrap, ensure_pr_mode, ids_in_use, marker, open_or_find_pr, pr_state, task_pr_for, Action,
     Outcome, PrRef,
@@ -22,7 +23,7 @@ use crate::store::DeveloperRun;
 use crate::team::task::{self, next_id, parse_task, set_front_matter_field, Status, Task, TaskId};
 use crate::team::team_config::TeamConfig;
 use crate::team::{branch_name, PullKind};
-use crate::workspace::checks::{self, CheckRun, CheckSettings};
+use crate::workspace::checks::{Baseline, CheckRun};
 use crate::workspace::edits::{self, DiffBudget};
 use crate::workspace::Clone;
 use crate::Gaffer;
@@ -33,7 +34,6 @@ const MAX_FILE_BYTES: u64 = 48 * 1024;
 
 /// A finished change, ready to be proposed.
 struct Done {
-    files: Vec<String>,
     checks: CheckRun,
 }
 
@@ -204,7 +204,9 @@ async fn develop(
     let clone = gaffer.workspace.checkout(repo).await?;
     if repo.mode == Mode::Observe || config.dry_run {
         let files = if bootstrap::is_bootstrap(&task.title) {
-            bootstrap::files_to_add(&clone.files().await)
+            let listed = clone.files().await;
+            let plan = crate::workspace::checks::plan_for(clone.dir(), &listed, config);
+            bootstrap::files_to_add(&listed, bootstrap::Language::of(&plan))
                 .into_iter()
                 .map(|(p, _)| p.to_string())
                 .collect()
@@ -236,6 +238,19 @@ async fn develop(
     clone
         .start_branch(&branch, &format!("origin/{}", repo.default_branch))
         .await?;
+    let base_sha = clone.head_sha().await?;
+    let repo_checks = RepoChecks::new(gaffer, repo, &clone, config).await;
+    let will_check = bootstrap::is_bootstrap(&task.title) || model.is_some();
+    // The base's results, once per base SHA: a change is judged by what it newly breaks.
+    let baseline = if will_check {
+        Some(
+            repo_checks
+                .baseline(gaffer, repo, &clone, &base_sha)
+                .await?,
+        )
+    } else {
+        None
+    };
     if let Some(text) = &new_task_file {
         clone.write(&task.path, text)?;
     }
@@ -244,20 +259,18 @@ async fn develop(
         model: model.clone().unwrap_or_else(|| "builtin".into()),
         ..DeveloperRun::default()
     };
-    let check_settings = super::check_settings(gaffer);
-    let command = checks::default_command(config.test_command.as_deref()).await;
     let work = if bootstrap::is_bootstrap(&task.title) {
         stats.attempts = 1;
-        bootstrap_work(&clone, &command, &check_settings, config).await
-    } else if model.is_some() {
+        bootstrap_work(&clone, &repo_checks, baseline, config).await
+    } else if let Some(baseline) = baseline {
         model_work(
             gaffer,
             repo,
             &clone,
             &task,
             config,
-            &command,
-            &check_settings,
+            &repo_checks,
+            baseline,
             &mut stats,
         )
         .await
@@ -268,7 +281,7 @@ async fn develop(
         })
     };
 
-    let (status, title, body, action, checks_run, files) = match work {
+    let (status, title, body, action, checks_run) = match work {
         Ok(done) => {
             stats.outcome = "pr".into();
             let body = pr_body(&task, &done.checks, &stats);
@@ -278,7 +291,6 @@ async fn develop(
                 body,
                 Action::OpenedPr,
                 Some(done.checks),
-                done.files,
             )
         }
         Err(blocked) => {
@@ -298,7 +310,6 @@ async fn develop(
                 body,
                 Action::Blocked,
                 blocked.checks,
-                Vec::new(),
             )
         }
     };
@@ -311,6 +322,8 @@ async fn develop(
     clone
         .commit_all(&format!("{}: {} ({})", task.id, task.title, status))
         .await?;
+    // Exactly what the commit changed (the checks' byproducts were thrown away).
+    let files = clone.changed_since(&base_sha).await?;
     clone.push(&branch, &config.branch_prefix).await?;
     let pull = NewPull {
         title,
@@ -387,24 +400,38 @@ async fn resume(
 
 async fn bootstrap_work(
     clone: &Clone,
-    command: &str,
-    settings: &CheckSettings,
+    checks: &RepoChecks,
+    baseline: Option<Baseline>,
     config: &TeamConfig,
 ) -> Result<Done, Blocked> {
-    let mut files = Vec::new();
-    for (path, content) in bootstrap::files_to_add(&clone.files().await) {
-        clone.write(path, content).map_err(|e| Blocked {
-            reason: e.to_string(),
-            checks: None,
-        })?;
-        files.push(path.to_string());
+    let io = |e: crate::workspace::WorkspaceError| Blocked {
+        reason: e.to_string(),
+        checks: None,
+    };
+    let language = bootstrap::Language::of(&checks.plan);
+    for (path, content) in bootstrap::files_to_add(&clone.files().await, language) {
+        clone.write(path, content).map_err(io)?;
     }
-    let run = checks::run(clone.dir(), command, settings).await;
+    let snapshot = clone.snapshot().await.map_err(io)?;
+    // The smoke test may be what makes the repo's tests detectable: plan again (the
+    // snapshot staged the new files, so they are listed).
+    let files = clone.files().await;
+    let replanned = RepoChecks {
+        plan: crate::workspace::checks::plan_for(clone.dir(), &files, config),
+        settings: checks.settings.clone(),
+        cache: checks.cache.clone(),
+        known_failures: checks.known_failures.clone(),
+    };
+    let run = replanned.run(clone, baseline).await;
+    clone.restore(&snapshot).await.map_err(io)?;
     if run.passed || !config.require_tests {
-        Ok(Done { files, checks: run })
+        Ok(Done { checks: run })
     } else {
         Err(Blocked {
-            reason: format!("the repository's checks fail even with only the bootstrap files added (`{command}`)"),
+            reason: format!(
+                "the repository's checks fail with only the bootstrap files added: {}",
+                run.comparison.reason
+            ),
             checks: Some(run),
         })
     }
@@ -417,10 +444,11 @@ async fn model_work(
     clone: &Clone,
     task: &Task,
     config: &TeamConfig,
-    command: &str,
-    settings: &CheckSettings,
+    checks: &RepoChecks,
+    baseline: Baseline,
     stats: &mut DeveloperRun,
 ) -> Result<Done, Blocked> {
+    let command = checks.plan.test.as_str();
     let repo_llm = gaffer.llm_for(repo);
     let llm: &dyn Llm = &repo_llm;
     let budget = DiffBudget {
@@ -495,15 +523,21 @@ async fn model_work(
             ));
             continue;
         }
-        let run = checks::run(clone.dir(), command, settings).await;
+        // Whatever the checks create or change is thrown away afterwards: only the
+        // model's change is committed.
+        let io = |e: crate::workspace::WorkspaceError| Blocked {
+            reason: e.to_string(),
+            checks: None,
+        };
+        let snapshot = clone.snapshot().await.map_err(io)?;
+        let run = checks.run(clone, Some(baseline.clone())).await;
+        clone.restore(&snapshot).await.map_err(io)?;
         if run.passed || !config.require_tests {
-            return Ok(Done {
-                files: applied.files,
-                checks: run,
-            });
+            return Ok(Done { checks: run });
         }
         feedback = Some(format!(
-            "Your previous change applied, but the checks (`{command}`) failed:\n```\n{}\n```\nFix the code so they pass.",
+            "Your previous change applied, but the checks (`{command}`) failed: {}\n```\n{}\n```\nFix the code so they pass.",
+            run.comparison.reason,
             run.output_tail
         ));
         last_checks = Some(run);
@@ -615,20 +649,7 @@ fn blocked_body(task: &Task, blocked: &Blocked, stats: &DeveloperRun) -> String 
 }
 
 fn checks_section(run: &CheckRun) -> String {
-    let verdict = if run.passed {
-        "passed"
-    } else if run.timed_out {
-        "timed out"
-    } else {
-        "failed"
-    };
-    format!(
-        "`{}` {verdict} in {:.1} s ({}).\n\n<details><summary>output (last lines)</summary>\n\n```\n{}\n```\n</details>",
-        run.command,
-        run.duration_ms as f64 / 1000.0,
-        if run.sandboxed { "sandboxed: no network, read-only system" } else { "not sandboxed: bwrap is not installed" },
-        run.output_tail.trim_end().replace("```", "'''")
-    )
+    super::checks_markdown(run)
 }
 
 fn first_line(text: &str, max: usize) -> String {

@@ -200,12 +200,14 @@ pub async fn propose(
     open_or_find_pr(gaffer.forge(repo).as_ref(), &repo.full_name(), pull).await
 }
 
-/// How the repo's checks run for any role: the timeout, the sandbox (gaffer's data
-/// directory, every clone but this one and `.env` hidden), and the secrets to redact.
+/// How the repo's checks run for any role: the timeouts, the sandbox (gaffer's data
+/// directory, every clone but this one and `.env` hidden), the secrets to redact and where
+/// the per-repo caches live.
 pub fn check_settings(gaffer: &crate::Gaffer) -> crate::workspace::checks::CheckSettings {
     let settings = &gaffer.settings;
     crate::workspace::checks::CheckSettings {
         timeout: settings.work.checks_timeout,
+        setup_timeout: settings.work.checks_setup_timeout,
         sandbox: crate::safety::sandbox::Sandbox {
             mode: settings.work.checks_sandbox,
             hidden_dirs: vec![settings.data_dir.clone(), settings.workdir_root.clone()],
@@ -223,6 +225,187 @@ pub fn check_settings(gaffer: &crate::Gaffer) -> crate::workspace::checks::Check
         .flatten()
         .cloned()
         .collect(),
+        cache_root: settings.data_dir.join("cache"),
+        cache_max_bytes: settings.work.checks_cache_max_bytes,
+    }
+}
+
+/// A repo's checks as a role runs them: the plan (configured or detected), the settings,
+/// the repo's cache directory and its known failures.
+pub struct RepoChecks {
+    pub plan: crate::workspace::checks::detect::Plan,
+    pub settings: crate::workspace::checks::CheckSettings,
+    pub cache: std::path::PathBuf,
+    pub known_failures: Vec<String>,
+}
+
+impl RepoChecks {
+    /// The checks for the clone as checked out now, with `config` from `.llm-team.yml`.
+    pub async fn new(
+        gaffer: &crate::Gaffer,
+        repo: &Repo,
+        clone: &crate::workspace::Clone,
+        config: &crate::team::team_config::TeamConfig,
+    ) -> RepoChecks {
+        let settings = check_settings(gaffer);
+        let files = clone.files().await;
+        RepoChecks {
+            plan: crate::workspace::checks::plan_for(clone.dir(), &files, config),
+            cache: settings.cache_dir(&repo.owner, &repo.name),
+            settings,
+            known_failures: config.known_failures.clone(),
+        }
+    }
+
+    /// Runs the checks on the clone as it stands, judged against `baseline`.
+    pub async fn run(
+        &self,
+        clone: &crate::workspace::Clone,
+        baseline: Option<crate::workspace::checks::Baseline>,
+    ) -> CheckRun {
+        crate::workspace::checks::run_plan(
+            clone.dir(),
+            &self.cache,
+            &self.plan,
+            &self.settings,
+            baseline,
+            &self.known_failures,
+        )
+        .await
+    }
+
+    /// The results on `sha`, which the clone must have checked out clean: from the store
+    /// when this SHA was run with the same commands before, else run now (and stored); the
+    /// clone is left clean again.
+    pub async fn baseline(
+        &self,
+        gaffer: &crate::Gaffer,
+        repo: &Repo,
+        clone: &crate::workspace::Clone,
+        sha: &str,
+    ) -> AppResult<crate::workspace::checks::Baseline> {
+        let key = crate::workspace::checks::plan_key(&self.plan);
+        let name = repo.full_name();
+        if let Some(side) = gaffer.store.check_baseline(&name, sha, &key).await? {
+            return Ok(crate::workspace::checks::Baseline {
+                sha: sha.to_string(),
+                side,
+                cached: true,
+            });
+        }
+        let run = self.run(clone, None).await;
+        clone.reset().await?;
+        let side = run.side();
+        // Checks that could not start (no bubblewrap, say) say nothing about this SHA.
+        let ran = [run.setup.as_ref(), Some(&run.test), run.lint.as_ref()]
+            .into_iter()
+            .flatten()
+            .all(|p| p.started);
+        if ran {
+            gaffer
+                .store
+                .save_check_baseline(&name, sha, &key, &side)
+                .await?;
+        }
+        Ok(crate::workspace::checks::Baseline {
+            sha: sha.to_string(),
+            side,
+            cached: false,
+        })
+    }
+}
+
+/// The checks' result as a short Markdown section for PRs and reviews: the verdict, what
+/// was detected, the phases, a before / after table and the output's last lines.
+pub fn checks_markdown(run: &CheckRun) -> String {
+    let c = &run.comparison;
+    let verdict = if run.passed { "passed" } else { "failed" };
+    let mut out = format!(
+        "**{verdict}**: {} (checks: {}; {}).\n\n",
+        c.reason,
+        run.detected,
+        if run.sandboxed {
+            "sandboxed: set-up with network, tests without"
+        } else {
+            "not sandboxed: CHECKS_SANDBOX=off"
+        }
+    );
+    let (p, f, s) = run.results.counts();
+    let phase = |name: &str, ph: &crate::workspace::checks::PhaseRun| {
+        format!(
+            "| {name} | `{}` | {} | {:.1} s |\n",
+            first_line(&ph.command).replace('|', "/").replace('`', "'"),
+            if ph.timed_out {
+                "timed out".to_string()
+            } else if ph.passed {
+                "ok".to_string()
+            } else {
+                format!(
+                    "exit {}",
+                    ph.exit_code.map_or("?".into(), |c| c.to_string())
+                )
+            },
+            ph.duration_ms as f64 / 1000.0
+        )
+    };
+    out.push_str("| phase | command | result | time |\n| --- | --- | --- | --- |\n");
+    if let Some(setup) = &run.setup {
+        out.push_str(&phase("set-up", setup));
+    }
+    out.push_str(&phase("test", &run.test));
+    if let Some(lint) = &run.lint {
+        out.push_str(&phase("lint", lint));
+    }
+    out.push('\n');
+    match &run.baseline {
+        Some(base) => {
+            let (bp, bf, bs) = base.side.results.counts();
+            let short = &base.sha[..base.sha.len().min(7)];
+            let word = |ok: bool| if ok { "ok" } else { "failing" };
+            out.push_str(&format!(
+                "| | before ({short}) | after |\n| --- | --- | --- |\n| tests passed / failed / skipped | {bp} / {bf} / {bs} | {p} / {f} / {s} |\n| test command | {} | {} |\n| newly broken | | {} |\n| newly fixed | | {} |\n\n",
+                word(base.side.tests_passed),
+                word(run.test.passed),
+                list(&c.newly_broken),
+                list(&c.newly_fixed),
+            ));
+        }
+        None => out.push_str(&format!(
+            "Tests passed / failed / skipped: {p} / {f} / {s} (no baseline).\n\n"
+        )),
+    }
+    if !c.known.is_empty() {
+        out.push_str(&format!("Known failures ignored: {}.\n\n", list(&c.known)));
+    }
+    out.push_str(&format!(
+        "<details><summary>test output (last lines)</summary>\n\n```\n{}\n```\n</details>",
+        run.output_tail.trim_end().replace("```", "'''")
+    ));
+    out
+}
+
+fn first_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or("");
+    let mut short: String = line.chars().take(60).collect();
+    if short.len() < line.len() || text.lines().nth(1).is_some() {
+        short.push_str(" ...");
+    }
+    short
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        return "none".into();
+    }
+    let shown: Vec<String> = items
+        .iter()
+        .take(10)
+        .map(|i| format!("`{}`", i.replace('`', "'").replace('|', "/")))
+        .collect();
+    if items.len() > 10 {
+        format!("{} and {} more", shown.join(", "), items.len() - 10)
+    } else {
+        shown.join(", ")
     }
 }
 

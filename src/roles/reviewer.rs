@@ -18,7 +18,7 @@ use crate::llm::{ask_structured, Llm, Role};
 use crate::pipeline::{read_task, read_team_config};
 use crate::registry::{Mode, Repo};
 use crate::team::{classify_branch, PullKind};
-use crate::workspace::checks::{self, CheckRun};
+use crate::workspace::checks::CheckRun;
 use crate::Gaffer;
 
 const ROLE: &str = "reviewer";
@@ -121,7 +121,7 @@ pub async fn review(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<Outc
         .unwrap_or_default();
     let files = forge.pull_files(&name, number).await?;
     let ci = forge.ci_status(&name, &sha).await?;
-    let checks = run_checks(gaffer, repo, &pull, config.test_command.as_deref()).await?;
+    let checks = run_checks(gaffer, repo, &pull, &config).await?;
     let llm = gaffer.llm_for(repo);
     let model = llm.model(Role::Reviewer);
     let verdict = match &model {
@@ -180,17 +180,39 @@ pub async fn review(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<Outc
     Ok(o)
 }
 
+/// The repo's checks on the PR head, judged against the commit the change grew from
+/// (its merge base with the default branch), whose results are cached per SHA.
 async fn run_checks(
     gaffer: &Gaffer,
     repo: &Repo,
     pull: &PullRequest,
-    configured: Option<&str>,
+    config: &crate::team::team_config::TeamConfig,
 ) -> AppResult<CheckRun> {
     let clone = gaffer.workspace.checkout(repo).await?;
+    let base = clone
+        .merge_base(&pull.head_sha, &format!("origin/{}", repo.default_branch))
+        .await
+        .ok();
+    let mut from_base = None;
+    if let Some(base) = &base {
+        clone.start_branch("gaffer-review-base", base).await?;
+        let base_checks = super::RepoChecks::new(gaffer, repo, &clone, config).await;
+        let baseline = base_checks.baseline(gaffer, repo, &clone, base).await?;
+        from_base = Some((
+            crate::workspace::checks::plan_key(&base_checks.plan),
+            baseline,
+        ));
+    }
     clone.start_branch("gaffer-review", &pull.head_sha).await?;
-    let command = checks::default_command(configured).await;
-    let settings = super::check_settings(gaffer);
-    Ok(checks::run(clone.dir(), &command, &settings).await)
+    let checks = super::RepoChecks::new(gaffer, repo, &clone, config).await;
+    // A baseline made with other commands (the PR changed the checks) is not comparable.
+    let key = crate::workspace::checks::plan_key(&checks.plan);
+    let baseline = from_base
+        .filter(|(base_key, _)| *base_key == key)
+        .map(|(_, b)| b);
+    let run = checks.run(&clone, baseline).await;
+    clone.reset().await?;
+    Ok(run)
 }
 
 async fn ask_model(
@@ -233,9 +255,10 @@ async fn ask_model(
         .required(
             "Checks",
             &format!(
-                "`{}` {} (exit {:?})\n{}",
+                "`{}` {}: {} (exit {:?})\n{}",
                 checks.command,
                 if checks.passed { "passed" } else { "failed" },
+                checks.comparison.reason,
                 checks.exit_code,
                 tail(&checks.output_tail, 1500)
             ),
@@ -280,8 +303,8 @@ fn deterministic(acceptance: &[String], files: &[PullFile], checks: &CheckRun) -
     let mut risks = Vec::new();
     if !checks.passed {
         risks.push(format!(
-            "the checks fail on this commit (`{}`)",
-            checks.command
+            "the checks fail on this commit: {}",
+            checks.comparison.reason
         ));
     }
     if files.iter().any(|f| f.filename.starts_with(".github/")) {
@@ -350,13 +373,10 @@ fn review_body(
             .join("\n")
     };
     format!(
-        "{review_marker}\n### Summary\n{}\n\n### CI at {}\n{ci_line}\n\nChecks run by gaffer: `{}` {} in {:.1} s{}.\n\n### Acceptance\n{}\n\n### Risks\n{risks}\n\nReviewed by gaffer ({reviewer}). gaffer never approves or merges: that is yours.\n",
+        "{review_marker}\n### Summary\n{}\n\n### CI at {}\n{ci_line}\n\n### Checks run by gaffer\n{}\n\n### Acceptance\n{}\n\n### Risks\n{risks}\n\nReviewed by gaffer ({reviewer}). gaffer never approves or merges: that is yours.\n",
         verdict.summary.trim(),
         &sha[..sha.len().min(7)],
-        checks.command,
-        if checks.passed { "passed" } else { "failed" },
-        checks.duration_ms as f64 / 1000.0,
-        if checks.sandboxed { ", sandboxed" } else { "" },
+        super::checks_markdown(checks),
         if items.is_empty() { "- (the task file lists no acceptance criteria)".to_string() } else { items.join("\n") },
     )
 }

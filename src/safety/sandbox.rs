@@ -3,7 +3,9 @@
 //! token included, is not readable), `$HOME`, `/root`, `/home`, `/run` (host sockets),
 //! gaffer's data directory, the other clones and any `.env` hidden, the clone writable
 //! except its `.git` (so a check cannot plant hooks or config that gaffer's git would
-//! read), an empty environment.
+//! read), an empty environment. Two additions are the caller's to ask for: the network
+//! (`--share-net`, for the checks' set-up phase only) and one more writable directory (the
+//! repo's dependency cache, bound at its real path).
 //!
 //! Without bubblewrap, repo code is refused unless the user opts out explicitly with
 //! `CHECKS_SANDBOX=off`.
@@ -53,12 +55,24 @@ impl Sandbox {
         script: &str,
         network: bool,
     ) -> Result<tokio::process::Command, SandboxError> {
+        self.command_with(workdir, script, network, None)
+    }
+
+    /// [`Sandbox::command`] with one more writable directory, `cache` (the repo's own
+    /// dependency cache, bound at its real path so a venv made there works in both modes).
+    pub fn command_with(
+        &self,
+        workdir: &Path,
+        script: &str,
+        network: bool,
+        cache: Option<&Path>,
+    ) -> Result<tokio::process::Command, SandboxError> {
         let path = super::git::safe_path();
         let mut command = match (self.mode, crate::which("bwrap")) {
             (SandboxMode::On, None) => return Err(SandboxError::Missing),
             (SandboxMode::On, Some(bwrap)) => {
                 let mut c = tokio::process::Command::new(bwrap);
-                c.args(self.bwrap_args(workdir, network));
+                c.args(self.bwrap_args(workdir, network, cache));
                 c.args(["sh", "-c", script]);
                 c.env_clear().env("HOME", "/tmp");
                 c
@@ -75,6 +89,10 @@ impl Sandbox {
             .env("LANG", "C.UTF-8")
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("CI", "true");
+        // rustup's proxies look for their toolchains under $HOME, which is not the host's.
+        if let Some(rustup) = rustup_home() {
+            command.env("RUSTUP_HOME", rustup);
+        }
         Ok(command)
     }
 
@@ -83,7 +101,7 @@ impl Sandbox {
         self.mode == SandboxMode::On
     }
 
-    fn bwrap_args(&self, workdir: &Path, network: bool) -> Vec<String> {
+    fn bwrap_args(&self, workdir: &Path, network: bool, cache: Option<&Path>) -> Vec<String> {
         let mut args: Vec<String> = Vec::new();
         let mut push = |a: &str, b: &Path, c: Option<&Path>| {
             args.push(a.to_string());
@@ -131,16 +149,24 @@ impl Sandbox {
                 push("--ro-bind", &bind, Some(&bind));
             }
         }
-        if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
-            let rustup = home.join(".rustup");
-            if rustup.is_dir() {
-                push("--ro-bind", &rustup, Some(&rustup));
-            }
+        if let Some(rustup) = rustup_home() {
+            push("--ro-bind", &rustup, Some(&rustup));
         }
         for file in &self.hidden_files {
             if file.is_file() {
                 push("--ro-bind", Path::new("/dev/null"), Some(file));
             }
+        }
+        if network {
+            // DNS: resolv.conf may point into /run, which is hidden.
+            if let Ok(resolv) = std::fs::canonicalize("/etc/resolv.conf") {
+                if hidden.iter().any(|h| resolv.starts_with(h)) && resolv.is_file() {
+                    push("--ro-bind", &resolv, Some(&resolv));
+                }
+            }
+        }
+        if let Some(cache) = cache.filter(|c| c.is_dir()) {
+            push("--bind", cache, Some(cache));
         }
         push("--bind", workdir, Some(workdir));
         let git_dir = workdir.join(".git");
@@ -165,4 +191,12 @@ impl Sandbox {
         }
         args
     }
+}
+
+/// The host's rustup directory, when there is one (bound read-only, named by RUSTUP_HOME).
+fn rustup_home() -> Option<PathBuf> {
+    std::env::var_os("RUSTUP_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".rustup")))
+        .filter(|d| d.is_dir())
 }

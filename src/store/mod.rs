@@ -1,6 +1,7 @@
 //! Embedded SQLite (WAL) behind a narrow interface: the rest of gaffer calls methods on
 //! [`Store`], never SQL, so a shared database can back several instances later.
 
+mod check_baselines;
 mod deliveries;
 mod developer_runs;
 mod llm_calls;

@@ -52,8 +52,17 @@ pub struct TeamConfig {
     pub states: Vec<Status>,
     pub require_tests: bool,
     pub coverage_min: Option<f64>,
-    /// Run in the clone to check a change; `None` means pytest if present, else unittest.
+    /// `checks.test` (alias `checks.test_command`): run in the clone, without network, to
+    /// check a change; `None` means detected from the repo (see [`crate::workspace::checks::detect`]).
     pub test_command: Option<String>,
+    /// `checks.setup`: installs dependencies, with network; `Some("")` (`none`) means no
+    /// set-up at all, `None` detected from the repo.
+    pub setup_command: Option<String>,
+    /// `checks.lint`: an optional lint command, run without network after the tests.
+    pub lint_command: Option<String>,
+    /// `checks.known_failures`: test-name patterns (`*` wildcards) whose results never
+    /// count either way (flaky tests).
+    pub known_failures: Vec<String>,
 }
 
 impl Default for TeamConfig {
@@ -81,6 +90,9 @@ impl Default for TeamConfig {
             require_tests: true,
             coverage_min: None,
             test_command: None,
+            setup_command: None,
+            lint_command: None,
+            known_failures: Vec::new(),
         }
     }
 }
@@ -114,6 +126,10 @@ const KNOWN: &[&str] = &[
     "checks.require_tests",
     "checks.coverage_min",
     "checks.test_command",
+    "checks.test",
+    "checks.setup",
+    "checks.lint",
+    "checks.known_failures",
 ];
 
 /// Reads the file's text (`None`: the file is absent, all defaults).
@@ -262,13 +278,37 @@ pub fn parse(text: Option<&str>) -> (TeamConfig, Vec<Problem>) {
             _ => bad("checks.coverage_min", "a percentage from 0 to 100"),
         }
     }
-    if let Some(v) = get("checks.test_command") {
+    for key in ["checks.test_command", "checks.test"] {
+        if let Some(v) = get(key) {
+            match v.as_str() {
+                Some(s) if !s.trim().is_empty() => config.test_command = Some(s.to_string()),
+                _ => bad(key, "a shell command such as `python3 -m pytest -q`"),
+            }
+        }
+    }
+    if let Some(v) = get("checks.lint") {
         match v.as_str() {
-            Some(s) if !s.trim().is_empty() => config.test_command = Some(s.to_string()),
+            Some(s) if !s.trim().is_empty() => config.lint_command = Some(s.to_string()),
+            _ => bad("checks.lint", "a shell command such as `ruff check .`"),
+        }
+    }
+    if let Some(v) = get("checks.setup") {
+        match v {
+            Value::Bool(false) => config.setup_command = Some(String::new()),
+            Value::String(s) if s.trim().is_empty() || s.trim() == "none" => {
+                config.setup_command = Some(String::new())
+            }
+            Value::String(s) => config.setup_command = Some(s.clone()),
             _ => bad(
-                "checks.test_command",
-                "a shell command such as `python3 -m pytest -q`",
+                "checks.setup",
+                "a shell command such as `pip install -r requirements.txt`, or none",
             ),
+        }
+    }
+    if let Some(v) = get("checks.known_failures") {
+        match string_list(v) {
+            Some(list) => config.known_failures = list,
+            None => bad("checks.known_failures", "a list of test-name patterns"),
         }
     }
     (config, problems)
@@ -318,7 +358,7 @@ mod tests {
 
     #[test]
     fn reads_every_key() {
-        let text = "project:\n  name: demo\n  protected_paths: [.github/, infra/, secrets/]\nworkflow:\n  branch_prefix: gaffer/\n  merge_strategy: merge\n  dry_run: true\nroles:\n  reviewer:\n    enabled: false\ntasks:\n  dir: work/tasks\n  states: [queued, in_review, ready_for_integration, done, blocked]\nchecks:\n  require_tests: false\n  coverage_min: 80\n  test_command: make test\n";
+        let text = "project:\n  name: demo\n  protected_paths: [.github/, infra/, secrets/]\nworkflow:\n  branch_prefix: gaffer/\n  merge_strategy: merge\n  dry_run: true\nroles:\n  reviewer:\n    enabled: false\ntasks:\n  dir: work/tasks\n  states: [queued, in_review, ready_for_integration, done, blocked]\nchecks:\n  require_tests: false\n  coverage_min: 80\n  test_command: make test\n  setup: make deps\n  lint: make lint\n  known_failures: [\"tests/flaky_*\"]\n";
         let (config, problems) = parse(Some(text));
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(config.project_name.as_deref(), Some("demo"));
@@ -332,6 +372,13 @@ mod tests {
         assert!(!config.require_tests);
         assert_eq!(config.coverage_min, Some(80.0));
         assert_eq!(config.test_command.as_deref(), Some("make test"));
+        assert_eq!(config.setup_command.as_deref(), Some("make deps"));
+        assert_eq!(config.lint_command.as_deref(), Some("make lint"));
+        assert_eq!(config.known_failures, ["tests/flaky_*"]);
+        let (config, problems) = parse(Some("checks:\n  setup: none\n  test: npm test\n"));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(config.setup_command.as_deref(), Some(""));
+        assert_eq!(config.test_command.as_deref(), Some("npm test"));
     }
 
     #[test]

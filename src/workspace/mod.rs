@@ -173,6 +173,57 @@ impl Clone {
             .ok()
     }
 
+    /// The commit HEAD points at.
+    pub async fn head_sha(&self) -> Result<String, WorkspaceError> {
+        Ok(self.git.run(&self.dir, &["rev-parse", "HEAD"]).await?)
+    }
+
+    /// The commit `a` and `b` grew from (the base a PR's change is judged against).
+    pub async fn merge_base(&self, a: &str, b: &str) -> Result<String, WorkspaceError> {
+        Ok(self.git.run(&self.dir, &["merge-base", a, b]).await?)
+    }
+
+    /// Records the working tree as it stands (what the model or the bootstrap wrote), so
+    /// whatever the checks create or change afterwards can be thrown away with
+    /// [`Clone::restore`]. Stages everything; `.gitignore`d files are not part of it.
+    pub async fn snapshot(&self) -> Result<Snapshot, WorkspaceError> {
+        self.git.run(&self.dir, &["add", "-A"]).await?;
+        let tree = self.git.run(&self.dir, &["write-tree"]).await?;
+        Ok(Snapshot { tree })
+    }
+
+    /// Puts the working tree back exactly as [`Clone::snapshot`] saw it: tracked files
+    /// rewritten from the snapshot, everything else (check byproducts) removed.
+    pub async fn restore(&self, snapshot: &Snapshot) -> Result<(), WorkspaceError> {
+        self.git
+            .run(&self.dir, &["read-tree", "--reset", "-u", &snapshot.tree])
+            .await?;
+        self.git
+            .run(&self.dir, &["checkout-index", "--all", "--force"])
+            .await?;
+        self.git.run(&self.dir, &["clean", "-fdxq"]).await?;
+        Ok(())
+    }
+
+    /// Paths that differ between `base` and HEAD (what a commit on top of `base` changed).
+    pub async fn changed_since(&self, base: &str) -> Result<Vec<String>, WorkspaceError> {
+        let out = self
+            .git
+            .run(
+                &self.dir,
+                &[
+                    "diff",
+                    "--no-ext-diff",
+                    "--no-renames",
+                    "--name-only",
+                    base,
+                    "HEAD",
+                ],
+            )
+            .await?;
+        Ok(out.lines().map(str::to_string).collect())
+    }
+
     /// Commits everything changed; `None` when there was nothing to commit.
     pub async fn commit_all(&self, message: &str) -> Result<Option<String>, WorkspaceError> {
         self.git.run(&self.dir, &["add", "-A"]).await?;
@@ -300,6 +351,12 @@ impl Clone {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// A recorded working tree (a git tree object), see [`Clone::snapshot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    tree: String,
 }
 
 /// The push rule, on its own so it is tested directly.

@@ -125,12 +125,14 @@ async fn bootstrap_adds_ci_and_a_smoke_test_to_a_bare_repo() {
         .iter()
         .map(|f| f.as_str().unwrap())
         .collect();
+    // Exactly the commit's diff: the bootstrap's files and the new task file.
     assert_eq!(
         files,
         [
             ".github/workflows/ci.yml",
+            BOOT_TASK,
+            "tests/__init__.py",
             "tests/test_smoke.py",
-            "tests/__init__.py"
         ]
     );
     assert_eq!(outcome["checks"]["passed"], true, "{outcome:#}");

@@ -129,7 +129,7 @@ async fn checks_run_without_git_write_access_secrets_home_or_network() {
         p = pwned.display()
     );
     let config = format!(
-        "checks:\n  test_command: \"{}\"\n",
+        "checks:\n  setup: none\n  test_command: \"{}\"\n",
         script.replace('\\', "\\\\").replace('"', "\\\"")
     );
     fake.commit(
