@@ -1015,6 +1015,9 @@ impl RawSettings<'_> {
         provider: Provider,
     ) -> Result<(Option<String>, Option<SecretString>), ConfigError> {
         let env = format!("LLM_{role}_API_KEY_ENV");
+        if self.text(&env).is_none() {
+            return Ok((None, None)); // unset or empty
+        }
         let Some(name) = self.parse(
             &env,
             "the name of a variable, such as OPENAI_API_KEY",

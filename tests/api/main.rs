@@ -10,6 +10,8 @@ mod github_client;
 mod github_recorded;
 mod health;
 mod llm_canned;
+mod llm_openai_canned;
+mod llm_openai_real;
 mod llm_real;
 mod pipeline;
 mod poller;

@@ -6,5 +6,6 @@ pub mod app;
 pub mod fake_github;
 pub mod git;
 pub mod ollama;
+pub mod openai;
 pub mod replay;
 pub mod roles_fixtures;
