@@ -179,7 +179,7 @@ cmd_start() {
     [ -n "${OPENAI_HARNESS_API_KEY:-}" ] && key_args=(--api_key "$OPENAI_HARNESS_API_KEY")
     say "starting llama_cpp.server on $URL serving $ALIAS (n_ctx $N_CTX; log: $LOGFILE)"
     nohup "$VENV/bin/python" -m llama_cpp.server --model "$MODEL" --model_alias "$ALIAS" \
-      --host "$HOST" --port "$PORT" --n_ctx "$N_CTX" --n_threads 2 "${key_args[@]}" \
+      --host "$HOST" --port "$PORT" --n_ctx "$N_CTX" --n_threads 2 --interrupt_requests False "${key_args[@]}" \
       >>"$LOGFILE" 2>&1 </dev/null &
     pid=$!
     echo "$pid" >"$PIDFILE"

@@ -53,8 +53,33 @@ pub struct Harness {
 
 static HARNESS: OnceLock<Result<Harness, String>> = OnceLock::new();
 
-/// The real server; panics with what to do when there is none.
-pub async fn harness() -> Harness {
+/// The server answers one request at a time (even `/models` waits for a running answer),
+/// so the tests that use it take turns: a test holds this while it runs.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The real server, for one test at a time.
+pub struct Turn {
+    pub harness: Harness,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl std::ops::Deref for Turn {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.harness
+    }
+}
+
+/// The real server, this test's turn on it; panics with what to do when there is none.
+pub async fn harness() -> Turn {
+    let turn = TURN.lock().await;
+    Turn {
+        harness: start_once().await,
+        _turn: turn,
+    }
+}
+
+async fn start_once() -> Harness {
     // Starting may take minutes (a first install builds llama-cpp-python), so it runs on a
     // thread of its own; the other tests of this process wait for the same answer.
     let (tx, rx) = tokio::sync::oneshot::channel();
