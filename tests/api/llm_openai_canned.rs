@@ -463,3 +463,30 @@ async fn a_prompt_too_large_for_the_configured_context_is_refused_before_sending
     );
     assert!(server.received_requests().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_stream_that_stops_mid_answer_is_reported_as_stalled() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A server that starts an answer, sends one piece, then goes quiet.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = vec![0u8; 65536];
+        let _ = socket.read(&mut request).await;
+        let piece = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"},\"finish_reason\":null}]}\n\n";
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+        let chunk = format!("{:x}\r\n{piece}\r\n", piece.len());
+        socket.write_all(head.as_bytes()).await.unwrap();
+        socket.write_all(chunk.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    });
+    let err = models_for(&url, &[])
+        .chat(Role::Reviewer, &hello(), None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, LlmError::Stalled { role: Role::Reviewer, after, .. } if after.as_secs() == 1),
+        "{err:?}"
+    );
+}
