@@ -212,16 +212,24 @@ async fn ollama(gaffer: &Gaffer) -> Vec<Check> {
 async fn openai_servers(gaffer: &Gaffer) -> Vec<Check> {
     let settings = &gaffer.settings.llm;
     type Server<'a> = (&'a str, Option<&'a str>);
-    let mut by_server: BTreeMap<Server, Vec<(Role, Option<&str>)>> = BTreeMap::new();
+    let mut by_server: BTreeMap<Server, Vec<(Role, &str)>> = BTreeMap::new();
+    let mut checks = Vec::new();
     for (role, llm) in &settings.roles {
-        if llm.provider == Provider::OpenAi {
-            by_server
+        if llm.provider != Provider::OpenAi {
+            continue;
+        }
+        match &llm.model {
+            Some(model) => by_server
                 .entry((&llm.base_url, llm.api_key_env.as_deref()))
                 .or_default()
-                .push((*role, llm.model.as_deref()));
+                .push((*role, model)),
+            None => checks.push(Check::new(
+                format!("model:{role}"),
+                Outcome::Ok,
+                "no model (built-in behaviour)",
+            )),
         }
     }
-    let mut checks = Vec::new();
     for ((url, _), roles) in by_server {
         let names = roles
             .iter()
@@ -250,14 +258,6 @@ async fn openai_servers(gaffer: &Gaffer) -> Vec<Check> {
             format!("answers, serves {listing}"),
         ));
         for (role, model) in roles {
-            let Some(model) = model else {
-                checks.push(Check::new(
-                    format!("model:{role}"),
-                    Outcome::Ok,
-                    "no model (built-in behaviour)",
-                ));
-                continue;
-            };
             checks.push(if gaffer.llm.is_served(role, &served, model) {
                 Check::new(
                     format!("model:{role}"),

@@ -228,8 +228,9 @@ pub fn parse_json_answer<T: DeserializeOwned>(text: &str) -> Result<T, String> {
     serde_json::from_str(candidate).map_err(|e| e.to_string())
 }
 
-/// Asks for a typed answer: the schema goes in Ollama's `format`; an answer that does not
-/// parse is sent back with the parse error, up to `retries` times.
+/// Asks for a typed answer: the schema goes in Ollama's `format` or OpenAI's
+/// `response_format`; an answer that does not parse is sent back with the parse error, up
+/// to `retries` times.
 pub async fn ask_structured<T: DeserializeOwned + JsonSchema>(
     llm: &dyn Llm,
     role: Role,

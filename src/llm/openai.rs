@@ -48,7 +48,7 @@ enum Format {
     Instructions,
 }
 
-/// What a server accepts, learned from its refusals and remembered per base URL.
+/// What a server accepts, learned from its refusals and remembered per base URL and model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Dialect {
     format: Format,
@@ -115,20 +115,20 @@ impl OpenAiLlm {
         }
     }
 
-    fn dialect(&self, url: &str) -> Dialect {
+    fn dialect(&self, key: &str) -> Dialect {
         self.dialects
             .lock()
             .expect("dialect map lock")
-            .get(url)
+            .get(key)
             .copied()
             .unwrap_or_default()
     }
 
-    fn remember(&self, url: &str, dialect: Dialect) {
+    fn remember(&self, key: &str, dialect: Dialect) {
         self.dialects
             .lock()
             .expect("dialect map lock")
-            .insert(url.to_string(), dialect);
+            .insert(key.to_string(), dialect);
     }
 
     /// The model ids the role's server lists (`GET /models`).
@@ -227,7 +227,9 @@ impl OpenAiLlm {
         let started = Instant::now();
         let config = call.config;
         let url = &config.base_url;
-        let mut dialect = self.dialect(url);
+        // What a server accepts can differ per model (a proxy in front of several backends).
+        let dialect_key = format!("{url} {}", call.model);
+        let mut dialect = self.dialect(&dialect_key);
         let mut waits = 0;
         loop {
             let mut request = self
@@ -274,7 +276,7 @@ impl OpenAiLlm {
                 if let Some(next) = dialect.after_refusal(&message, call.schema.is_some()) {
                     tracing::info!(role = %call.role, url = %url, ?next, error = %message, "the model server refused a parameter; asking again without it");
                     dialect = next;
-                    self.remember(url, dialect);
+                    self.remember(&dialect_key, dialect);
                     continue;
                 }
             }
