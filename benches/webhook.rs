@@ -33,7 +33,7 @@ fn sign(body: &[u8]) -> String {
 
 /// The recorded payloads, all pointed at the one registered repo.
 fn payloads() -> Vec<(&'static str, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/github/webhooks");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/github/webhooks");
     [
         ("pull_request", "pull_request.opened"),
         ("pull_request", "pull_request.synchronize"),

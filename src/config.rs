@@ -510,29 +510,32 @@ pub struct Settings {
     pub polling: PollingSettings,
     pub webhook: WebhookSettings,
     pub env: EnvVars,
+    /// The config file read (or where gaffer looked), for `doctor` and the start-up log.
+    pub config_file: crate::config_file::ConfigFile,
 }
 
 impl Settings {
-    /// Reads the config file (`GAFFER_CONFIG` or `config/gaffer.yaml`; a missing default
-    /// file means embedded defaults), `.env` in the working directory, and the process
-    /// environment, in rising order of precedence.
+    /// Reads the config file (`GAFFER_CONFIG`, else the first found on the search path of
+    /// [`crate::config_file::search_path`]; none found means embedded defaults), `.env` in
+    /// the working directory, and the process environment, in rising order of precedence.
     pub fn load() -> Result<Settings, ConfigError> {
-        let process_env: HashMap<String, String> = std::env::vars().collect();
-        let (yaml_text, yaml_name) = match process_env.get("GAFFER_CONFIG") {
+        let mut vars = read_dotenv(Path::new(".env"))?;
+        vars.extend(std::env::vars());
+        let exe = std::env::current_exe().ok();
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        let file = crate::config_file::find(&vars, exe.as_deref(), &cwd);
+        let (yaml_text, yaml_name) = match &file.path {
             Some(path) => (
                 Some(std::fs::read_to_string(path).map_err(|e| {
-                    ConfigError(format!("cannot read GAFFER_CONFIG file {path:?}: {e}"))
+                    ConfigError(format!("cannot read the config file {}: {e}", file))
                 })?),
-                path.clone(),
+                path.display().to_string(),
             ),
-            None => (
-                std::fs::read_to_string(DEFAULT_CONFIG_PATH).ok(),
-                DEFAULT_CONFIG_PATH.to_string(),
-            ),
+            None => (None, DEFAULT_CONFIG_PATH.to_string()),
         };
-        let mut vars = read_dotenv(Path::new(".env"))?;
-        vars.extend(process_env);
-        Settings::from_sources(yaml_text.as_deref(), &yaml_name, &vars).map(Settings::absolute)
+        let mut settings = Settings::from_sources(yaml_text.as_deref(), &yaml_name, &vars)?;
+        settings.config_file = file;
+        Ok(settings.absolute())
     }
 
     /// Resolves the data, work and local-forge directories against the current directory
@@ -904,6 +907,7 @@ impl RawSettings<'_> {
             },
             llm: self.llm()?,
             polling,
+            config_file: Default::default(),
             env: EnvVars(std::sync::Arc::new(
                 self.vars
                     .iter()

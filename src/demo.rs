@@ -1,7 +1,9 @@
 //! `gaffer demo`: the whole loop on a fresh machine, with no GitHub token and no Ollama.
 //! It copies the example target repo into a local bare origin, registers it in `pr` mode
 //! on the local forge, and runs Taskmaster -> (merge) -> Developer -> Reviewer -> (merge)
-//! -> Integrator -> (merge), printing a line per step and where everything is.
+//! -> Integrator -> (merge), printing a line per step and where everything is. The example
+//! repo starts without CI, so the Developer's first task (the built-in CI bootstrap) adds a
+//! real workflow file in its PR, and the closing hints are commands that work as printed.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,7 +16,8 @@ use crate::roles::{self, Action, Outcome};
 use crate::workspace::git::Git;
 use crate::Gaffer;
 
-/// The example target repo, embedded so the demo runs wherever the binary is.
+/// The example target repo, embedded so the demo runs wherever the binary is; without
+/// `sample-target/.github/workflows/ci.yml`, which the Developer adds through its PR.
 const SAMPLE: &[(&str, &str)] = &[
     ("README.md", include_str!("../sample-target/README.md")),
     ("docs/PRD.md", include_str!("../sample-target/docs/PRD.md")),
@@ -47,10 +50,6 @@ const SAMPLE: &[(&str, &str)] = &[
     (
         ".github/PULL_REQUEST_TEMPLATE.md",
         include_str!("../sample-target/.github/PULL_REQUEST_TEMPLATE.md"),
-    ),
-    (
-        ".github/workflows/ci.yml",
-        include_str!("../sample-target/.github/workflows/ci.yml"),
     ),
 ];
 
@@ -142,6 +141,7 @@ pub async fn run(mut settings: Settings, dir: Option<PathBuf>) -> AppResult<()> 
         .as_ref()
         .map(|p| p.number)
         .ok_or_else(|| AppError::internal("the Developer opened no PR"))?;
+    print_changes(&forge, &name, work_pr).await?;
     step(
         4,
         "Reviewer reviews the PR",
@@ -285,13 +285,29 @@ async fn merge(
     Ok(())
 }
 
+/// What the Developer's PR changes, file by file, so the newcomer sees real work.
+async fn print_changes(forge: &LocalForge, name: &FullName, number: u64) -> AppResult<()> {
+    use crate::forge::Forge;
+    for file in forge.pull_files(name, number).await? {
+        println!(
+            "      {} {} (+{} -{})",
+            file.status, file.filename, file.additions, file.deletions
+        );
+    }
+    Ok(())
+}
+
 fn print_where(dir: &Path, origin: &Path, repo: &Repo) {
+    let gaffer = std::env::current_exe()
+        .map(|p| shell_word(&p.display().to_string()))
+        .unwrap_or_else(|_| "gaffer".into());
+    let env = format!(
+        "GAFFER_DATA_DIR={}",
+        shell_word(&dir.join("data").display().to_string())
+    );
     println!();
     println!("Everything is in {}:", dir.display());
-    println!(
-        "  git --git-dir {} log --oneline --graph main",
-        origin.display()
-    );
+    println!("  origin:   {}", origin.display());
     println!(
         "  clone:    {}",
         dir.join("work")
@@ -300,9 +316,39 @@ fn print_where(dir: &Path, origin: &Path, repo: &Repo) {
             .display()
     );
     println!("  database: {}", dir.join("data/gaffer.db").display());
+    println!("Look around (these work as printed, from any directory):");
     println!(
-        "  GAFFER_DATA_DIR={} gaffer status {}",
-        dir.join("data").display(),
-        repo.full_name
+        "  git --git-dir {} log --oneline --graph main",
+        shell_word(&origin.display().to_string())
     );
+    println!("  {env} {gaffer} status {}", repo.full_name);
+    println!("  {env} {gaffer} pr list {} --closed", repo.full_name);
+}
+
+/// `text` as one shell word: as is when it is plain, else single-quoted.
+fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:=@%,".contains(c));
+    if plain {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_word;
+
+    #[test]
+    fn shell_words_are_quoted_only_when_needed() {
+        assert_eq!(
+            shell_word("/tmp/gaffer-demo-1/data"),
+            "/tmp/gaffer-demo-1/data"
+        );
+        assert_eq!(shell_word("/tmp/my demo"), "'/tmp/my demo'");
+        assert_eq!(shell_word("/tmp/it's"), "'/tmp/it'\\''s'");
+    }
 }

@@ -55,12 +55,32 @@ pub struct Report {
     pub checks: Vec<Check>,
 }
 
-/// Runs the checks. `per_repo` adds one GitHub call per registered repo (ETag-cached).
+/// Runs the checks, as `/health` does. `per_repo` adds the read-only GitHub checks per
+/// registered repo (ETag-cached).
 pub async fn run(gaffer: &Gaffer, per_repo: bool) -> Report {
-    let mut checks = vec![database(gaffer).await, git().await, sandbox(gaffer).await];
+    run_checks(gaffer, per_repo, false).await
+}
+
+/// Every check, as `gaffer doctor` runs them: the per-repo checks include the one
+/// write-shaped probe of a fine-grained token (see [`crate::forge::github::access`]).
+pub async fn run_full(gaffer: &Gaffer) -> Report {
+    run_checks(gaffer, true, true).await
+}
+
+async fn run_checks(gaffer: &Gaffer, per_repo: bool, probe_writes: bool) -> Report {
+    let mut checks = vec![
+        Check::new(
+            "config",
+            Outcome::Ok,
+            gaffer.settings.config_file.to_string(),
+        ),
+        database(gaffer).await,
+        git().await,
+        sandbox(gaffer).await,
+    ];
     checks.extend(ollama(gaffer).await);
     checks.extend(openai_servers(gaffer).await);
-    checks.extend(github(gaffer, per_repo).await);
+    checks.extend(github(gaffer, per_repo, probe_writes).await);
     Report {
         ok: checks.iter().all(|c| c.outcome != Outcome::Failure),
         checks,
@@ -280,7 +300,7 @@ async fn openai_servers(gaffer: &Gaffer) -> Vec<Check> {
     checks
 }
 
-async fn github(gaffer: &Gaffer, per_repo: bool) -> Vec<Check> {
+async fn github(gaffer: &Gaffer, per_repo: bool, probe_writes: bool) -> Vec<Check> {
     let mut checks = Vec::new();
     let repos = match gaffer.registry.list().await {
         Ok((repos, _)) => repos,
@@ -303,21 +323,85 @@ async fn github(gaffer: &Gaffer, per_repo: bool) -> Vec<Check> {
                 outcome,
                 "GH_TOKEN is not set: public repos only, 60 requests an hour, no PRs",
             )
-            .fix("set GH_TOKEN to a token with Contents and Pull requests read/write"),
+            .fix("set GH_TOKEN (README: Connecting a real repo lists the permissions)"),
         );
     }
     if per_repo {
         for repo in &active {
-            let name = repo.full_name();
-            checks.push(match gaffer.forge(repo).repo_info(&name).await {
-                Ok(info) => Check::new(
-                    format!("github:{name}"),
-                    Outcome::Ok,
-                    format!("reachable, default branch {}", info.default_branch),
-                ),
-                Err(e) => Check::new(format!("github:{name}"), Outcome::Failure, e.to_string()),
-            });
+            checks.extend(github_repo(gaffer, repo, probe_writes).await);
         }
+    }
+    checks
+}
+
+/// One repo: reachable, and with a token, whether it may do what the repo's mode needs.
+async fn github_repo(
+    gaffer: &Gaffer,
+    repo: &crate::registry::Repo,
+    probe_writes: bool,
+) -> Vec<Check> {
+    let name = repo.full_name();
+    let label = format!("github:{name}");
+    if gaffer.settings.github.token.is_none() {
+        return vec![match gaffer.forge(repo).repo_info(&name).await {
+            Ok(info) => Check::new(
+                label,
+                Outcome::Ok,
+                format!("reachable, default branch {}", info.default_branch),
+            ),
+            Err(e) => Check::new(label, Outcome::Failure, e.to_string()),
+        }];
+    }
+    let writes = repo.mode == Mode::Pr;
+    let access = match crate::forge::github::access::check(
+        &gaffer.github,
+        &name,
+        writes,
+        probe_writes,
+    )
+    .await
+    {
+        Ok(access) => access,
+        Err(e) => return vec![Check::new(label, Outcome::Failure, e.to_string())],
+    };
+    let kind = match &access.kind {
+        crate::forge::github::access::TokenKind::Classic { .. } => "classic token",
+        crate::forge::github::access::TokenKind::FineGrained => "fine-grained token",
+    };
+    let mut checks = vec![if access.missing.is_empty() {
+        Check::new(
+            label.clone(),
+            Outcome::Ok,
+            format!(
+                "{kind} may do what {} mode needs: {}",
+                repo.mode,
+                access.granted.join("; ")
+            ),
+        )
+    } else {
+        Check::new(
+            label.clone(),
+            Outcome::Failure,
+            format!(
+                "the {kind} lacks what {} mode needs: {}",
+                repo.mode,
+                access.missing.join("; ")
+            ),
+        )
+        .fix(format!(
+            "grant {} to GH_TOKEN (README: Connecting a real repo)",
+            access.missing.join(", ")
+        ))
+    }];
+    for unverified in access.unverified {
+        checks.push(
+            Check::new(
+                format!("{label}:unverified"),
+                Outcome::Warning,
+                format!("not checked: {unverified}"),
+            )
+            .fix("make sure the token grants it"),
+        );
     }
     checks
 }

@@ -6,6 +6,7 @@
 //! serves them over HTTP.
 
 pub mod config;
+pub mod config_file;
 pub mod demo;
 pub mod doctor;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod llm;
 pub mod locks;
 pub mod pipeline;
 pub mod poller;
+pub mod pulls;
 pub mod registry;
 pub mod roles;
 pub mod safety;
@@ -63,8 +65,8 @@ pub struct Gaffer {
 }
 
 impl Gaffer {
-    /// Opens the database under the data directory and registers `GH_OWNER/GH_REPO` on
-    /// first start.
+    /// Opens the database under the data directory. Registers nothing: see
+    /// [`Gaffer::seed_configured_repo`].
     pub async fn open(settings: Settings) -> AppResult<Gaffer> {
         let settings = settings.absolute();
         let store = Store::open(&settings.database_path()).await?;
@@ -76,11 +78,6 @@ impl Gaffer {
                 local_root: settings.local_root.clone(),
             },
         );
-        if let Some(seed) = &settings.github.seed_repo {
-            if let Some(repo) = registry.seed_once(seed).await? {
-                tracing::info!(repo = %repo.full_name, mode = %repo.mode, "registered GH_OWNER/GH_REPO on first start");
-            }
-        }
         let mut options =
             ClientOptions::new(&settings.github.api_url, settings.github.token.clone());
         options.min_remaining_budget = u64::from(settings.polling.min_remaining_budget);
@@ -116,6 +113,17 @@ impl Gaffer {
             deliveries,
             started_at: Instant::now(),
         })
+    }
+
+    /// Registers `GH_OWNER/GH_REPO` the first time gaffer runs with them set. Called by
+    /// `serve` and the CLI's write commands only, so a read command never writes.
+    pub async fn seed_configured_repo(&self) -> AppResult<()> {
+        if let Some(seed) = &self.settings.github.seed_repo {
+            if let Some(repo) = self.registry.seed_once(seed).await? {
+                tracing::info!(repo = %repo.full_name, mode = %repo.mode, "registered GH_OWNER/GH_REPO on first start");
+            }
+        }
+        Ok(())
     }
 
     /// The models as `repo` sees them (its per-role overrides applied).
@@ -156,6 +164,8 @@ impl Application {
                 settings.bind
             )));
         }
+        gaffer.seed_configured_repo().await?;
+        let settings = &gaffer.settings;
         let listener = TcpListener::bind(settings.bind).map_err(|e| {
             AppError::new(
                 ErrorKind::Unavailable,

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use serde::Serialize;
 
 use gaffer::config::Settings;
@@ -13,7 +13,9 @@ use gaffer::{pipeline, telemetry, Application, Gaffer};
 /// Local-LLM roles (Taskmaster, Developer, Reviewer, Integrator) on your GitHub repos,
 /// changing them only through pull requests.
 ///
-/// Settings come from config/gaffer.yaml, then .env, then the environment (see README).
+/// Settings come from the config file (GAFFER_CONFIG, else ./config/gaffer.yaml,
+/// $GAFFER_DATA_DIR/gaffer.yaml, gaffer.yaml next to the binary, /etc/gaffer/gaffer.yaml),
+/// then .env, then the environment (see README).
 #[derive(Parser)]
 #[command(name = "gaffer", version, propagate_version = true)]
 struct Cli {
@@ -64,9 +66,43 @@ enum Command {
         /// owner/name (or owner_name).
         repo: String,
     },
+    /// Pull requests: list them; merge or close them on the local forge (on GitHub a
+    /// human merges).
+    #[command(subcommand)]
+    Pr(PrCommand),
+    /// Print a shell completion script, e.g. `gaffer completions bash > ~/.local/share/bash-completion/completions/gaffer`.
+    Completions {
+        /// bash | zsh | fish | elvish | powershell
+        shell: clap_complete::Shell,
+    },
     /// The webhook audit log, and retrying failed or dead-lettered deliveries.
     #[command(subcommand)]
     Deliveries(DeliveriesCommand),
+}
+
+#[derive(Subcommand)]
+enum PrCommand {
+    /// List a repo's open PRs (--closed for closed ones).
+    List {
+        /// owner/name (or owner_name).
+        repo: String,
+        #[arg(long)]
+        closed: bool,
+    },
+    /// Merge an open PR of a local-forge repo with a real merge commit.
+    Merge {
+        /// owner/name (or owner_name).
+        repo: String,
+        /// The PR number.
+        number: u64,
+    },
+    /// Close an open PR of a local-forge repo without merging.
+    Close {
+        /// owner/name (or owner_name).
+        repo: String,
+        /// The PR number.
+        number: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -134,9 +170,13 @@ enum ReposCommand {
         /// Defaults to DEFAULT_BRANCH.
         #[arg(long)]
         default_branch: Option<String>,
-        /// Defaults to GITHUB_GIT_URL/owner/name.git.
+        /// Defaults to GITHUB_GIT_URL/owner/name.git; with --forge local, the
+        /// file:///path/to/bare.git of the origin.
         #[arg(long)]
         clone_url: Option<String>,
+        /// github | local (a bare git repository on disk, PRs in gaffer's database).
+        #[arg(long, default_value = "github")]
+        forge: String,
     },
     /// Show one repo.
     Show {
@@ -159,6 +199,10 @@ enum ReposCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(shell, &mut Cli::command(), "gaffer", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(e) => {
@@ -188,13 +232,19 @@ async fn run(cli: Cli, settings: Settings) -> AppResult<()> {
         return gaffer::demo::run(settings, dir).await;
     }
     let gaffer = Gaffer::open(settings).await?;
+    if writes(&cli.command) {
+        gaffer.seed_configured_repo().await?;
+    }
     let out = Output { json: cli.json };
     match cli.command {
         Command::Serve => serve(gaffer).await,
-        Command::Demo { .. } => unreachable!("handled before opening the data dir"),
+        Command::Demo { .. } | Command::Completions { .. } => {
+            unreachable!("handled before opening the data dir")
+        }
+        Command::Pr(command) => pr(&gaffer, command, &out).await,
         Command::Repos(command) => repos(&gaffer, command, &out).await,
         Command::Doctor => {
-            let report = gaffer::doctor::run(&gaffer, true).await;
+            let report = gaffer::doctor::run_full(&gaffer).await;
             if out.json {
                 out.print_json(&report);
             } else {
@@ -412,7 +462,130 @@ fn print_scan(report: &pipeline::ScanReport) {
     println!("  next: {}", report.next.reason);
 }
 
+/// Whether a command changes the registry or a repo (so `GH_OWNER/GH_REPO` may be seeded
+/// first); read commands never write. `serve` seeds when the server is built.
+fn writes(command: &Command) -> bool {
+    match command {
+        Command::Repos(ReposCommand::List | ReposCommand::Show { .. })
+        | Command::Status { .. }
+        | Command::Doctor
+        | Command::Pr(PrCommand::List { .. })
+        | Command::Deliveries(DeliveriesCommand::List { .. })
+        | Command::Serve
+        | Command::Demo { .. }
+        | Command::Completions { .. } => false,
+        Command::Repos(_)
+        | Command::Scan { .. }
+        | Command::Run(_)
+        | Command::Bootstrap { .. }
+        | Command::WorkNext { .. }
+        | Command::Deliveries(_)
+        | Command::Pr(_) => true,
+    }
+}
+
+async fn pr(gaffer: &Gaffer, command: PrCommand, out: &Output) -> AppResult<()> {
+    match command {
+        PrCommand::List { repo, closed } => {
+            let repo = gaffer.registry.get(&parse_repo_arg(&repo)?).await?;
+            let state = if closed {
+                gaffer::forge::PullState::Closed
+            } else {
+                gaffer::forge::PullState::Open
+            };
+            let pulls = gaffer::pulls::list(gaffer, &repo, state).await?;
+            if out.json {
+                out.print_json(&pulls);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = pulls
+                .iter()
+                .map(|p| {
+                    let state = match (p.state, p.is_merged()) {
+                        (_, true) => "merged",
+                        (gaffer::forge::PullState::Open, _) => "open",
+                        _ => "closed",
+                    };
+                    vec![
+                        format!("#{}", p.number),
+                        state.to_string(),
+                        format!("{} -> {}", p.head_ref, p.base_ref),
+                        p.title.clone(),
+                    ]
+                })
+                .collect();
+            print_table(&["PR", "STATE", "BRANCH", "TITLE"], &rows);
+            println!(
+                "{} {} PR{} in {}",
+                pulls.len(),
+                if closed { "closed" } else { "open" },
+                if pulls.len() == 1 { "" } else { "s" },
+                repo.full_name
+            );
+        }
+        PrCommand::Merge { repo, number } => {
+            let repo = gaffer.registry.get(&parse_repo_arg(&repo)?).await?;
+            let merged = gaffer::pulls::merge(gaffer, &repo, number).await?;
+            if out.json {
+                out.print_json(&merged);
+            } else {
+                println!(
+                    "merged PR #{} of {} into {} ({})",
+                    merged.number,
+                    repo.full_name,
+                    merged.base,
+                    &merged.merge_sha[..merged.merge_sha.len().min(7)]
+                );
+            }
+        }
+        PrCommand::Close { repo, number } => {
+            let repo = gaffer.registry.get(&parse_repo_arg(&repo)?).await?;
+            let closed = gaffer::pulls::close(gaffer, &repo, number).await?;
+            if out.json {
+                out.print_json(&closed);
+            } else {
+                println!(
+                    "closed PR #{} of {} without merging",
+                    closed.number, repo.full_name
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Prints rows under a header, each column as wide as its widest cell (the last column is
+/// not padded).
+fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let last = cells.len() - 1;
+        let text: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == last {
+                    c.to_string()
+                } else {
+                    format!("{c:<width$}", width = widths[i])
+                }
+            })
+            .collect();
+        println!("{}", text.join("  "));
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
 async fn serve(gaffer: Gaffer) -> AppResult<()> {
+    tracing::info!(config = %gaffer.settings.config_file, "config file");
     let bind = gaffer.settings.bind;
     let app = Application::build(gaffer).await?;
     tracing::info!(address = %bind, port = app.port(), "gaffer API listening");
@@ -431,15 +604,25 @@ async fn repos(gaffer: &Gaffer, command: ReposCommand, out: &Output) -> AppResul
                     &serde_json::json!({"total": repos.len(), "counts": counts, "repos": repos}),
                 );
             } else {
-                for repo in &repos {
-                    println!(
-                        "{:<40} {:<9} {:<12} {}",
-                        repo.full_name, repo.mode, repo.default_branch, repo.clone_url
-                    );
+                let rows: Vec<Vec<String>> = repos
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.full_name.clone(),
+                            r.mode.to_string(),
+                            r.forge.as_str().to_string(),
+                            r.default_branch.clone(),
+                            r.clone_url.clone(),
+                        ]
+                    })
+                    .collect();
+                if !rows.is_empty() {
+                    print_table(&["REPO", "MODE", "FORGE", "BRANCH", "CLONE URL"], &rows);
                 }
                 println!(
-                    "{} repos: {} observe, {} pr, {} disabled",
+                    "{} repo{}: {} observe, {} pr, {} disabled",
                     repos.len(),
+                    if repos.len() == 1 { "" } else { "s" },
                     counts.observe,
                     counts.pr,
                     counts.disabled
@@ -451,6 +634,7 @@ async fn repos(gaffer: &Gaffer, command: ReposCommand, out: &Output) -> AppResul
             mode,
             default_branch,
             clone_url,
+            forge,
         } => {
             let name = parse_repo_arg(&repo)?;
             let added = registry
@@ -459,6 +643,7 @@ async fn repos(gaffer: &Gaffer, command: ReposCommand, out: &Output) -> AppResul
                     mode: Some(mode),
                     default_branch,
                     clone_url,
+                    forge: Some(forge),
                     ..NewRepo::default()
                 })
                 .await?;

@@ -26,16 +26,20 @@ pub struct LocalForge {
     origin: PathBuf,
 }
 
-fn protocol(message: impl Into<String>) -> ForgeError {
-    ForgeError::Protocol {
+/// Errors name the local forge (never "GitHub"); `status` is what GitHub would answer.
+fn refused(status: u16, message: impl Into<String>) -> ForgeError {
+    ForgeError::Local {
+        status,
         message: message.into(),
     }
 }
 
+fn protocol(message: impl Into<String>) -> ForgeError {
+    refused(500, message)
+}
+
 fn db(e: sqlx::Error) -> ForgeError {
-    ForgeError::Unavailable {
-        message: format!("database error: {e}"),
-    }
+    refused(503, format!("database error: {e}"))
 }
 
 fn key(repo: &FullName) -> String {
@@ -166,9 +170,7 @@ impl LocalForge {
             .fetch_optional(self.store.pool())
             .await
             .map_err(db)?
-            .ok_or_else(|| ForgeError::NotFound {
-                what: format!("pull request #{number} of {repo}"),
-            })
+            .ok_or_else(|| refused(404, format!("no pull request #{number} in {repo}")))
     }
 
     /// Merges an open PR with a real merge commit on its base branch, as the merge button
@@ -176,10 +178,7 @@ impl LocalForge {
     pub async fn merge(&self, repo: &FullName, number: u64) -> ForgeResult<String> {
         let pull = self.pull(repo, number).await?;
         if pull.state != PullState::Open {
-            return Err(ForgeError::Status {
-                status: 405,
-                message: format!("pull request #{number} is not open"),
-            });
+            return Err(refused(405, format!("pull request #{number} is not open")));
         }
         let base = self
             .branch(&pull.base_ref)
@@ -192,10 +191,7 @@ impl LocalForge {
         let tree = self
             .git(&["merge-tree", "--write-tree", &base, &head])
             .await
-            .map_err(|_| ForgeError::Status {
-                status: 405,
-                message: format!("pull request #{number} has conflicts"),
-            })?;
+            .map_err(|_| refused(405, format!("pull request #{number} has conflicts")))?;
         let tree = tree.lines().next().unwrap_or_default().to_string();
         let message = format!(
             "Merge pull request #{number} from {}\n\n{}",
@@ -253,8 +249,14 @@ impl Forge for LocalForge {
         let head = self
             .git(&["symbolic-ref", "--short", "HEAD"])
             .await
-            .map_err(|_| ForgeError::NoAccess {
-                repo: repo.to_string(),
+            .map_err(|_| {
+                refused(
+                    404,
+                    format!(
+                        "no bare git repository at {} (the clone URL of {repo})",
+                        self.origin.display()
+                    ),
+                )
             })?;
         Ok(RepoInfo {
             full_name: repo.to_string(),
@@ -336,14 +338,12 @@ impl Forge for LocalForge {
 
     async fn create_branch(&self, _repo: &FullName, branch: &str, sha: &str) -> ForgeResult<()> {
         if self.branch(branch).await.is_some() {
-            return Err(ForgeError::Validation {
-                message: "Reference already exists".into(),
-            });
+            return Err(refused(422, "Reference already exists"));
         }
         self.git(&["update-ref", &format!("refs/heads/{branch}"), sha, ""])
             .await
             .map(|_| ())
-            .map_err(|e| ForgeError::Validation { message: e })
+            .map_err(|e| refused(422, e))
     }
 
     async fn list_pulls(&self, repo: &FullName, state: PullState) -> ForgeResult<Vec<PullRequest>> {
@@ -444,9 +444,10 @@ impl Forge for LocalForge {
     async fn create_pull(&self, repo: &FullName, pull: &NewPull) -> ForgeResult<PullRequest> {
         for branch in [&pull.base, &pull.head] {
             if self.branch(branch).await.is_none() {
-                return Err(ForgeError::Validation {
-                    message: format!("Validation Failed (branch {branch} does not exist)"),
-                });
+                return Err(refused(
+                    422,
+                    format!("Validation Failed (branch {branch} does not exist)"),
+                ));
             }
         }
         let open = self.list_pulls(repo, PullState::Open).await?;
@@ -454,12 +455,13 @@ impl Forge for LocalForge {
             .iter()
             .any(|p| p.head_ref == pull.head && p.base_ref == pull.base)
         {
-            return Err(ForgeError::Validation {
-                message: format!(
+            return Err(refused(
+                422,
+                format!(
                     "Validation Failed (A pull request already exists for {}.)",
                     pull.head
                 ),
-            });
+            ));
         }
         let ahead = self
             .git(&[
@@ -470,12 +472,13 @@ impl Forge for LocalForge {
             .await
             .unwrap_or_default();
         if ahead == "0" {
-            return Err(ForgeError::Validation {
-                message: format!(
+            return Err(refused(
+                422,
+                format!(
                     "Validation Failed (No commits between {} and {})",
                     pull.base, pull.head
                 ),
-            });
+            ));
         }
         let number: i64 = sqlx::query_scalar(
             "INSERT INTO local_pulls (repo, number, title, body, state, head_ref, base_ref, author)
@@ -578,9 +581,7 @@ impl Forge for LocalForge {
         .fetch_optional(self.store.pool())
         .await
         .map_err(db)?
-        .ok_or_else(|| ForgeError::NotFound {
-            what: format!("comment {comment_id}"),
-        })?;
+        .ok_or_else(|| refused(404, format!("no comment {comment_id} in {repo}")))?;
         comment_from_row(&row)
     }
 

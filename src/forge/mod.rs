@@ -208,6 +208,10 @@ pub enum ForgeError {
     AmbiguousWrite { message: String },
     #[error("unexpected answer from GitHub: {message}")]
     Protocol { message: String },
+    /// The local forge (a bare repository on disk) refused or failed; `status` is the HTTP
+    /// status GitHub would have answered, so callers map it the same way.
+    #[error("local forge: {message}")]
+    Local { status: u16, message: String },
 }
 
 fn rate_limit_message(resets_at: u64, secondary: bool) -> String {
@@ -241,7 +245,9 @@ impl ForgeError {
             ForgeError::Unauthorized
             | ForgeError::NoAccess { .. }
             | ForgeError::NotFound { .. } => false,
-            ForgeError::Status { status, .. } => *status >= 500 || *status == 409,
+            ForgeError::Status { status, .. } | ForgeError::Local { status, .. } => {
+                *status >= 500 || *status == 409
+            }
             _ => true,
         }
     }
@@ -249,7 +255,7 @@ impl ForgeError {
     /// GitHub's 422 when a PR for that head already exists: idempotent callers treat it
     /// as "it is there already", not as a failure.
     pub fn is_pull_already_exists(&self) -> bool {
-        matches!(self, ForgeError::Validation { message } if message.contains("already exists"))
+        matches!(self, ForgeError::Validation { message } | ForgeError::Local { status: 422, message } if message.contains("already exists"))
     }
 }
 
@@ -263,6 +269,12 @@ impl From<ForgeError> for AppError {
             | ForgeError::Unavailable { .. }
             | ForgeError::AmbiguousWrite { .. } => ErrorKind::Unavailable,
             ForgeError::Status { .. } | ForgeError::Protocol { .. } => ErrorKind::Unavailable,
+            ForgeError::Local { status, .. } => match status {
+                404 => ErrorKind::NotFound,
+                405 | 409 | 422 => ErrorKind::Conflict,
+                503 => ErrorKind::Unavailable,
+                _ => ErrorKind::Internal,
+            },
         };
         let transient = err.is_transient();
         let detail = match &err {
@@ -271,6 +283,9 @@ impl From<ForgeError> for AppError {
                 secondary,
             } => {
                 json!({"forge": "github", "transient": true, "resets_at": resets_at, "secondary": secondary})
+            }
+            ForgeError::Local { status, .. } => {
+                json!({"forge": "local", "status": status, "transient": transient})
             }
             _ => json!({"forge": "github", "transient": transient}),
         };

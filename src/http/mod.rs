@@ -8,6 +8,7 @@ mod health;
 mod openapi;
 mod pipeline;
 mod poll;
+mod pulls;
 mod repos;
 mod run;
 mod webhook;
@@ -111,7 +112,16 @@ fn routes(cfg: &mut web::ServiceConfig) {
             &format!("{base}/next-task"),
             web::get().to(pipeline::next_task),
         )
-        .route(&format!("{base}/bootstrap"), web::post().to(run::bootstrap));
+        .route(&format!("{base}/bootstrap"), web::post().to(run::bootstrap))
+        .route(&format!("{base}/pulls"), web::get().to(pulls::list))
+        .route(
+            &format!("{base}/pulls/{{number}}/merge"),
+            web::post().to(pulls::merge),
+        )
+        .route(
+            &format!("{base}/pulls/{{number}}/close"),
+            web::post().to(pulls::close),
+        );
     }
     // A single segment that is not an id: a clear 400 rather than a 404.
     cfg.route("/repos/{bad_id}", web::route().to(repos::bad_id));

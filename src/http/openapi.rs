@@ -4,7 +4,7 @@
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
-use super::{deliveries, health, pipeline, poll, repos, run, webhook};
+use super::{deliveries, health, pipeline, poll, pulls, repos, run, webhook};
 use crate::registry;
 
 /// The OpenAPI document for every route in [`super::routes`].
@@ -31,6 +31,9 @@ use crate::registry;
         run::reviewer,
         run::integrator,
         run::bootstrap,
+        pulls::list,
+        pulls::merge,
+        pulls::close,
         webhook::receive,
         deliveries::list,
         deliveries::retry,

@@ -323,8 +323,11 @@ async fn develop(
     let summary = match action {
         Action::Blocked => format!("{} blocked, explained in PR #{}", task.id, pr.number),
         _ => format!(
-            "{} done in PR #{} ({} attempts)",
-            task.id, pr.number, stats.attempts
+            "{} is in_review: its work is in PR #{}, ready for review ({} attempt{})",
+            task.id,
+            pr.number,
+            stats.attempts,
+            if stats.attempts == 1 { "" } else { "s" }
         ),
     };
     let mut o = super::pr_outcome(gaffer, ROLE, repo, action, &pr, created, summary).await?;

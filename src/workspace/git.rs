@@ -41,17 +41,17 @@ impl std::fmt::Debug for Git {
     }
 }
 
-/// `scheme://host[:port]` of an https URL (lower-cased), the unit the token is bound to.
-pub fn https_origin(url: &str) -> Option<String> {
+/// `scheme://host[:port]` of an http(s) URL (lower-cased), the unit the token is bound
+/// to: it goes only to the exact origin of `GITHUB_GIT_URL` (https for github.com; plain
+/// http only if that is what the user configured, e.g. a test server).
+pub fn token_origin(url: &str) -> Option<String> {
     let parsed = reqwest::Url::parse(url).ok()?;
-    if parsed.scheme() != "https" {
+    if !matches!(parsed.scheme(), "https" | "http") {
         return None;
     }
     let host = parsed.host_str()?.to_ascii_lowercase();
-    Some(match parsed.port() {
-        Some(port) => format!("https://{host}:{port}"),
-        None => format!("https://{host}"),
-    })
+    let port = parsed.port_or_known_default()?;
+    Some(format!("{}://{host}:{port}", parsed.scheme()))
 }
 
 impl Git {
@@ -116,7 +116,7 @@ impl Git {
 
     /// Whether the token may be sent to `remote_url`: only to the configured git host.
     pub fn token_goes_to(&self, remote_url: &str) -> bool {
-        match (&self.token_origin, https_origin(remote_url)) {
+        match (&self.token_origin, token_origin(remote_url)) {
             (Some(allowed), Some(origin)) => *allowed == origin,
             _ => false,
         }
@@ -191,11 +191,12 @@ mod tests {
     fn the_token_goes_only_to_the_configured_git_host() {
         let git = Git {
             token: Some(SecretString::from("ghp_secret")),
-            token_origin: https_origin("https://GitHub.com"),
+            token_origin: token_origin("https://GitHub.com"),
             author_name: "a".into(),
             author_email: "a@b".into(),
         };
         assert!(git.token_goes_to("https://github.com/acme/widget.git"));
+        assert!(git.token_goes_to("https://github.com:443/acme/widget.git"));
         for url in [
             "https://evil.example/acme/widget.git",
             "https://github.com.evil.example/a/b.git",

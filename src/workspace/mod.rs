@@ -71,7 +71,7 @@ impl Workspace {
             root,
             git: Git {
                 token,
-                token_origin: git::https_origin(git_url),
+                token_origin: git::token_origin(git_url),
                 author_name,
                 author_email,
             },

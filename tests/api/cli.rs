@@ -38,7 +38,7 @@ fn repos_commands_work_on_the_registry() {
 
     let listed = gaffer(&dir, &["repos", "list"], &[]);
     assert!(stdout(&listed).contains("acme/widget"));
-    assert!(stdout(&listed).contains("1 repos: 0 observe, 1 pr, 0 disabled"));
+    assert!(stdout(&listed).contains("1 repo: 0 observe, 1 pr, 0 disabled"));
 
     let set = gaffer(&dir, &["repos", "set-mode", "acme_widget", "disabled"], &[]);
     assert!(set.status.success(), "{}", stderr(&set));
@@ -193,4 +193,135 @@ async fn scan_work_next_and_status_from_the_command_line() {
     let refused = gaffer(&dir, &["scan", "acme/tally"], &env);
     assert_eq!(refused.status.code(), Some(4));
     assert!(stderr(&refused).contains("disabled"));
+}
+
+#[test]
+fn read_commands_never_register_gh_owner_and_gh_repo() {
+    let dir = TempDir::new().unwrap();
+    let seed = [("GH_OWNER", "acme"), ("GH_REPO", "seeded")];
+    for args in [
+        vec!["--json", "repos", "list"],
+        vec!["repos", "show", "acme/seeded"],
+        vec!["status", "acme/seeded"],
+        vec!["doctor"],
+    ] {
+        gaffer(&dir, &args, &seed);
+        let listed = gaffer(&dir, &["--json", "repos", "list"], &[]);
+        let body: Value = serde_json::from_slice(&listed.stdout).unwrap();
+        assert_eq!(body["total"], 0, "{args:?} registered a repo");
+    }
+    // A write command seeds it (as `serve` does).
+    let added = gaffer(&dir, &["repos", "add", "acme/other"], &seed);
+    assert!(added.status.success(), "{}", stderr(&added));
+    let listed = gaffer(&dir, &["--json", "repos", "list"], &[]);
+    let body: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(body["total"], 2, "{body}");
+}
+
+#[test]
+fn repos_list_columns_line_up() {
+    let dir = TempDir::new().unwrap();
+    for (name, mode) in [("a/b", "pr"), ("a-much-longer-owner/name", "observe")] {
+        assert!(gaffer(&dir, &["repos", "add", name, "--mode", mode], &[])
+            .status
+            .success());
+    }
+    let listed = stdout(&gaffer(&dir, &["repos", "list"], &[]));
+    let lines: Vec<&str> = listed.lines().take(3).collect();
+    assert!(lines[0].starts_with("REPO "), "{listed}");
+    for column in ["MODE", "FORGE", "BRANCH", "CLONE URL"] {
+        let at = lines[0].find(column).unwrap();
+        for line in &lines[1..] {
+            assert_eq!(&line[at - 2..at], "  ", "{column} misaligned:\n{listed}");
+            assert_ne!(&line[at..at + 1], " ", "{column} misaligned:\n{listed}");
+        }
+    }
+    assert!(
+        listed.contains("2 repos: 1 observe, 1 pr, 0 disabled"),
+        "{listed}"
+    );
+}
+
+#[test]
+fn logs_carry_no_colour_codes_off_a_terminal() {
+    let dir = TempDir::new().unwrap();
+    // A warning at start-up, to stderr, which is a pipe here.
+    let output = gaffer(
+        &dir,
+        &["repos", "list"],
+        &[("LLM_DEVELOPER_NUM_CTX", "4096")],
+    );
+    let err = stderr(&output);
+    assert!(
+        err.contains("WARN") && err.contains("LLM_DEVELOPER_NUM_CTX"),
+        "{err}"
+    );
+    assert!(!err.contains('\u{1b}'), "ANSI escape in {err:?}");
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    let dir = TempDir::new().unwrap();
+    for (shell, marker) in [
+        ("bash", "_gaffer()"),
+        ("zsh", "#compdef gaffer"),
+        ("fish", "complete -c gaffer"),
+    ] {
+        let output = gaffer(&dir, &["completions", shell], &[]);
+        assert!(output.status.success(), "{shell}: {}", stderr(&output));
+        let script = stdout(&output);
+        assert!(script.contains(marker), "{shell}: {script}");
+        assert!(script.contains("work-next"), "{shell}: subcommands listed");
+    }
+    assert!(
+        !dir.path().join("data").exists(),
+        "completions open no database"
+    );
+    assert_eq!(
+        gaffer(&dir, &["completions", "tcsh"], &[]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn the_config_file_is_found_in_the_data_dir_and_doctor_names_it() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("state");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("gaffer.yaml"),
+        "github:\n  default_branch: trunk\n",
+    )
+    .unwrap();
+    let data_dir = data.display().to_string();
+    let vars = [("GAFFER_DATA_DIR", data_dir.as_str())];
+    let added = gaffer(&dir, &["repos", "add", "acme/widget"], &vars);
+    assert!(
+        stdout(&added).contains("default branch: trunk"),
+        "{}",
+        stdout(&added)
+    );
+    let mut with_no_models: Vec<(&str, &str)> = vars.to_vec();
+    with_no_models.extend(crate::support::app::NO_MODELS);
+    let doctor = stdout(&gaffer(&dir, &["doctor"], &with_no_models));
+    assert!(
+        doctor.contains(&format!(
+            "{} (found on the search path)",
+            data.join("gaffer.yaml").display()
+        )),
+        "{doctor}"
+    );
+
+    // GAFFER_CONFIG wins, and a missing one is an error naming it.
+    let output = gaffer(
+        &dir,
+        &["repos", "list"],
+        &[("GAFFER_CONFIG", "nowhere.yaml")],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("nowhere.yaml (GAFFER_CONFIG)"),
+        "{}",
+        stderr(&output)
+    );
 }

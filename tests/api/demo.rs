@@ -33,8 +33,38 @@ fn the_demo_runs_the_whole_loop_and_leaves_the_task_done() {
         "[6/7] Integrator",
         "running the built-in bootstrap flow",
         "git --git-dir",
+        // The example repo starts without CI: the Developer's PR adds it.
+        "added .github/workflows/ci.yml",
+        "T-0001 is in_review: its work is in PR #2, ready for review (1 attempt)",
     ] {
         assert!(stdout.contains(line), "{line:?} missing from:\n{stdout}");
+    }
+    // The closing hints work as printed, from another directory, with nothing installed.
+    let hints: Vec<&str> = stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("GAFFER_DATA_DIR=") || l.starts_with("git --git-dir"))
+        .collect();
+    assert_eq!(hints.len(), 3, "{stdout}");
+    let elsewhere = tempfile::TempDir::new().unwrap();
+    for hint in hints {
+        let run = Command::new("sh")
+            .args(["-c", hint])
+            .current_dir(elsewhere.path())
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&run.stdout);
+        assert!(
+            run.status.success(),
+            "{hint}: {out}{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert!(
+            out.contains("demo/tally") || out.contains("Merge pull request"),
+            "{hint}: {out}"
+        );
     }
     let origin = dir.join("origin.git");
     let task = show_file(

@@ -1,5 +1,5 @@
 //! The GitHub client against responses GitHub really sent (recorded by other projects,
-//! see ../shared/fixtures/github/README.md).
+//! see tests/fixtures/github/README.md).
 
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! The same code path users run, against a real model: SmolLM2-135M behind an
-//! Ollama-compatible API (../shared/llm/serve-smollm2.sh, started by .ci/run). Skipped,
-//! saying so, when that server is not running.
+//! Ollama-compatible API, started by the tests themselves (`tests/support/model.rs` runs
+//! `scripts/model-harness.sh` once per test process) unless `GAFFER_TEST_OLLAMA_URL` names
+//! one. When no model can be had these tests fail, saying why; they never skip.
 
 use std::collections::HashMap;
 
@@ -12,30 +13,7 @@ use serde::Deserialize;
 use tempfile::TempDir;
 
 use crate::support::app;
-
-const MODEL: &str = "smollm2:135m";
-
-/// The harness URL, or `None` (and a message) when it is not serving the model.
-async fn harness() -> Option<String> {
-    let url =
-        std::env::var("GAFFER_TEST_OLLAMA_URL").unwrap_or_else(|_| "http://127.0.0.1:11434".into());
-    let tags = reqwest::Client::new()
-        .get(format!("{url}/api/tags"))
-        .timeout(std::time::Duration::from_secs(3))
-        .send()
-        .await;
-    let serving = match tags {
-        Ok(r) if r.status().is_success() => r.text().await.unwrap_or_default().contains(MODEL),
-        _ => false,
-    };
-    match serving {
-        true => Some(url),
-        false => {
-            eprintln!("SKIPPED: no Ollama-compatible server with {MODEL} at {url}; start ../shared/llm/serve-smollm2.sh");
-            None
-        }
-    }
-}
+use crate::support::model::{self, MODEL};
 
 fn vars(url: &str) -> Vec<(String, String)> {
     let mut v = vec![("OLLAMA_BASE_URL".to_string(), url.to_string())];
@@ -64,7 +42,7 @@ fn llm(url: &str) -> OllamaLlm {
 
 #[tokio::test]
 async fn a_real_model_answers_through_the_streaming_path() {
-    let Some(url) = harness().await else { return };
+    let url = model::url().await;
     let messages = vec![
         Message::system("You answer in one short sentence."),
         Message::user("What is the capital of France?"),
@@ -88,7 +66,7 @@ struct City {
 
 #[tokio::test]
 async fn a_real_model_fills_a_schema() {
-    let Some(url) = harness().await else { return };
+    let url = model::url().await;
     let messages = vec![
         Message::system("You answer with JSON only."),
         Message::user("Describe Paris: its name, its country and its population in millions."),
@@ -107,7 +85,7 @@ async fn a_real_model_fills_a_schema() {
 
 #[tokio::test]
 async fn calls_are_recorded_per_role_and_model() {
-    let Some(url) = harness().await else { return };
+    let url = model::url().await;
     let dir = TempDir::new().unwrap();
     let pairs = vars(&url);
     let borrowed: Vec<(&str, &str)> = pairs
@@ -137,7 +115,7 @@ async fn calls_are_recorded_per_role_and_model() {
 
 #[tokio::test]
 async fn doctor_lists_present_models_and_the_pull_for_missing_ones() {
-    let Some(url) = harness().await else { return };
+    let url = model::url().await;
     let dir = TempDir::new().unwrap();
     let run = |extra: &[(&str, &str)]| {
         let mut command = std::process::Command::new(app::gaffer_bin());
@@ -172,7 +150,7 @@ async fn doctor_lists_present_models_and_the_pull_for_missing_ones() {
 
 #[tokio::test]
 async fn a_real_small_model_drives_the_developer_to_a_clean_end() {
-    let Some(url) = harness().await else { return };
+    let url = model::url().await;
     let fake = crate::support::fake_github::FakeGithub::start().await;
     let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-target");
     fake.create_repo("acme/tally", Some(&sample));

@@ -66,6 +66,16 @@ async fn model_edits_never_reach_git_or_protected_files_through_dot_paths() {
     assert_eq!(outcome["action"], "blocked", "{outcome:#}");
     let asks = ollama::last_user_messages(&model).await;
     let feedback = &asks[1];
+    // Repo-controlled text (the checks command, the failure feedback) is fenced as data.
+    assert!(
+        asks[0].contains("<<<DATA name=\"Repository settings\""),
+        "{}",
+        asks[0]
+    );
+    assert!(
+        feedback.contains("<<<DATA name=\"What went wrong last time\""),
+        "{feedback}"
+    );
     for why in [
         ".git is not part of the repository",
         "only paths inside the repository",
@@ -494,6 +504,31 @@ async fn gaffer_run_inside_a_checkout_never_touches_it() {
             git(dir, &["rev-parse", "HEAD"]).unwrap(),
         )
     };
+    // A .env beside gaffer holding the token, and a repo whose checks try to print it.
+    std::fs::write(checkout.join(".env"), format!("GH_TOKEN={TOKEN}\n")).unwrap();
+    run(&["add", ".env"], &checkout);
+    run(
+        &[
+            "-c",
+            "user.name=u",
+            "-c",
+            "user.email=u@x",
+            "commit",
+            "-qm",
+            "env",
+        ],
+        &checkout,
+    );
+    let config = format!(
+        "checks:\n  test_command: \"cat {}/.env; echo env:$GH_TOKEN; python3 -m unittest discover -s tests -t .\"\n",
+        checkout.display()
+    );
+    fake.commit(
+        REPO,
+        "main",
+        &[(".llm-team.yml", &config)],
+        "checks that look for secrets",
+    );
     let before = state(&checkout);
     let api = fake.api_url();
     let cli = async |args: &[&str]| {
@@ -522,6 +557,15 @@ async fn gaffer_run_inside_a_checkout_never_touches_it() {
     cli(&["run", "developer", REPO]).await;
     cli(&["run", "reviewer", REPO]).await;
     assert_eq!(fake.pulls(REPO).len(), 2, "the loop ran");
+    let work_pr = fake.pulls(REPO)[1]["body"].as_str().unwrap().to_string();
+    assert!(
+        work_pr.contains("env:"),
+        "the checks ran and their output is in the PR: {work_pr}"
+    );
+    assert!(
+        !work_pr.contains(TOKEN),
+        "the token reached a PR body: {work_pr}"
+    );
     let after = state(&checkout);
     // Only gaffer's own data directory (./data, untracked) is new.
     assert_eq!(
@@ -584,4 +628,51 @@ async fn without_bubblewrap_doctor_fails_unless_the_sandbox_is_switched_off() {
     let text =
         String::from_utf8_lossy(&off.stdout).to_string() + &String::from_utf8_lossy(&off.stderr);
     assert!(text.contains("CHECKS_SANDBOX=off"), "{text}");
+}
+
+/// The token goes to git only at the exact origin of GITHUB_GIT_URL, never to a clone
+/// URL on another host (nor after a redirect).
+#[tokio::test]
+async fn the_token_reaches_only_the_configured_git_host() {
+    let configured = wiremock::MockServer::start().await;
+    let attacker = wiremock::MockServer::start().await;
+    let git_url = configured.uri();
+    let (fake, app) = fake_with_app(
+        REPO,
+        "pr",
+        Some(&sample_target()),
+        &[("GH_TOKEN", TOKEN), ("GITHUB_GIT_URL", &git_url)],
+    )
+    .await;
+    fake.create_repo("acme/other", Some(&sample_target()));
+    let foreign = format!("{}/acme/tally.git", attacker.uri());
+    let patch = json!({"clone_url": foreign});
+    assert_eq!(
+        app.patch_json("/repos/acme/tally", &patch).await.status(),
+        200
+    );
+    let ours = format!("{git_url}/acme/other.git");
+    let body = json!({"full_name": "acme/other", "mode": "pr", "clone_url": ours});
+    assert_eq!(app.post_json("/repos", &body).await.status(), 201);
+    // Both clones fail (neither server speaks git); what matters is who saw the token.
+    app.post("/run/taskmaster?repo=acme/tally").await;
+    app.post("/run/taskmaster?repo=acme/other").await;
+    let auth = |requests: Vec<wiremock::Request>| -> Vec<String> {
+        requests
+            .iter()
+            .filter_map(|r| r.headers.get("authorization"))
+            .map(|v| v.to_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let to_attacker = attacker.received_requests().await.unwrap_or_default();
+    assert!(!to_attacker.is_empty(), "git did contact the foreign host");
+    assert!(
+        auth(to_attacker).is_empty(),
+        "the token went to a foreign host"
+    );
+    let to_configured = auth(configured.received_requests().await.unwrap_or_default());
+    assert!(
+        to_configured.iter().any(|a| a.starts_with("Basic ")),
+        "the configured host gets the token: {to_configured:?}"
+    );
 }

@@ -1,4 +1,4 @@
-//! Webhooks with the real GitHub payloads in ../shared/fixtures/github/webhooks/, signed in
+//! Webhooks with the real GitHub payloads in tests/fixtures/github/webhooks/, signed in
 //! the test: verification, limits, replays, ignored repos, routing to roles, and deliveries
 //! left pending by a crash.
 
@@ -20,7 +20,7 @@ const BOOT_BRANCH: &str = "feature/T-0001-initialize-basic-ci-for-python";
 
 fn fixture_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/github/webhooks")
+        .join("tests/fixtures/github/webhooks")
         .join(name)
 }
 

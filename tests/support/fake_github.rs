@@ -122,6 +122,57 @@ fn endpoint(path: &str) -> String {
         .join("/")
 }
 
+/// What the token the fake accepts may do, as GitHub would report and enforce it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenGrant {
+    /// A classic token with these OAuth scopes: every answer carries `X-OAuth-Scopes`, and
+    /// push access (the repo's `permissions.push`) follows from `repo` / `public_repo`.
+    Classic(Vec<String>),
+    /// A fine-grained token with these repository permissions, e.g. `("contents", "write")`,
+    /// `("pull_requests", "read")`; others are none (`metadata` is always read). Calls
+    /// needing more get GitHub's 403 "Resource not accessible by personal access token".
+    FineGrained(Vec<(String, String)>),
+}
+
+impl TokenGrant {
+    /// A fine-grained grant from `name=level` pairs.
+    pub fn fine_grained(pairs: &[(&str, &str)]) -> TokenGrant {
+        TokenGrant::FineGrained(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    /// A classic grant with these scopes.
+    pub fn classic(scopes: &[&str]) -> TokenGrant {
+        TokenGrant::Classic(scopes.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn level(&self, permission: &str) -> u8 {
+        match self {
+            TokenGrant::Classic(scopes) => {
+                let repo = scopes.iter().any(|s| s == "repo" || s == "public_repo");
+                match (permission, repo) {
+                    ("workflows", _) if scopes.iter().any(|s| s == "workflow") => 2,
+                    ("workflows", _) => 0,
+                    (_, true) => 2,
+                    (_, false) => 1,
+                }
+            }
+            TokenGrant::FineGrained(pairs) => match permission {
+                "metadata" => 1,
+                _ => pairs
+                    .iter()
+                    .find(|(k, _)| k == permission)
+                    .map(|(_, v)| if v == "write" { 2 } else { 1 })
+                    .unwrap_or(0),
+            },
+        }
+    }
+}
+
 /// One request as the fake saw it.
 #[derive(Debug, Clone)]
 pub struct LoggedRequest {
@@ -199,6 +250,7 @@ struct State {
     latency: Duration,
     faults: VecDeque<Fault>,
     token: Option<String>,
+    grant: Option<TokenGrant>,
     log: Vec<LoggedRequest>,
     next_id: u64,
     clock: u64,
@@ -274,6 +326,7 @@ impl FakeGithub {
             latency: Duration::ZERO,
             faults: VecDeque::new(),
             token: None,
+            grant: None,
             log: Vec::new(),
             next_id: 1000,
             clock: 0,
@@ -602,6 +655,12 @@ impl FakeGithub {
         self.lock().token = Some(token.to_string());
     }
 
+    /// From now on the token may do only what `grant` allows (default: everything, and no
+    /// `X-OAuth-Scopes` header).
+    pub fn grant(&self, grant: TokenGrant) {
+        self.lock().grant = Some(grant);
+    }
+
     pub fn log(&self) -> Vec<LoggedRequest> {
         self.lock().log.clone()
     }
@@ -726,6 +785,9 @@ async fn handle(
         for (k, v) in &reply.headers {
             builder.insert_header((k.as_str(), v.as_str()));
         }
+        if let Some(TokenGrant::Classic(scopes)) = &s.grant {
+            builder.insert_header(("x-oauth-scopes", scopes.join(", ")));
+        }
         let status = if conditional_hit { 304 } else { reply.status };
         s.log.push(LoggedRequest {
             method: req.method().to_string(),
@@ -808,8 +870,25 @@ fn route(req: &HttpRequest, body: &[u8], s: &mut State) -> Reply {
     }
     let link_base = format!("http://{}{}", req.connection_info().host(), req.path());
     let number = |text: &str| text.parse::<u64>().ok();
+    if let Some(grant) = &s.grant {
+        let (permission, level) = needed_permission(method, rest);
+        if grant.level(permission) < level {
+            let mut reply = Reply::error(403, "Resource not accessible by personal access token");
+            let wanted = if level == 2 { "write" } else { "read" };
+            reply.headers.push((
+                "x-accepted-github-permissions".into(),
+                format!("{permission}={wanted}"),
+            ));
+            return reply;
+        }
+    }
     match (method, rest) {
-        ("GET", []) => Reply::json(200, repo_json(&s.repos[&key])),
+        ("GET", []) => {
+            let mut body = repo_json(&s.repos[&key]);
+            let push = s.grant.as_ref().is_none_or(|g| g.level("contents") == 2);
+            body["permissions"] = json!({"admin": false, "maintain": false, "push": push, "triage": push, "pull": true});
+            Reply::json(200, body)
+        }
         ("GET", ["contents", path @ ..]) => {
             let repo = &s.repos[&key];
             let git_ref = query
@@ -972,6 +1051,25 @@ fn route(req: &HttpRequest, body: &[u8], s: &mut State) -> Reply {
             reply
         }
         _ => Reply::not_found(),
+    }
+}
+
+/// The fine-grained permission (and level: 1 read, 2 write) an endpoint needs, as GitHub's
+/// `X-Accepted-GitHub-Permissions` would name it.
+fn needed_permission(method: &str, rest: &[&str]) -> (&'static str, u8) {
+    let level = if method == "GET" || method == "HEAD" {
+        1
+    } else {
+        2
+    };
+    match rest {
+        [] => ("metadata", 1),
+        ["pulls", ..] => ("pull_requests", level),
+        ["commits", _, "status"] | ["statuses", ..] => ("statuses", level),
+        ["commits", _, "check-runs"] | ["check-runs", ..] => ("checks", level),
+        ["issues", ..] => ("pull_requests", level),
+        ["contents", ".github", "workflows", ..] if level == 2 => ("workflows", 2),
+        _ => ("contents", level),
     }
 }
 

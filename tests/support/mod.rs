@@ -5,6 +5,7 @@
 pub mod app;
 pub mod fake_github;
 pub mod git;
+pub mod model;
 pub mod ollama;
 pub mod openai;
 pub mod replay;

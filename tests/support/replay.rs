@@ -1,4 +1,4 @@
-//! Serves recorded GitHub responses (`../shared/fixtures/github/rest/`) in order, to see
+//! Serves recorded GitHub responses (`tests/fixtures/github/rest/`) in order, to see
 //! how the real client handles GitHub's own answers, not only the fake's.
 
 use std::path::PathBuf;
@@ -18,7 +18,7 @@ pub struct Replay {
 
 pub fn fixture(relative: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/github/rest")
+        .join("tests/fixtures/github/rest")
         .join(relative);
     serde_json::from_str(
         &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),

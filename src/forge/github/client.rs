@@ -105,6 +105,9 @@ pub struct ApiResponse {
     pub next_page: Option<Url>,
     /// Answered 304 and served from the cache: cost nothing.
     pub not_modified: bool,
+    /// `X-OAuth-Scopes`: the scopes of a classic token (absent for fine-grained tokens and
+    /// apps); `gaffer doctor` names the missing ones.
+    pub oauth_scopes: Option<String>,
 }
 
 /// A GitHub REST client for one token. Cheap to clone; clones share the cache, budget,
@@ -422,6 +425,7 @@ impl GithubClient {
                     body: cached.body.clone(),
                     next_page: cached.next_page.clone(),
                     not_modified: true,
+                    oauth_scopes: oauth_scopes(&headers),
                 });
             }
             Counters::bump(&self.inner.counters.units_spent);
@@ -437,6 +441,7 @@ impl GithubClient {
                         body: bytes,
                         next_page,
                         not_modified: false,
+                        oauth_scopes: oauth_scopes(&headers),
                     });
                 }
                 401 => return Err(ForgeError::Unauthorized),
@@ -741,4 +746,11 @@ fn describe(err: &reqwest::Error) -> String {
             None => text,
         }
     }
+}
+
+fn oauth_scopes(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-oauth-scopes")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }

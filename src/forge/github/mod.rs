@@ -1,5 +1,6 @@
 //! [`Forge`] on GitHub's REST API v3 (github.com or GitHub Enterprise Server).
 
+pub mod access;
 pub mod budget;
 pub mod client;
 pub mod governor;

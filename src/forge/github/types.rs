@@ -352,7 +352,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn fixtures_dir() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/github/rest")
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/github/rest")
     }
 
     /// (method, path without query, status, body) of every recorded interaction.
