@@ -23,6 +23,7 @@
 #   LLM_HARNESS_OWNER_PID  when set, a server started by this call is stopped once that process exits
 #   LLM_HARNESS_TIMEOUT    seconds to wait for the server to answer (default 120)
 #   LLM_HARNESS_PYTHON     python to build a venv with (default python3)
+#   LLM_HARNESS_WHEELS     optional dir with prebuilt llama_cpp_python wheels (a cache)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -81,7 +82,10 @@ install_llama() {  # the same portable build the model harness makes, cached as 
   [ -x "$VENV/bin/python" ] || { say "creating venv $VENV"; "$PY" -m venv "$VENV" || die "python venv failed (apt-get install python3-venv?)"; }
   have_llama && return 0
   local wheel=""
-  for f in "$WHEELS"/llama_cpp_python-"$LCP_VERSION"-*"$(uname -m)".whl; do [ -f "$f" ] && wheel="$f"; done
+  for d in "${LLM_HARNESS_WHEELS:-}" "$WHEELS"; do
+    [ -n "$d" ] || continue
+    for f in "$d"/llama_cpp_python-"$LCP_VERSION"-*"$(uname -m)".whl; do [ -f "$f" ] && wheel="$f"; done
+  done
   if [ -z "$wheel" ]; then
     command -v gcc >/dev/null && command -v g++ >/dev/null || die "no C/C++ compiler to build llama-cpp-python (apt-get install build-essential)"
     say "building llama-cpp-python==$LCP_VERSION from PyPI (portable CPU build; ~12-20 min on 2 cores)..."
