@@ -99,6 +99,48 @@ const SETTINGS: &[Setting] = &[
         "llm.models.integrator",
         Some("none"),
     ),
+    setting(
+        "LLM_PLANNER_PROVIDER",
+        "llm.providers.planner",
+        Some("ollama"),
+    ),
+    setting(
+        "LLM_TASKMASTER_PROVIDER",
+        "llm.providers.taskmaster",
+        Some("ollama"),
+    ),
+    setting(
+        "LLM_DEVELOPER_PROVIDER",
+        "llm.providers.developer",
+        Some("ollama"),
+    ),
+    setting(
+        "LLM_REVIEWER_PROVIDER",
+        "llm.providers.reviewer",
+        Some("ollama"),
+    ),
+    setting(
+        "LLM_INTEGRATOR_PROVIDER",
+        "llm.providers.integrator",
+        Some("ollama"),
+    ),
+    setting("LLM_PLANNER_API_KEY_ENV", "llm.api_key_env.planner", None),
+    setting(
+        "LLM_TASKMASTER_API_KEY_ENV",
+        "llm.api_key_env.taskmaster",
+        None,
+    ),
+    setting(
+        "LLM_DEVELOPER_API_KEY_ENV",
+        "llm.api_key_env.developer",
+        None,
+    ),
+    setting("LLM_REVIEWER_API_KEY_ENV", "llm.api_key_env.reviewer", None),
+    setting(
+        "LLM_INTEGRATOR_API_KEY_ENV",
+        "llm.api_key_env.integrator",
+        None,
+    ),
     setting("LLM_PLANNER_BASE_URL", "llm.base_urls.planner", None),
     setting("LLM_TASKMASTER_BASE_URL", "llm.base_urls.taskmaster", None),
     setting("LLM_DEVELOPER_BASE_URL", "llm.base_urls.developer", None),
@@ -310,12 +352,39 @@ impl fmt::Display for Role {
 /// lower are warned about at start-up and by `gaffer doctor`.
 pub const MIN_RECOMMENDED_NUM_CTX: u64 = 16_384;
 
+/// Which kind of model server a role talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// Ollama's native API (`/api/chat`): the default.
+    Ollama,
+    /// Any OpenAI-compatible `/v1/chat/completions` server (llama-server, vLLM, LM Studio,
+    /// LocalAI, LiteLLM, Ollama's `/v1`, hosted APIs).
+    OpenAi,
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Provider::Ollama => "ollama",
+            Provider::OpenAi => "openai",
+        })
+    }
+}
+
 /// How one role talks to its model.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct RoleLlm {
     /// `None` (`none` in settings): the role runs its built-in, model-free behaviour.
     pub model: Option<String>,
+    pub provider: Provider,
+    /// Ollama: the server root. OpenAI-compatible: the API root, ending in `/v1` for most
+    /// servers (added when the URL has no path).
     pub base_url: String,
+    /// The *name* of the variable holding the API key (`LLM_<ROLE>_API_KEY_ENV`).
+    pub api_key_env: Option<String>,
+    /// The key itself, read from that variable at start-up; redacted in debug output.
+    pub api_key: Option<SecretString>,
     pub temperature: f32,
     /// Always sent explicitly (Ollama's own default can be as small as 4k).
     pub num_ctx: u64,
@@ -953,15 +1022,33 @@ impl RawSettings<'_> {
         for role in Role::ALL {
             let name = role.env_name();
             let role_url = format!("LLM_{name}_BASE_URL");
-            let url = match self.text(&role_url) {
-                Some(_) => self.url(&role_url)?,
-                None => base_url.clone(),
+            let provider_env = format!("LLM_{name}_PROVIDER");
+            let provider = self.required(&provider_env, "ollama or openai", |v| {
+                match v.to_ascii_lowercase().as_str() {
+                    "ollama" => Some(Provider::Ollama),
+                    "openai" => Some(Provider::OpenAi),
+                    _ => None,
+                }
+            })?;
+            let url = match (self.text(&role_url), provider) {
+                (Some(_), Provider::Ollama) => self.url(&role_url)?,
+                (Some(_), Provider::OpenAi) => openai_api_root(&self.url(&role_url)?),
+                (None, Provider::Ollama) => base_url.clone(),
+                (None, Provider::OpenAi) => {
+                    return Err(ConfigError(format!(
+                        "{provider_env}=openai needs {role_url}: the server's OpenAI-compatible API, e.g. http://localhost:8080/v1 (llama-server) or http://localhost:11434/v1 (Ollama)"
+                    )))
+                }
             };
+            let (api_key_env, api_key) = self.api_key(name, provider)?;
             roles.push((
                 role,
                 RoleLlm {
                     model: self.model(&format!("LLM_{name}_MODEL"))?,
+                    provider,
                     base_url: url,
+                    api_key_env,
+                    api_key,
                     temperature: self.required(
                         &format!("LLM_{name}_TEMPERATURE"),
                         "a number from 0 to 2",
@@ -998,6 +1085,46 @@ impl RawSettings<'_> {
         })
     }
 
+    /// `LLM_<ROLE>_API_KEY_ENV` and the key in the variable it names. The key is a secret:
+    /// it is never echoed, and a named variable that is unset stops start-up.
+    #[allow(clippy::type_complexity)]
+    fn api_key(
+        &self,
+        role: &str,
+        provider: Provider,
+    ) -> Result<(Option<String>, Option<SecretString>), ConfigError> {
+        let env = format!("LLM_{role}_API_KEY_ENV");
+        if self.text(&env).is_none() {
+            return Ok((None, None)); // unset or empty
+        }
+        let Some(name) = self.parse(
+            &env,
+            "the name of a variable, such as OPENAI_API_KEY",
+            |v| {
+                let mut chars = v.chars();
+                let first_ok = chars
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+                (first_ok && chars.all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                    .then(|| v.to_string())
+            },
+        )?
+        else {
+            return Ok((None, None));
+        };
+        if provider != Provider::OpenAi {
+            return Err(ConfigError(format!(
+                "{env} is set but LLM_{role}_PROVIDER is not openai: Ollama's native API takes no key (set LLM_{role}_PROVIDER=openai, or unset {env})"
+            )));
+        }
+        match self.vars.get(&name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+            Some(key) => Ok((Some(name), Some(SecretString::from(key.to_string())))),
+            None => Err(ConfigError(format!(
+                "{env} names {name}, which is not set: put the API key in {name} (environment or .env)"
+            ))),
+        }
+    }
+
     fn seconds_in(&self, env: &str, min: u64, max: u64) -> Result<Duration, ConfigError> {
         self.required(
             env,
@@ -1009,6 +1136,21 @@ impl RawSettings<'_> {
                     .map(Duration::from_secs)
             },
         )
+    }
+}
+
+/// An OpenAI-compatible API root: a bare `http://host:port` gets `/v1`, where every
+/// well-known server (llama-server, vLLM, LM Studio, Ollama) serves it.
+fn openai_api_root(url: &str) -> String {
+    let path = url
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .and_then(|rest| rest.find('/').map(|i| &rest[i..]))
+        .unwrap_or("");
+    if path.trim_matches('/').is_empty() {
+        format!("{}/v1", url.trim_end_matches('/'))
+    } else {
+        url.to_string()
     }
 }
 
@@ -1193,6 +1335,80 @@ mod tests {
         assert!(warnings[0].contains("LLM_DEVELOPER_NUM_CTX"));
         assert!(build(None, &[("LLM_REVIEWER_TEMPERATURE", "hot")]).is_err());
         assert!(build(None, &[("LLM_DEVELOPER_NUM_CTX", "100")]).is_err());
+    }
+
+    #[test]
+    fn a_role_switches_to_an_openai_server_by_settings_alone() {
+        let s = build(
+            None,
+            &[
+                ("LLM_REVIEWER_PROVIDER", "openai"),
+                ("LLM_REVIEWER_BASE_URL", "http://127.0.0.1:8080"),
+                ("LLM_REVIEWER_API_KEY_ENV", "MY_KEY"),
+                ("MY_KEY", "sk-very-secret"),
+                ("LLM_DEVELOPER_PROVIDER", "OpenAI"),
+                (
+                    "LLM_DEVELOPER_BASE_URL",
+                    "https://api.example.com/openai/v1/",
+                ),
+            ],
+        )
+        .unwrap();
+        let reviewer = s.llm.role(Role::Reviewer);
+        assert_eq!(reviewer.provider, Provider::OpenAi);
+        assert_eq!(reviewer.base_url, "http://127.0.0.1:8080/v1");
+        assert_eq!(reviewer.api_key_env.as_deref(), Some("MY_KEY"));
+        assert_eq!(
+            reviewer.api_key.as_ref().unwrap().expose_secret(),
+            "sk-very-secret"
+        );
+        let developer = s.llm.role(Role::Developer);
+        assert_eq!(developer.base_url, "https://api.example.com/openai/v1");
+        assert!(developer.api_key.is_none());
+        assert_eq!(s.llm.role(Role::Planner).provider, Provider::Ollama);
+        assert!(!format!("{s:?}").contains("sk-very-secret"));
+    }
+
+    #[test]
+    fn openai_settings_that_cannot_work_are_refused_without_the_key() {
+        let no_url = build(None, &[("LLM_REVIEWER_PROVIDER", "openai")]).unwrap_err();
+        assert!(
+            no_url.to_string().contains("LLM_REVIEWER_BASE_URL"),
+            "{no_url}"
+        );
+        let bad = build(None, &[("LLM_REVIEWER_PROVIDER", "anthropic")]).unwrap_err();
+        assert!(bad.to_string().contains("ollama or openai"), "{bad}");
+        let base = [
+            ("LLM_REVIEWER_PROVIDER", "openai"),
+            ("LLM_REVIEWER_BASE_URL", "http://127.0.0.1:8080/v1"),
+        ];
+        let unset = build(
+            None,
+            &[base[0], base[1], ("LLM_REVIEWER_API_KEY_ENV", "NOPE")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            unset.contains("NOPE") && unset.contains("not set"),
+            "{unset}"
+        );
+        let not_a_name = build(
+            None,
+            &[base[0], base[1], ("LLM_REVIEWER_API_KEY_ENV", "sk-abc123")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(not_a_name.contains("name of a variable"), "{not_a_name}");
+        let on_ollama = build(
+            None,
+            &[
+                ("LLM_REVIEWER_API_KEY_ENV", "MY_KEY"),
+                ("MY_KEY", "sk-secret"),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(on_ollama.contains("not openai") && !on_ollama.contains("sk-secret"));
     }
 
     #[test]

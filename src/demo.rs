@@ -11,7 +11,6 @@ use std::time::Duration;
 use crate::config::{Role, Settings};
 use crate::error::{AppError, AppResult};
 use crate::forge::local::LocalForge;
-use crate::llm::ollama::model_served;
 use crate::registry::{FullName, NewRepo, Repo};
 use crate::roles::{self, Action, Outcome};
 use crate::workspace::git::Git;
@@ -216,8 +215,9 @@ async fn seed_origin(git: &Git, dir: &Path) -> AppResult<PathBuf> {
     Ok(origin)
 }
 
-/// Uses the configured models when Ollama serves them all; otherwise runs every role
-/// without a model (the built-in bootstrap flow), and says which.
+/// Uses the configured models when their servers (Ollama or OpenAI-compatible, per role)
+/// serve them all; otherwise runs every role without a model (the built-in bootstrap
+/// flow), and says which.
 async fn choose_models(settings: &mut Settings) -> String {
     let wanted: Vec<(Role, String, String)> = settings
         .llm
@@ -228,18 +228,21 @@ async fn choose_models(settings: &mut Settings) -> String {
     if wanted.is_empty() {
         return "none configured: running the built-in bootstrap flow".into();
     }
-    let probe = crate::llm::ollama::OllamaLlm::new(settings.llm.clone(), None);
+    let probe = crate::llm::models::Models::new(settings.llm.clone(), None);
     let mut missing = Vec::new();
-    for (_, model, url) in &wanted {
-        match tokio::time::timeout(Duration::from_secs(5), probe.list_models(url)).await {
-            Ok(Ok(served)) if model_served(&served, model) => {}
+    for (role, model, url) in &wanted {
+        match tokio::time::timeout(Duration::from_secs(5), probe.served(*role)).await {
+            Ok(Ok(served)) if probe.is_served(*role, &served, model) => {}
             Ok(Ok(_)) => missing.push(format!("{model} is not on {url}")),
-            _ => missing.push(format!("Ollama does not answer at {url}")),
+            _ => missing.push(format!("no model server answers at {url}")),
         }
     }
     if missing.is_empty() {
         let names: Vec<String> = wanted.iter().map(|(r, m, _)| format!("{r}={m}")).collect();
-        return format!("Ollama serves the configured models: {}", names.join(", "));
+        return format!(
+            "the model servers serve the configured models: {}",
+            names.join(", ")
+        );
     }
     for (_, llm) in settings.llm.roles.iter_mut() {
         llm.model = None;

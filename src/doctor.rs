@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::config::Role;
+use crate::config::{Provider, Role};
 use crate::llm::ollama::model_served;
 use crate::registry::{ForgeKind, Mode};
 use crate::Gaffer;
@@ -79,6 +79,7 @@ async fn run_checks(gaffer: &Gaffer, per_repo: bool, probe_writes: bool) -> Repo
         sandbox(gaffer).await,
     ];
     checks.extend(ollama(gaffer).await);
+    checks.extend(openai_servers(gaffer).await);
     checks.extend(github(gaffer, per_repo, probe_writes).await);
     Report {
         ok: checks.iter().all(|c| c.outcome != Outcome::Failure),
@@ -166,6 +167,9 @@ async fn ollama(gaffer: &Gaffer) -> Vec<Check> {
     let mut checks = Vec::new();
     let mut by_url: BTreeMap<&str, Vec<(Role, &str)>> = BTreeMap::new();
     for (role, llm) in &settings.roles {
+        if llm.provider == Provider::OpenAi {
+            continue; // see openai_servers
+        }
         match &llm.model {
             Some(model) => by_url
                 .entry(&llm.base_url)
@@ -218,6 +222,79 @@ async fn ollama(gaffer: &Gaffer) -> Vec<Check> {
                     });
                 }
             }
+        }
+    }
+    checks
+}
+
+/// Each OpenAI-compatible server that a role uses: does it answer (with the role's key),
+/// and does it list the role's model (`GET /models`)? A miss names what is served.
+async fn openai_servers(gaffer: &Gaffer) -> Vec<Check> {
+    let settings = &gaffer.settings.llm;
+    type Server<'a> = (&'a str, Option<&'a str>);
+    let mut by_server: BTreeMap<Server, Vec<(Role, &str)>> = BTreeMap::new();
+    let mut checks = Vec::new();
+    for (role, llm) in &settings.roles {
+        if llm.provider != Provider::OpenAi {
+            continue;
+        }
+        match &llm.model {
+            Some(model) => by_server
+                .entry((&llm.base_url, llm.api_key_env.as_deref()))
+                .or_default()
+                .push((*role, model)),
+            None => checks.push(Check::new(
+                format!("model:{role}"),
+                Outcome::Ok,
+                "no model (built-in behaviour)",
+            )),
+        }
+    }
+    for ((url, _), roles) in by_server {
+        let names = roles
+            .iter()
+            .map(|(r, _)| r.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let served = match gaffer.llm.served(roles[0].0).await {
+            Ok(served) => served,
+            Err(e) => {
+                checks.push(
+                    Check::new(format!("openai:{url}"), Outcome::Failure, e.to_string()).fix(
+                        format!("start the server there, or fix the base URL or key of: {names}"),
+                    ),
+                );
+                continue;
+            }
+        };
+        let listing = if served.is_empty() {
+            "none".to_string()
+        } else {
+            served.join(", ")
+        };
+        checks.push(Check::new(
+            format!("openai:{url}"),
+            Outcome::Ok,
+            format!("answers, serves {listing}"),
+        ));
+        for (role, model) in roles {
+            checks.push(if gaffer.llm.is_served(role, &served, model) {
+                Check::new(
+                    format!("model:{role}"),
+                    Outcome::Ok,
+                    format!("{model} is served by {url}"),
+                )
+            } else {
+                Check::new(
+                    format!("model:{role}"),
+                    Outcome::Failure,
+                    format!("{model} is not among the models {url} serves ({listing})"),
+                )
+                .fix(format!(
+                    "load {model} in that server (llama-server --model/-hf, vllm serve, lms load, ollama pull), or set LLM_{}_MODEL to one it serves",
+                    role.as_str().to_ascii_uppercase()
+                ))
+            });
         }
     }
     checks

@@ -37,7 +37,7 @@ use crate::config::Settings;
 use crate::error::{AppError, AppResult, ErrorKind};
 use crate::forge::github::{ClientOptions, GithubClient, GithubForge};
 use crate::forge::Forge;
-use crate::llm::ollama::OllamaLlm;
+use crate::llm::models::Models;
 use crate::registry::{ForgeKind, Registry, Repo, RepoDefaults};
 use crate::store::Store;
 use crate::workspace::Workspace;
@@ -51,8 +51,8 @@ pub struct Gaffer {
     /// One GitHub client per token: it owns the ETag cache, the budget and the write
     /// governor, so every role and the poller share them.
     pub github: GithubForge,
-    /// The local models, per role.
-    pub llm: Arc<OllamaLlm>,
+    /// The models, per role, each on the server its settings name.
+    pub llm: Arc<Models>,
     /// Clones of target repos, one lock per repo.
     pub workspace: Workspace,
     /// One role run per repo at a time, whatever triggered it (API, webhook, poller).
@@ -95,7 +95,7 @@ impl Gaffer {
         for warning in settings.llm.warnings() {
             tracing::warn!("{warning}");
         }
-        let llm = Arc::new(OllamaLlm::new(settings.llm.clone(), Some(store.clone())));
+        let llm = Arc::new(Models::new(settings.llm.clone(), Some(store.clone())));
         let deliveries = crate::webhook::writer::DeliveryWriter::start(store.clone());
         let workspace = Workspace::new(
             settings.workdir_root.clone(),
@@ -132,8 +132,8 @@ impl Gaffer {
     }
 
     /// The models as `repo` sees them (its per-role overrides applied).
-    pub fn llm_for<'a>(&'a self, repo: &'a Repo) -> crate::llm::ollama::RepoLlm<'a> {
-        crate::llm::ollama::RepoLlm {
+    pub fn llm_for<'a>(&'a self, repo: &'a Repo) -> crate::llm::models::RepoLlm<'a> {
+        crate::llm::models::RepoLlm {
             inner: &self.llm,
             overrides: &repo.overrides.models,
         }

@@ -1,9 +1,12 @@
 //! Local models: the [`Llm`] trait every role thinks through, its errors, and structured
 //! answers (a JSON schema in, a typed value out, re-asking with the parse error quoted).
-//! [`ollama::OllamaLlm`] is the implementation on Ollama's native API; prompts are built
-//! and fitted to the context window by [`prompt`].
+//! [`ollama::OllamaLlm`] is the implementation on Ollama's native API, [`openai::OpenAiLlm`]
+//! the one on OpenAI-compatible servers; [`models::Models`] sends each role to the one its
+//! settings name. Prompts are built and fitted to the context window by [`prompt`].
 
+pub mod models;
 pub mod ollama;
+pub mod openai;
 pub mod prompt;
 
 use std::fmt;
@@ -57,7 +60,8 @@ impl Message {
     }
 }
 
-/// What a call cost, as Ollama reports it.
+/// What a call cost, as the server reports it (OpenAI-style servers that report no usage:
+/// gaffer's estimate of the prompt and the count of streamed pieces).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Usage {
     pub model: String,
@@ -107,7 +111,7 @@ pub enum LlmError {
         model: String,
         tokens: u64,
     },
-    #[error("the prompt for the {role} role needs about {needed} tokens but only {available} fit in its context (LLM_{}_NUM_CTX); refusing to let Ollama truncate it", .role.as_str().to_ascii_uppercase())]
+    #[error("the prompt for the {role} role needs about {needed} tokens but only {available} fit in its context (LLM_{}_NUM_CTX); refusing to let the model server truncate it", .role.as_str().to_ascii_uppercase())]
     PromptTooLarge {
         role: Role,
         needed: u64,
@@ -122,12 +126,62 @@ pub enum LlmError {
     },
     #[error("Ollama at {url} failed: {message}")]
     Other { url: String, message: String },
+    #[error("cannot reach the model server at {url}: connection refused or no answer (is it running there? check LLM_{}_BASE_URL)", .role.as_str().to_ascii_uppercase())]
+    ServerUnreachable { role: Role, url: String },
+    #[error("model {model} is not served at {url}: load it in that server, or set LLM_{}_MODEL to one it serves (`gaffer doctor` lists them)", .role.as_str().to_ascii_uppercase())]
+    ModelNotServed {
+        role: Role,
+        model: String,
+        url: String,
+    },
+    #[error("no OpenAI-compatible API at {url} ({status} for {path}): check LLM_{}_BASE_URL (most servers want it to end in /v1)", .role.as_str().to_ascii_uppercase())]
+    NoApi {
+        role: Role,
+        url: String,
+        status: u16,
+        path: String,
+    },
+    #[error("the model server at {url} refused the {role} role's request ({status}): {}", match .key_env {
+        Some(name) => format!("check the API key in {name} (named by LLM_{}_API_KEY_ENV)", .role.as_str().to_ascii_uppercase()),
+        None => format!("it wants an API key: put it in a variable and set LLM_{}_API_KEY_ENV to that variable's name", .role.as_str().to_ascii_uppercase()),
+    })]
+    Unauthorized {
+        role: Role,
+        url: String,
+        status: u16,
+        key_env: Option<String>,
+    },
+    #[error("the model server at {url} is rate-limiting the {role} role (429){}", match .retry_after {
+        Some(secs) => format!(": it asks to retry after {secs}s, longer than this call may wait (LLM_REQUEST_TIMEOUT)"),
+        None => ": still refused after retries; try again later or lower the load".to_string(),
+    })]
+    RateLimited {
+        role: Role,
+        url: String,
+        retry_after: Option<u64>,
+    },
+    #[error("the prompt for the {role} role does not fit the context of {model} at {url} ({message}): the server's context is smaller than LLM_{}_NUM_CTX = {num_ctx}; set that to the server's context size, or start the server with a larger one", .role.as_str().to_ascii_uppercase())]
+    ContextExceeded {
+        role: Role,
+        model: String,
+        url: String,
+        num_ctx: u64,
+        message: String,
+    },
+    #[error("the model server at {url} failed{}: {message}", .status.map(|s| format!(" ({s})")).unwrap_or_default())]
+    ServerFailed {
+        url: String,
+        status: Option<u16>,
+        message: String,
+    },
 }
 
 impl From<LlmError> for AppError {
     fn from(err: LlmError) -> Self {
         let kind = match err {
-            LlmError::Disabled { .. } | LlmError::PromptTooLarge { .. } => ErrorKind::Conflict,
+            LlmError::Disabled { .. }
+            | LlmError::PromptTooLarge { .. }
+            | LlmError::ContextExceeded { .. } => ErrorKind::Conflict,
             _ => ErrorKind::Unavailable,
         };
         AppError::new(kind, err.to_string())
@@ -145,7 +199,8 @@ pub trait Llm: Send + Sync + fmt::Debug {
     /// How many prompt tokens the role may send (the context minus room for the answer).
     fn prompt_budget(&self, role: Role) -> u64;
 
-    /// One chat call; `schema` asks for JSON matching it (Ollama's `format`).
+    /// One chat call; `schema` asks for JSON matching it (Ollama's `format`, OpenAI's
+    /// `response_format`).
     async fn chat(
         &self,
         role: Role,
@@ -173,8 +228,9 @@ pub fn parse_json_answer<T: DeserializeOwned>(text: &str) -> Result<T, String> {
     serde_json::from_str(candidate).map_err(|e| e.to_string())
 }
 
-/// Asks for a typed answer: the schema goes in Ollama's `format`; an answer that does not
-/// parse is sent back with the parse error, up to `retries` times.
+/// Asks for a typed answer: the schema goes in Ollama's `format` or OpenAI's
+/// `response_format`; an answer that does not parse is sent back with the parse error, up
+/// to `retries` times.
 pub async fn ask_structured<T: DeserializeOwned + JsonSchema>(
     llm: &dyn Llm,
     role: Role,

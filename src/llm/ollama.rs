@@ -291,61 +291,6 @@ impl OllamaLlm {
     }
 }
 
-/// The models as one repo sees them: its `overrides.models` replace the global model of a
-/// role (`none` switches that role's model off for the repo); everything else is shared.
-#[derive(Debug)]
-pub struct RepoLlm<'a> {
-    pub inner: &'a OllamaLlm,
-    pub overrides: &'a crate::registry::ModelOverrides,
-}
-
-#[async_trait]
-impl Llm for RepoLlm<'_> {
-    fn model(&self, role: Role) -> Option<String> {
-        let own = match role {
-            Role::Planner => &self.overrides.planner,
-            Role::Taskmaster => &self.overrides.taskmaster,
-            Role::Developer => &self.overrides.developer,
-            Role::Reviewer => &self.overrides.reviewer,
-            Role::Integrator => &self.overrides.integrator,
-        };
-        match own {
-            Some(model) if model.eq_ignore_ascii_case("none") => None,
-            Some(model) => Some(model.clone()),
-            None => self.inner.model(role),
-        }
-    }
-
-    fn prompt_budget(&self, role: Role) -> u64 {
-        self.inner.prompt_budget(role)
-    }
-
-    async fn chat(
-        &self,
-        role: Role,
-        messages: &[Message],
-        schema: Option<&Value>,
-    ) -> LlmResult<Reply> {
-        let model = self.model(role);
-        let settings = self.inner.settings();
-        let host = settings.role(role).base_url.clone();
-        // One model host serves LLM_MAX_PARALLEL calls at once, whatever runs ask.
-        let _slot = crate::llm::host_slot(&host, settings.max_parallel).await;
-        let reply = self
-            .inner
-            .chat_as(role, model.clone(), messages, schema)
-            .await;
-        crate::engine::transcript::model_call(
-            role.as_str(),
-            model.as_deref().unwrap_or("none"),
-            messages,
-            reply.as_ref(),
-        )
-        .await;
-        reply
-    }
-}
-
 /// Turns an `ollama-rs` error into one a user can act on.
 fn classify(err: OllamaError, url: &str, model: &str) -> LlmError {
     match err {

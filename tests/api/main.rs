@@ -14,6 +14,8 @@ mod github_client;
 mod github_recorded;
 mod health;
 mod llm_canned;
+mod llm_openai_canned;
+mod llm_openai_real;
 mod llm_real;
 mod local_forge;
 mod pipeline;

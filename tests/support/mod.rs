@@ -7,5 +7,6 @@ pub mod fake_github;
 pub mod git;
 pub mod model;
 pub mod ollama;
+pub mod openai;
 pub mod replay;
 pub mod roles_fixtures;
