@@ -280,7 +280,7 @@ pub async fn run_inline(
             .claim_run(id, &gaffer.engine.owner, now(), lease_until)
             .await?
         {
-            return execute(gaffer, claimed).await;
+            return Box::pin(execute(gaffer, claimed)).await;
         }
         let run = get(gaffer, id).await?;
         if run.finished() {
@@ -363,14 +363,25 @@ fn ended_from(outcomes: &[Outcome], role: &str) -> Ended {
     }
 }
 
+/// Runs the role. Each role's future is boxed: they are large (clones, checks, model
+/// calls) and would otherwise be inlined into every caller's future, overflowing the small
+/// stacks of the HTTP server's workers.
 async fn perform(gaffer: &Gaffer, repo: &Repo, job: &Job) -> AppResult<Vec<Outcome>> {
     Ok(match job {
-        Job::Taskmaster => vec![roles::taskmaster::run(gaffer, repo).await?],
-        Job::Developer(task) => vec![roles::developer::run(gaffer, repo, task.clone()).await?],
-        Job::Reviewer(Some(pr)) => vec![roles::reviewer::review(gaffer, repo, *pr).await?],
-        Job::Reviewer(None) => roles::reviewer::review_open(gaffer, repo).await?,
-        Job::Integrator(Some(pr)) => vec![roles::integrator::integrate(gaffer, repo, *pr).await?],
-        Job::Integrator(None) => vec![roles::integrator::integrate_pending(gaffer, repo).await?],
+        Job::Taskmaster => vec![Box::pin(roles::taskmaster::run(gaffer, repo)).await?],
+        Job::Developer(task) => {
+            vec![Box::pin(roles::developer::run(gaffer, repo, task.clone())).await?]
+        }
+        Job::Reviewer(Some(pr)) => {
+            vec![Box::pin(roles::reviewer::review(gaffer, repo, *pr)).await?]
+        }
+        Job::Reviewer(None) => Box::pin(roles::reviewer::review_open(gaffer, repo)).await?,
+        Job::Integrator(Some(pr)) => {
+            vec![Box::pin(roles::integrator::integrate(gaffer, repo, *pr)).await?]
+        }
+        Job::Integrator(None) => {
+            vec![Box::pin(roles::integrator::integrate_pending(gaffer, repo)).await?]
+        }
     })
 }
 
@@ -477,7 +488,7 @@ async fn execute(gaffer: &Gaffer, run: RunRecord) -> AppResult<RunRecord> {
         if let Some(pr) = review {
             enqueue(gaffer, &repo, &Job::Reviewer(Some(pr)), Trigger::Schedule).await?;
         }
-        if let Err(e) = drive(gaffer, &repo, Trigger::Schedule).await {
+        if let Err(e) = Box::pin(drive(gaffer, &repo, Trigger::Schedule)).await {
             tracing::warn!(repo = %repo.full_name, error = %e, "could not decide the next step");
         }
     }
@@ -610,7 +621,7 @@ pub async fn worker(gaffer: Arc<Gaffer>, mut stop: tokio::sync::watch::Receiver<
                     let gaffer = gaffer.clone();
                     tokio::spawn(async move {
                         let id = run.id;
-                        if let Err(e) = execute(&gaffer, run).await {
+                        if let Err(e) = Box::pin(execute(&gaffer, run)).await {
                             tracing::error!(run = id, error = %e, "run could not be recorded");
                         }
                         drop(permit);

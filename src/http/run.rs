@@ -138,5 +138,5 @@ pub async fn bootstrap(
     key: RepoKey,
 ) -> Result<HttpResponse, AppError> {
     let repo = gaffer.registry.get(&key.0).await?;
-    Ok(HttpResponse::Ok().json(developer::bootstrap(&gaffer, &repo).await?))
+    Ok(HttpResponse::Ok().json(Box::pin(developer::bootstrap(&gaffer, &repo)).await?))
 }

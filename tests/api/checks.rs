@@ -137,8 +137,22 @@ async fn python_deps_install_at_setup_and_an_old_failure_does_not_block_the_pr()
         assert!(body.contains(want), "{want}: {body}");
     }
 
-    // The Reviewer judges the PR against the same base: its results come from the store.
-    let reviews = post_ok(&app, "/run/reviewer?repo=acme/calc").await;
+    // The Reviewer (queued by the engine once the Developer's PR opened) judges the PR
+    // against the same base: its results come from the store.
+    let mut reviews = Value::Null;
+    for _ in 0..600 {
+        let runs: Value = app
+            .get("/runs?repo=acme/calc&role=reviewer&state=succeeded")
+            .await
+            .json()
+            .await
+            .unwrap();
+        if let Some(outcome) = runs["runs"][0].get("outcome") {
+            reviews = outcome.clone();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let review = &reviews[0];
     assert_eq!(review["action"], "reviewed", "{review:#}");
     assert_eq!(review["checks"]["baseline"]["cached"], true, "{review:#}");
