@@ -292,6 +292,30 @@ pub async fn host_slot(base_url: &str, max: usize) -> tokio::sync::OwnedSemaphor
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn a_model_host_serves_at_most_its_limit_at_once() {
+        let host = "http://slots.test:1";
+        let first = super::host_slot(host, 1).await;
+        let second = tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            super::host_slot(host, 1),
+        )
+        .await;
+        assert!(
+            second.is_err(),
+            "a second call waits while the first holds the slot"
+        );
+        // Another host is not held back.
+        let _other = super::host_slot("http://other.test:1", 1).await;
+        drop(first);
+        let _again = tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            super::host_slot(host, 1),
+        )
+        .await
+        .expect("free again once the first call ended");
+    }
+
     use super::*;
     use serde::Deserialize;
 

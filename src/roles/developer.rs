@@ -510,6 +510,15 @@ async fn model_work(
             ));
             continue;
         }
+        // A change that no longer parses is refused before any check runs.
+        let broken = edits::syntax_errors(clone.dir(), &applied.files).await;
+        if !broken.is_empty() {
+            feedback = Some(format!(
+                "Your previous edits applied, but left files that no longer parse, so none were kept:\n- {}",
+                broken.join("\n- ")
+            ));
+            continue;
+        }
         if attempt == 1 {
             stats.applied_first_try = true;
         }

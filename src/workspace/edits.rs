@@ -386,6 +386,62 @@ pub fn reindent(matched: &[&str], search: &str, replace: &str) -> Result<String,
     Ok(out)
 }
 
+/// Files among `files` that no longer parse, one line each (file, line, what): Python
+/// (the standard library's `ast`, which parses without running anything) and JSON. The
+/// file's text goes to the parser on stdin, with an empty environment.
+pub async fn syntax_errors(clone: &Path, files: &[String]) -> Vec<String> {
+    let mut broken = Vec::new();
+    for file in files {
+        let Ok(checked) = RepoPath::parse(file) else {
+            continue;
+        };
+        let Ok(Some(text)) = paths::read_to_string(clone, &checked) else {
+            continue;
+        };
+        let lower = file.to_ascii_lowercase();
+        if lower.ends_with(".json") {
+            if let Err(e) = serde_json::from_str::<serde_json::Value>(&text) {
+                broken.push(format!("{file}: invalid JSON: {e}"));
+            }
+        } else if lower.ends_with(".py") {
+            if let Some(why) = python_syntax_error(&text).await {
+                broken.push(format!("{file}: {why}"));
+            }
+        }
+    }
+    broken
+}
+
+/// `Some(message)` when `source` is not valid Python (or `None` when it is, or when no
+/// Python is there to say).
+async fn python_syntax_error(source: &str) -> Option<String> {
+    use tokio::io::AsyncWriteExt;
+    const CHECK: &str = "import ast, sys\ntry:\n    ast.parse(sys.stdin.read())\nexcept SyntaxError as e:\n    print(f'line {e.lineno}: {e.msg}'); sys.exit(1)\n";
+    let mut child = tokio::process::Command::new("python3")
+        .args(["-I", "-c", CHECK])
+        .env_clear()
+        .env("PATH", crate::safety::git::safe_path())
+        .current_dir("/")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .ok()?;
+    let mut stdin = child.stdin.take()?;
+    let text = source.to_string();
+    let writer = tokio::spawn(async move {
+        let _ = stdin.write_all(text.as_bytes()).await;
+    });
+    let output = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
+        .await
+        .ok()?
+        .ok()?;
+    let _ = writer.await;
+    (output.status.code() == Some(1))
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
 /// Whether the changes are within budget; `Err` says by how much they are not.
 pub fn check_budget(files: usize, added: usize, budget: DiffBudget) -> Result<(), String> {
     if files > budget.max_files {
@@ -560,6 +616,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[tokio::test]
+    async fn files_that_no_longer_parse_are_named_with_the_line() {
+        let dir = TempDir::new().unwrap();
+        std::fs::write(
+            dir.path().join("ok.py"),
+            "class A:\n    def f(self):\n        return 1\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("bad.py"),
+            "class A:\ndef f(self):\n        return 1\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("bad.json"), "{\"a\": }").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "def (").unwrap();
+        let files: Vec<String> = ["ok.py", "bad.py", "bad.json", "notes.txt"]
+            .map(String::from)
+            .to_vec();
+        let broken = syntax_errors(dir.path(), &files).await;
+        assert_eq!(broken.len(), 2, "{broken:?}");
+        assert!(broken[0].starts_with("bad.py: line 2:"), "{broken:?}");
+        assert!(
+            broken[1].starts_with("bad.json: invalid JSON"),
+            "{broken:?}"
+        );
     }
 
     #[test]

@@ -397,3 +397,61 @@ async fn with_a_model_the_taskmaster_plans_from_the_prd() {
     );
     assert!(asks[0].contains("tally: product requirements"));
 }
+
+/// Issue 22: a model quotes a method at column 0; the edit lands inside the class, the
+/// checks (which call the method) pass, and the branch differs from main only there.
+#[tokio::test]
+async fn a_deindented_search_keeps_the_method_in_its_class() {
+    let reply = "src/counter.py\n<<<<<<< SEARCH\ndef add(self, k):\n    self.n += k\n=======\ndef add(self, k, times=1):\n    self.n += k * times\n>>>>>>> REPLACE\n";
+    let (fake, app, _model) = model_setup(reply).await;
+    let before = "class Counter:\n    def __init__(self):\n        self.n = 0\n\n    def add(self, k):\n        self.n += k\n\n    def total(self):\n        return self.n\n";
+    let test = "import sys\nimport unittest\nfrom pathlib import Path\n\nsys.path.insert(0, str(Path(__file__).resolve().parents[1]))\n\nfrom src.counter import Counter  # noqa: E402\n\n\nclass CounterTest(unittest.TestCase):\n    def test_add_is_a_method(self):\n        c = Counter()\n        c.add(2)\n        self.assertEqual(c.total(), 2)\n";
+    fake.commit(
+        REPO,
+        "main",
+        &[("src/counter.py", before), ("tests/test_counter.py", test)],
+        "a counter",
+    );
+    let outcome = post_ok(&app, "/run/developer").await;
+    assert_eq!(outcome["action"], "opened_pr", "{outcome:#}");
+    assert_eq!(outcome["checks"]["passed"], true, "{outcome:#}");
+    let bare = fake.bare_path(REPO);
+    let branch = "feature/T-0001-add-a-json-flag";
+    let after = show_file(&bare, branch, "src/counter.py").unwrap();
+    assert_eq!(
+        after,
+        "class Counter:\n    def __init__(self):\n        self.n = 0\n\n    def add(self, k, times=1):\n        self.n += k * times\n\n    def total(self):\n        return self.n\n"
+    );
+    let diff = crate::support::git::git(&bare, &["diff", "main", branch, "--", "src/"]).unwrap();
+    let changed: Vec<&str> = diff
+        .lines()
+        .filter(|l| {
+            (l.starts_with('+') || l.starts_with('-'))
+                && !l.starts_with("+++")
+                && !l.starts_with("---")
+        })
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            "-    def add(self, k):",
+            "-        self.n += k",
+            "+    def add(self, k, times=1):",
+            "+        self.n += k * times"
+        ],
+        "{diff}"
+    );
+}
+
+/// A model edit that leaves Python unparsable is refused before any check runs, and the
+/// model is told the file and line.
+#[tokio::test]
+async fn an_edit_that_breaks_python_syntax_is_refused_before_the_checks() {
+    let reply = "src/app.py\n<<<<<<< SEARCH\n    parser.add_argument(\"--version\", action=\"version\", version=f\"tally {__version__}\")\n=======\n    parser.add_argument(\"--version\", action=\"version\", version=f\"tally {__version__}\"\n>>>>>>> REPLACE\n";
+    let (_fake, app, model) = model_setup(reply).await;
+    let outcome = post_ok(&app, "/run/developer").await;
+    assert_eq!(outcome["action"], "blocked", "{outcome:#}");
+    let asks = ollama::last_user_messages(&model).await;
+    assert!(asks[1].contains("no longer parse"), "{}", asks[1]);
+    assert!(asks[1].contains("src/app.py: line"), "{}", asks[1]);
+}
