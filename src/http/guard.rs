@@ -1,7 +1,7 @@
 //! Request guards that hold for every route, before any handler runs:
 //!
 //! - **Host**: only the names gaffer is reached by (the bind address, `localhost` on a
-//!   loopback bind, the host of `GAFFER_PUBLIC_URL`; any IP literal on an unspecified
+//!   loopback or unspecified bind, the host of `GAFFER_PUBLIC_URL`; any IP literal on an unspecified
 //!   bind such as `0.0.0.0`). A web page that rebinds its own DNS name to 127.0.0.1 sends
 //!   its own name as `Host` and is refused (DNS rebinding).
 //! - **Cross-site writes**: a mutating request must say it is not a simple cross-site form
@@ -30,7 +30,8 @@ impl AllowedHosts {
     pub fn new(settings: &Settings, port: u16) -> AllowedHosts {
         let ip = settings.bind.ip();
         let mut names = vec![(host_of_ip(&ip.to_string()), port)];
-        if ip.is_loopback() {
+        if ip.is_loopback() || ip.is_unspecified() {
+            // Loopback names reach only this machine: no rebinding page can use them.
             for name in ["localhost", "127.0.0.1", "[::1]"] {
                 names.push((name.to_string(), port));
             }
@@ -200,6 +201,7 @@ mod tests {
         assert!(public.allows("gaffer.example.com", 443));
         assert!(public.allows("gaffer.example.com:443", 80));
         assert!(public.allows("203.0.113.7:8000", 80));
+        assert!(public.allows("localhost:8000", 80));
         assert!(!public.allows("evil.example:8000", 80));
         assert!(!public.allows("gaffer.example.com.evil:443", 80));
     }
