@@ -273,6 +273,23 @@ pub async fn run_inline(
     trigger: Trigger,
 ) -> AppResult<RunRecord> {
     let id = enqueue(gaffer, repo, job, trigger).await?;
+    // A paused repo, or one in its quiet hours or out of today's runs, keeps the run
+    // queued for later (the worker starts it when it may): the caller is told it waits.
+    let waits = if gaffer.store.repo_paused(&repo_key(repo)).await? {
+        Some("the repo is paused".to_string())
+    } else {
+        schedule_holds(gaffer, repo).await
+    };
+    if let Some(why) = waits {
+        let run = get(gaffer, id).await?;
+        if !run.finished() {
+            return Ok(RunRecord {
+                summary: format!("waits: {why}"),
+                ..run
+            });
+        }
+        return Ok(run);
+    }
     loop {
         let lease_until = now() + gaffer.engine.lease.as_secs() as i64;
         if let Some(claimed) = gaffer
@@ -312,7 +329,11 @@ pub fn result_of(run: &RunRecord) -> AppResult<Value> {
         "cancelled" => Err(AppError::conflict(format!(
             "run {} was cancelled: {}",
             run.id, run.summary
-        ))),
+        ))), // Held back (paused, quiet hours, daily limit): it runs later.
+        "queued" | "paused" => {
+            Ok(json!({"run": run.id, "state": run.state, "summary": run.summary}))
+        }
+
         _ => Ok(run.outcome.clone().unwrap_or(Value::Null)),
     }
 }
@@ -534,30 +555,37 @@ pub async fn run_for_trigger(
     Ok(format!("{}: {} (run {})", job.role(), run.summary, run.id))
 }
 
-/// Repos the worker must not start runs for now: quiet hours, or today's runs used up.
+/// Why no run may start for `repo` now (its schedule: quiet hours, or today's runs used
+/// up), if so.
+async fn schedule_holds(gaffer: &Gaffer, repo: &Repo) -> Option<String> {
+    let now = now();
+    let o = &repo.overrides;
+    let minute_of_day = (now.rem_euclid(86_400) / 60) as u32;
+    if o.quiet_hours
+        .as_ref()
+        .is_some_and(|q| q.contains(minute_of_day))
+    {
+        return Some("in its quiet hours (overrides.quiet_hours)".into());
+    }
+    let max = o.max_runs_per_day?;
+    let day_start = now - now.rem_euclid(86_400);
+    let started = gaffer
+        .store
+        .runs_started_since(&repo_key(repo), day_start)
+        .await
+        .ok()?;
+    (started >= i64::from(max))
+        .then(|| format!("today's {max} runs are used up (overrides.max_runs_per_day)"))
+}
+
+/// Repos the worker must not start runs for now.
 async fn held_back(gaffer: &Gaffer) -> Vec<String> {
     let Ok((repos, _)) = gaffer.registry.list().await else {
         return Vec::new();
     };
-    let now = now();
-    let day_start = now - now.rem_euclid(86_400);
-    let minute_of_day = (now.rem_euclid(86_400) / 60) as u32;
     let mut held = Vec::new();
     for repo in repos {
-        let o = &repo.overrides;
-        let quiet = o
-            .quiet_hours
-            .as_ref()
-            .is_some_and(|q| q.contains(minute_of_day));
-        let spent = match o.max_runs_per_day {
-            Some(max) => gaffer
-                .store
-                .runs_started_since(&repo_key(&repo), day_start)
-                .await
-                .is_ok_and(|n| n >= i64::from(max)),
-            None => false,
-        };
-        if quiet || spent {
+        if schedule_holds(gaffer, &repo).await.is_some() {
             held.push(repo_key(&repo));
         }
     }

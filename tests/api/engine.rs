@@ -306,6 +306,14 @@ async fn a_paused_repo_keeps_its_runs_queued_until_resumed() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(run_of(&app, id).await["state"], "paused");
     assert!(fake.pulls(REPO).is_empty());
+    // Waiting callers (the CLI, webhooks, ?wait=true) are told it waits, not held.
+    let waited = crate::support::app::post_ok(&app, "/run/taskmaster?wait=true").await;
+    assert_eq!(waited["state"], "paused", "{waited:#}");
+    assert_eq!(waited["run"], id, "the same step is the same run");
+    assert!(
+        waited["summary"].as_str().unwrap().contains("paused"),
+        "{waited:#}"
+    );
     assert_eq!(app.post("/repos/acme/tally/resume").await.status(), 200);
     let run = finished(&app, id, 30).await;
     assert_eq!(run["state"], "succeeded", "{run:#}");
