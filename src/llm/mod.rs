@@ -274,6 +274,30 @@ pub async fn ask_structured<T: DeserializeOwned + JsonSchema>(
     })
 }
 
+/// Records one model call (tokens, time, or the error) for the per-role, per-model
+/// statistics, whichever provider made it.
+pub async fn record_call(
+    store: Option<&crate::store::Store>,
+    role: Role,
+    model: &str,
+    usage: Option<&Usage>,
+    error: Option<&LlmError>,
+) {
+    let Some(store) = store else { return };
+    let error_text = error.map(ToString::to_string);
+    let call = crate::store::LlmCall {
+        role: role.as_str(),
+        model,
+        error: error_text.as_deref(),
+        prompt_tokens: usage.map_or(0, |u| u.prompt_tokens),
+        completion_tokens: usage.map_or(0, |u| u.completion_tokens),
+        total_ms: usage.map_or(0, |u| u.total_ms),
+    };
+    if let Err(e) = store.record_llm_call(&call).await {
+        tracing::warn!(error = %e, "could not record a model call");
+    }
+}
+
 /// A permit for one call to the model host at `base_url`, at most `max` at once per host
 /// (across every run of this process).
 pub async fn host_slot(base_url: &str, max: usize) -> tokio::sync::OwnedSemaphorePermit {

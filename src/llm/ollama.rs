@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::prompt::estimate_messages;
 use super::{Llm, LlmError, LlmResult, Message, Reply, Role, Speaker, Usage};
 use crate::config::LlmSettings;
-use crate::store::{LlmCall, Store};
+use crate::store::Store;
 
 /// The share of a role's context kept for its answer; the rest is for the prompt.
 const ANSWER_SHARE: u64 = 4;
@@ -83,28 +83,6 @@ impl OllamaLlm {
         })?
         .map_err(|e| classify(e, base_url, ""))?;
         Ok(models.into_iter().map(|m| m.name).collect())
-    }
-
-    async fn record(
-        &self,
-        role: Role,
-        model: &str,
-        usage: Option<&Usage>,
-        error: Option<&LlmError>,
-    ) {
-        let Some(store) = &self.store else { return };
-        let error_text = error.map(ToString::to_string);
-        let call = LlmCall {
-            role: role.as_str(),
-            model,
-            error: error_text.as_deref(),
-            prompt_tokens: usage.map_or(0, |u| u.prompt_tokens),
-            completion_tokens: usage.map_or(0, |u| u.completion_tokens),
-            total_ms: usage.map_or(0, |u| u.total_ms),
-        };
-        if let Err(e) = store.record_llm_call(&call).await {
-            tracing::warn!(error = %e, "could not record a model call");
-        }
     }
 
     async fn stream_answer(
@@ -280,11 +258,18 @@ impl OllamaLlm {
             Ok(reply) => {
                 tracing::info!(%role, model = %model, prompt_tokens = reply.usage.prompt_tokens,
                     completion_tokens = reply.usage.completion_tokens, total_ms = reply.usage.total_ms, "model answered");
-                self.record(role, &model, Some(&reply.usage), None).await;
+                crate::llm::record_call(
+                    self.store.as_ref(),
+                    role,
+                    &model,
+                    Some(&reply.usage),
+                    None,
+                )
+                .await;
             }
             Err(e) => {
                 tracing::warn!(%role, model = %model, error = %e, "model call failed");
-                self.record(role, &model, None, Some(e)).await;
+                crate::llm::record_call(self.store.as_ref(), role, &model, None, Some(e)).await;
             }
         }
         result

@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 use super::prompt::{estimate_messages, estimate_tokens};
 use super::{Llm, LlmError, LlmResult, Message, Reply, Role, Speaker, Usage};
 use crate::config::{LlmSettings, RoleLlm};
-use crate::store::{LlmCall, Store};
+use crate::store::Store;
 
 /// The share of a role's context kept for its answer, as for Ollama.
 const ANSWER_SHARE: u64 = 4;
@@ -211,11 +211,18 @@ impl OpenAiLlm {
             Ok(reply) => {
                 tracing::info!(%role, model = %model, url = %config.base_url, prompt_tokens = reply.usage.prompt_tokens,
                     completion_tokens = reply.usage.completion_tokens, total_ms = reply.usage.total_ms, "model answered");
-                self.record(role, &model, Some(&reply.usage), None).await;
+                crate::llm::record_call(
+                    self.store.as_ref(),
+                    role,
+                    &model,
+                    Some(&reply.usage),
+                    None,
+                )
+                .await;
             }
             Err(e) => {
                 tracing::warn!(%role, model = %model, error = %e, "model call failed");
-                self.record(role, &model, None, Some(e)).await;
+                crate::llm::record_call(self.store.as_ref(), role, &model, None, Some(e)).await;
             }
         }
         result
@@ -357,28 +364,6 @@ impl OpenAiLlm {
             answer.take(whole, call, key)?;
         }
         answer.finish(call, started)
-    }
-
-    async fn record(
-        &self,
-        role: Role,
-        model: &str,
-        usage: Option<&Usage>,
-        error: Option<&LlmError>,
-    ) {
-        let Some(store) = &self.store else { return };
-        let error_text = error.map(ToString::to_string);
-        let call = LlmCall {
-            role: role.as_str(),
-            model,
-            error: error_text.as_deref(),
-            prompt_tokens: usage.map_or(0, |u| u.prompt_tokens),
-            completion_tokens: usage.map_or(0, |u| u.completion_tokens),
-            total_ms: usage.map_or(0, |u| u.total_ms),
-        };
-        if let Err(e) = store.record_llm_call(&call).await {
-            tracing::warn!(error = %e, "could not record a model call");
-        }
     }
 }
 
