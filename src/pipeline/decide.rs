@@ -138,6 +138,10 @@ pub fn decide(state: &RepoState<'_>) -> Decision {
     queued.sort_by(|a, b| a.priority.cmp(&b.priority).then(a.id.cmp(&b.id)));
     let mut waiting = Vec::new();
     for task in &queued {
+        if let Some(why) = human_only(task) {
+            waiting.push(format!("{} {why}", task.id));
+            continue;
+        }
         if cycles.contains(&task.id) {
             waiting.push(format!("{} is in a dependency cycle", task.id));
             continue;
@@ -197,6 +201,37 @@ pub fn decide(state: &RepoState<'_>) -> Decision {
     }
 }
 
+/// Owners that mean "the crew may take it" (a gaffer role, or nobody yet).
+const CREW_OWNERS: &[&str] = &[
+    "",
+    "none",
+    "unassigned",
+    "gaffer",
+    "developer",
+    "taskmaster",
+    "planner",
+    "reviewer",
+    "integrator",
+];
+
+/// Why the crew must leave a task to a person (`auto_policy: manual`, or an owner who is
+/// a person), if so; an explicit `run developer --task` still takes it.
+pub fn human_only(task: &Task) -> Option<String> {
+    if task
+        .auto_policy
+        .as_deref()
+        .is_some_and(|p| p.eq_ignore_ascii_case("manual"))
+    {
+        return Some("is auto_policy: manual (humans only)".into());
+    }
+    match task.owner.as_deref().map(str::trim) {
+        Some(owner) if !CREW_OWNERS.iter().any(|o| o.eq_ignore_ascii_case(owner)) => {
+            Some(format!("is owned by {owner}"))
+        }
+        _ => None,
+    }
+}
+
 /// Ids of tasks that sit on a `depends_on` cycle.
 pub fn tasks_in_cycles(tasks: &[Task]) -> BTreeSet<TaskId> {
     let graph: BTreeMap<&TaskId, &Vec<TaskId>> =
@@ -241,6 +276,30 @@ mod tests {
             auto_policy: None,
             body: String::new(),
         }
+    }
+
+    #[test]
+    fn manual_and_human_owned_tasks_are_left_to_people() {
+        let mut manual = task("T-0001", Queued, P0, &[]);
+        manual.auto_policy = Some("manual".into());
+        let mut alices = task("T-0002", Queued, P0, &[]);
+        alices.owner = Some("alice".into());
+        let mut crews = task("T-0003", Queued, P2, &[]);
+        crews.owner = Some("developer".into());
+        crews.auto_policy = Some("pr".into());
+        let d = run(&[manual.clone(), alices.clone(), crews], &[], &[]);
+        assert_eq!(
+            d.step,
+            Step::Developer {
+                task: TaskId::parse("T-0003").unwrap()
+            }
+        );
+        let d = run(&[manual, alices], &[], &[]);
+        assert_eq!(d.step, Step::Nothing);
+        assert_eq!(
+            d.reason,
+            "nothing: T-0001 is auto_policy: manual (humans only); T-0002 is owned by alice"
+        );
     }
 
     fn pull(number: u64, kind: PullKind, id: &str, merged: bool) -> TaskPull {

@@ -324,3 +324,48 @@ async fn scanning_needs_the_api_token_when_set() {
         .unwrap();
     assert_eq!(ok.status(), 200);
 }
+
+/// A task marked `auto_policy: manual`, or owned by a person, is never picked by the crew;
+/// the reason is in work-next and status.
+#[tokio::test]
+async fn manual_and_human_owned_tasks_are_skipped_with_the_reason() {
+    let (fake, app) = crate::support::app::fake_with_app(
+        "acme/tally",
+        "pr",
+        Some(&crate::support::app::sample_target()),
+        &[],
+    )
+    .await;
+    let task = |id: &str, extra: &str| {
+        format!("---\nid: {id}\ntitle: Manual work\ntype: feature\npriority: P1\ndepends_on: []\nstatus: queued\n{extra}acceptance:\n  - done by hand\n---\n")
+    };
+    fake.commit(
+        "acme/tally",
+        "main",
+        &[
+            (
+                "tasks/T-0001-manual.md",
+                &task("T-0001", "auto_policy: manual\n"),
+            ),
+            ("tasks/T-0002-alice.md", &task("T-0002", "owner: alice\n")),
+        ],
+        "tasks for people",
+    );
+    let answer = crate::support::app::post_ok(&app, "/repos/acme/tally/work-next").await;
+    assert_eq!(answer["decision"]["role"], "nothing", "{answer:#}");
+    let reason = answer["decision"]["reason"].as_str().unwrap();
+    assert!(reason.contains("T-0001 is auto_policy: manual"), "{reason}");
+    assert!(reason.contains("T-0002 is owned by alice"), "{reason}");
+    assert_eq!(answer["acted"], false);
+    assert!(
+        fake.pulls("acme/tally").is_empty(),
+        "no PR for a person's task"
+    );
+    let status: Value = app
+        .get("/repos/acme/tally/status")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(status.to_string().contains("owned by alice"), "{status:#}");
+}
