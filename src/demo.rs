@@ -89,6 +89,7 @@ pub async fn run(mut settings: Settings, dir: Option<PathBuf>) -> AppResult<()> 
 
     let models = choose_models(&mut settings).await;
     println!("  models: {models}");
+    println!("  sandbox: {}", choose_sandbox(&mut settings));
     let gaffer = Gaffer::open(settings).await?;
     let repo = gaffer
         .registry
@@ -251,6 +252,32 @@ async fn choose_models(settings: &mut Settings) -> String {
     format!(
         "{}: running the built-in bootstrap flow (no model needed)",
         missing.join("; ")
+    )
+}
+
+/// Model-written code only ever runs under bubblewrap. Without it the demo still runs, on
+/// its own embedded example with the built-in (model-free) flow and the checks unsandboxed,
+/// and says so; with it, nothing changes.
+fn choose_sandbox(settings: &mut Settings) -> String {
+    use crate::safety::sandbox::SandboxMode;
+    if settings.work.checks_sandbox == SandboxMode::Off {
+        return "off (CHECKS_SANDBOX=off)".into();
+    }
+    if crate::which("bwrap").is_some() {
+        return "bubblewrap: checks run without network, token or your files".into();
+    }
+    let had_models = settings
+        .llm
+        .roles
+        .iter()
+        .any(|(_, llm)| llm.model.is_some());
+    for (_, llm) in settings.llm.roles.iter_mut() {
+        llm.model = None;
+    }
+    settings.work.checks_sandbox = SandboxMode::Off;
+    format!(
+        "bubblewrap is not installed: the demo runs its own example's checks unsandboxed{}; install bubblewrap before pointing gaffer at a real repo",
+        if had_models { " and uses no model (model-written code only runs sandboxed)" } else { "" }
     )
 }
 

@@ -88,3 +88,46 @@ fn the_demo_runs_the_whole_loop_and_leaves_the_task_done() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a demo"));
 }
+
+/// On a machine without bubblewrap the demo still finishes (its own example, no model,
+/// checks unsandboxed) and says so.
+#[test]
+fn without_bubblewrap_the_demo_still_runs_and_says_so() {
+    let scratch = tempfile::TempDir::new().unwrap();
+    let bin = scratch.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for tool in ["git", "sh", "python3"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .unwrap();
+        let path = String::from_utf8_lossy(&found.stdout).trim().to_string();
+        let real = std::fs::canonicalize(&path).unwrap();
+        std::os::unix::fs::symlink(real, bin.join(tool)).unwrap();
+    }
+    let output = Command::new(gaffer_bin())
+        .args(["demo", "--dir"])
+        .arg(scratch.path().join("demo"))
+        .current_dir(scratch.path())
+        .env_clear()
+        .env("PATH", &bin)
+        .env("HOME", scratch.path())
+        .env("OLLAMA_BASE_URL", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("bubblewrap is not installed"), "{stdout}");
+    assert!(
+        stdout.contains("(not sandboxed: bwrap is not installed)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("done: task T-0001 is done on main"),
+        "{stdout}"
+    );
+}
