@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::engine::{run_for_trigger, Job, Trigger};
 use crate::error::{AppError, AppResult, ErrorKind};
 use crate::forge::github::client::{Tally, TALLY};
-use crate::forge::github::RateBudget;
+use crate::forge::github::{PaceSnapshot, RateBudget};
 use crate::forge::PullState;
 use crate::registry::{FullName, Mode, Repo};
 use crate::Gaffer;
@@ -53,6 +53,10 @@ pub struct CycleReport {
     pub errors: usize,
     /// GitHub's last word on the token's budget.
     pub budget: Option<RateBudget>,
+    /// The pace of requests against GitHub's secondary limits, at the cycle's end.
+    pub pace: PaceSnapshot,
+    /// A secondary limit was hit during this cycle and lowered the pace.
+    pub pace_lowered: bool,
     /// When to poll again, and why.
     pub next_interval_secs: u64,
     pub next_interval_reason: String,
@@ -87,6 +91,7 @@ async fn cycle(
         ));
     };
     let started = Instant::now();
+    let lowered_before = gaffer.github.client().pace().lowered_total;
     let repos: Vec<Repo> = match only {
         Some(name) => {
             let repo = gaffer.registry.get(name).await?;
@@ -167,6 +172,7 @@ async fn cycle(
         }
     }
     let budget = gaffer.github.client().budget();
+    let pace = gaffer.github.client().pace();
     let (next, reason) = next_interval(gaffer, &intervals, &reports, budget.as_ref());
     Ok(CycleReport {
         duration_ms,
@@ -177,6 +183,8 @@ async fn cycle(
         errors,
         repos: reports,
         budget,
+        pace_lowered: pace.lowered_total > lowered_before,
+        pace,
         next_interval_secs: next.as_secs(),
         next_interval_reason: reason,
     })
