@@ -322,7 +322,8 @@ async fn a_secondary_limit_hit_lowers_the_pace() {
     let report = poll(&app).await;
     assert_eq!(report["pace_lowered"], true, "{report:#}");
     let pace = report["pace"]["points_per_minute"].as_u64().unwrap();
-    assert!(pace <= 450, "halved at least once from 900: {pace}");
+    // Halved once (the refusals of one burst count once), climbing back since.
+    assert!((450..500).contains(&pace), "halved from 900: {pace}");
     assert_eq!(report["pace"]["lowered"], true);
     assert!(fake.secondary_stats().0 >= 1);
     let metrics = app.get("/metrics").await.text().await.unwrap();
@@ -334,5 +335,6 @@ async fn a_secondary_limit_hit_lowers_the_pace() {
             .unwrap_or_else(|| panic!("{name} in {metrics}"))
     };
     assert!(value("gaffer_github_pace_lowered_total") >= 1.0);
-    assert_eq!(value("gaffer_github_pace_points_per_minute"), pace as f64);
+    let now = value("gaffer_github_pace_points_per_minute");
+    assert!(now >= pace as f64 && now < 900.0, "{now}");
 }

@@ -22,6 +22,9 @@ use tokio::time::Instant;
 const MINUTE: Duration = Duration::from_secs(61);
 /// After a secondary-limit hit, the pace climbs back to the configured one over this long.
 pub const RECOVERY: Duration = Duration::from_secs(600);
+/// Hits this soon after a lowering are the same burst (many requests in flight refused at
+/// once) and lower the pace only once.
+const SAME_HIT: Duration = Duration::from_secs(10);
 /// Points a read (GET/HEAD) costs against GitHub's secondary limit.
 pub const READ_POINTS: u32 = 1;
 /// Points a write (POST/PATCH/PUT/DELETE) costs.
@@ -124,13 +127,19 @@ impl Pace {
     }
 
     /// GitHub answered with a secondary limit: halve the pace in force (it then recovers
-    /// over [`RECOVERY`]).
+    /// over [`RECOVERY`]); refusals within [`SAME_HIT`] of the last lowering count once.
     pub fn lower(&self) {
         if self.limits.points_per_minute == 0 {
             return;
         }
         let mut window = self.window.lock().expect("pace lock");
         let now = Instant::now();
+        if window
+            .lowered
+            .is_some_and(|(_, at)| now.duration_since(at) < SAME_HIT)
+        {
+            return;
+        }
         let halved = (self.current(&window, now) / 2).max(1);
         window.lowered = Some((halved, now));
         self.lowered_total.fetch_add(1, Ordering::Relaxed);
@@ -266,10 +275,19 @@ mod tests {
         assert!(s.lowered);
         assert_eq!(s.lowered_total, 1);
         pace.lower();
-        assert_eq!(pace.snapshot().points_per_minute, 225);
+        let s = pace.snapshot();
+        assert_eq!(
+            s.points_per_minute, 450,
+            "a burst of refusals lowers it once"
+        );
+        assert_eq!(s.lowered_total, 1);
+        tokio::time::advance(SAME_HIT).await;
+        pace.lower();
+        let lowered = pace.snapshot().points_per_minute;
+        assert!((225..230).contains(&lowered), "{lowered}");
         tokio::time::advance(RECOVERY / 2).await;
         let half_way = pace.snapshot().points_per_minute;
-        assert!(half_way > 225 && half_way < 900, "{half_way}");
+        assert!(half_way > 230 && half_way < 900, "{half_way}");
         tokio::time::advance(RECOVERY).await;
         let s = pace.snapshot();
         assert_eq!(s.points_per_minute, 900);
