@@ -1,10 +1,14 @@
 //! The poller at scale: 1,000 registered repos on the fake GitHub with 50 ms of latency per
 //! request, gaffer running as its own process (`gaffer serve`, release build). Prints the
 //! cold cycle, a warm idle cycle (against the ideal `requests x latency / concurrency`), a
-//! cycle where 10 repos changed, and gaffer's peak RSS.
+//! cycle where 10 repos changed, and gaffer's peak RSS. The fake enforces GitHub's secondary
+//! limits (900 points a minute, 100 requests at once); gaffer paces itself to
+//! `GITHUB_POINTS_PER_MINUTE` (0: unpaced, to see the limit refuse it). Each cycle's line
+//! says the pace and the suggested interval; the end, the fake's refusals and peaks.
 //!
 //! cargo bench --bench poller
-//! BENCH_REPOS=1000 BENCH_LATENCY_MS=50 POLL_CONCURRENCY=4 cargo bench --bench poller
+//! BENCH_REPOS=1000 BENCH_LATENCY_MS=50 POLL_CONCURRENCY=4 GITHUB_POINTS_PER_MINUTE=900 \
+//!   cargo bench --bench poller
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -62,6 +66,14 @@ fn line(name: &str, report: &Value, wall: Duration) {
         report["actions"],
         report["errors"]
     );
+    println!(
+        "  {:<22} pace {} points/min (lowered: {}), next interval {} s: {}",
+        "",
+        report["pace"]["points_per_minute"],
+        report["pace_lowered"],
+        report["next_interval_secs"],
+        report["next_interval_reason"].as_str().unwrap_or("")
+    );
 }
 
 #[tokio::main]
@@ -69,6 +81,8 @@ async fn main() {
     let repos = env_number("BENCH_REPOS", 1000);
     let latency = Duration::from_millis(env_number("BENCH_LATENCY_MS", 50));
     let concurrency = env_number("POLL_CONCURRENCY", 4);
+    let points_per_minute = env_number("GITHUB_POINTS_PER_MINUTE", 900);
+    let max_concurrency = env_number("GITHUB_MAX_CONCURRENCY", 20);
 
     let fake = FakeGithub::start().await;
     fake.set_rate_limit(1_000_000);
@@ -92,6 +106,8 @@ async fn main() {
         .env("GITHUB_WRITE_GAP_MS", "0")
         .env("MIN_REMAINING_BUDGET", "10")
         .env("POLL_CONCURRENCY", concurrency.to_string())
+        .env("GITHUB_POINTS_PER_MINUTE", points_per_minute.to_string())
+        .env("GITHUB_MAX_CONCURRENCY", max_concurrency.to_string())
         .env("LLM_PLANNER_MODEL", "none")
         .env("LLM_TASKMASTER_MODEL", "none")
         .env("LLM_DEVELOPER_MODEL", "none")
@@ -121,6 +137,7 @@ async fn main() {
     }
 
     fake.set_latency(latency);
+    fake.set_secondary_limit(900, 100, None);
     let (cold, cold_wall) = poll(&client, &base).await;
     let (warm, warm_wall) = poll(&client, &base).await;
     for name in names.iter().take(10) {
@@ -133,7 +150,7 @@ async fn main() {
 
     let ideal =
         warm["requests"].as_f64().unwrap_or(0.0) * latency.as_secs_f64() / concurrency as f64;
-    println!("poller benchmark: {repos} repos, {} ms latency per request, POLL_CONCURRENCY={concurrency}", latency.as_millis());
+    println!("poller benchmark: {repos} repos, {} ms latency per request, POLL_CONCURRENCY={concurrency}, GITHUB_POINTS_PER_MINUTE={points_per_minute}, GITHUB_MAX_CONCURRENCY={max_concurrency}", latency.as_millis());
     line("cold cycle", &cold, cold_wall);
     line("warm idle cycle", &warm, warm_wall);
     println!(
@@ -141,6 +158,11 @@ async fn main() {
         warm_wall.as_secs_f64() / ideal.max(1e-9)
     );
     line("cycle, 10 repos changed", &changed, changed_wall);
+    let (refused, peak_points, peak_in_flight) = fake.secondary_stats();
+    println!(
+        "  GitHub's secondary limit (900 points/min, 100 at once): {refused} requests refused, \
+         peak {peak_points} points in a sliding minute, peak {peak_in_flight} in flight"
+    );
     println!(
         "  gaffer peak RSS: {:.1} MB (VmHWM of the gaffer process)",
         rss_kb as f64 / 1024.0

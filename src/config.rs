@@ -69,6 +69,16 @@ const SETTINGS: &[Setting] = &[
     setting("GITHUB_WRITE_GAP_MS", "github.write_gap_ms", Some("1000")),
     setting("GITHUB_TIMEOUT_MS", "github.timeout_ms", Some("30000")),
     setting("GITHUB_BACKOFF_MS", "github.backoff_ms", Some("500")),
+    setting(
+        "GITHUB_POINTS_PER_MINUTE",
+        "github.points_per_minute",
+        Some("900"),
+    ),
+    setting(
+        "GITHUB_MAX_CONCURRENCY",
+        "github.max_concurrency",
+        Some("20"),
+    ),
     setting("GH_OWNER", "github.owner", None),
     setting("GH_REPO", "github.repo", None),
     setting("DEFAULT_BRANCH", "github.default_branch", Some("main")),
@@ -404,6 +414,11 @@ pub struct GithubSettings {
     pub timeout: Duration,
     /// First backoff step of the client's retries (doubled each retry, with jitter).
     pub backoff: Duration,
+    /// GitHub's secondary limit for the token: points a minute (a read 1, a write 5);
+    /// 0 turns pacing off (GitHub Enterprise without the limit).
+    pub points_per_minute: u32,
+    /// Requests in flight at once with the token (GitHub allows 100).
+    pub max_concurrency: usize,
     /// `GH_OWNER` + `GH_REPO`: registered on first start, as the original tool did.
     pub seed_repo: Option<FullName>,
     pub default_branch: String,
@@ -890,6 +905,16 @@ impl RawSettings<'_> {
                             .filter(|ms| (1..=60_000).contains(ms))
                             .map(Duration::from_millis)
                     },
+                )?,
+                points_per_minute: self.required(
+                    "GITHUB_POINTS_PER_MINUTE",
+                    "points from 0 (off) to 1000000 (github.com: 900)",
+                    |v| v.parse::<u32>().ok().filter(|p| *p <= 1_000_000),
+                )?,
+                max_concurrency: self.required(
+                    "GITHUB_MAX_CONCURRENCY",
+                    "requests from 1 to 100",
+                    |v| v.parse::<usize>().ok().filter(|c| (1..=100).contains(c)),
                 )?,
                 seed_repo,
                 default_branch,

@@ -88,6 +88,10 @@ impl Gaffer {
         options.write_limits.min_gap = settings.github.write_gap;
         options.request_timeout = settings.github.timeout;
         options.backoff_base = settings.github.backoff;
+        options.pace = crate::forge::github::PaceLimits {
+            points_per_minute: settings.github.points_per_minute,
+            max_concurrency: settings.github.max_concurrency,
+        };
         options.persist = Some(store.clone());
         let github = GithubForge::new(GithubClient::new(options)?);
         let restored = github.client().restore_cache().await;

@@ -17,13 +17,18 @@ use serde::Serialize;
 use crate::engine::{run_for_trigger, Job, Trigger};
 use crate::error::{AppError, AppResult, ErrorKind};
 use crate::forge::github::client::{Tally, TALLY};
-use crate::forge::github::RateBudget;
+use crate::forge::github::{PaceSnapshot, RateBudget};
 use crate::forge::PullState;
 use crate::registry::{FullName, Mode, Repo};
 use crate::Gaffer;
 
 /// Closed PRs are looked at every this many cycles (and whenever an open PR disappears).
 const CLOSED_EVERY: i64 = 10;
+/// Points one repo costs a cycle on average: its default branch head and its open PRs,
+/// and its closed PRs one cycle in [`CLOSED_EVERY`] (GETs: one point each, 304 or not).
+const POINTS_PER_REPO: f64 = 2.0 + 1.0 / CLOSED_EVERY as f64;
+/// The share of the points budget the poller plans to use; the rest is for the roles.
+const POLL_SHARE: f64 = 0.8;
 
 /// One repo's part of a cycle.
 #[derive(Debug, Clone, Serialize)]
@@ -53,6 +58,10 @@ pub struct CycleReport {
     pub errors: usize,
     /// GitHub's last word on the token's budget.
     pub budget: Option<RateBudget>,
+    /// The pace of requests against GitHub's secondary limits, at the cycle's end.
+    pub pace: PaceSnapshot,
+    /// A secondary limit was hit during this cycle and lowered the pace.
+    pub pace_lowered: bool,
     /// When to poll again, and why.
     pub next_interval_secs: u64,
     pub next_interval_reason: String,
@@ -87,6 +96,7 @@ async fn cycle(
         ));
     };
     let started = Instant::now();
+    let lowered_before = gaffer.github.client().pace().lowered_total;
     let repos: Vec<Repo> = match only {
         Some(name) => {
             let repo = gaffer.registry.get(name).await?;
@@ -167,7 +177,9 @@ async fn cycle(
         }
     }
     let budget = gaffer.github.client().budget();
+    let pace = gaffer.github.client().pace();
     let (next, reason) = next_interval(gaffer, &intervals, &reports, budget.as_ref());
+    let (next, reason) = within_pace(next, reason, reports.len(), pace.points_per_minute);
     Ok(CycleReport {
         duration_ms,
         requests: reports.iter().map(|r| r.requests).sum(),
@@ -177,6 +189,8 @@ async fn cycle(
         errors,
         repos: reports,
         budget,
+        pace_lowered: pace.lowered_total > lowered_before,
+        pace,
         next_interval_secs: next.as_secs(),
         next_interval_reason: reason,
     })
@@ -225,6 +239,35 @@ fn next_interval(
             "nothing changed and nothing is in flight".into(),
         )
     }
+}
+
+/// Never sooner than the points budget sustains: `repos` x [`POINTS_PER_REPO`] points a
+/// cycle within [`POLL_SHARE`] of `points_per_minute` (the pace in force, lower after a
+/// secondary limit; 0: no limit).
+fn within_pace(
+    next: Duration,
+    reason: String,
+    repos: usize,
+    points_per_minute: u32,
+) -> (Duration, String) {
+    if points_per_minute == 0 || repos == 0 {
+        return (next, reason);
+    }
+    let points = repos as f64 * POINTS_PER_REPO;
+    let per_minute = f64::from(points_per_minute) * POLL_SHARE;
+    let floor = Duration::from_secs((points / per_minute * 60.0).ceil() as u64);
+    if floor <= next {
+        return (next, reason);
+    }
+    (
+        floor,
+        format!(
+            "{reason}; no sooner than {}s: {repos} repos x {POINTS_PER_REPO} points a cycle \
+             within {:.0} of the {points_per_minute} points a minute (the rest is for the roles)",
+            floor.as_secs(),
+            per_minute
+        ),
+    )
 }
 
 /// One repo: never fails the cycle; errors are reported in its line.
@@ -422,4 +465,35 @@ pub async fn run_loop(gaffer: Arc<Gaffer>, mut shutdown: tokio::sync::watch::Rec
 
 fn short(sha: &str) -> &str {
     &sha[..sha.len().min(7)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_interval_never_outpaces_the_points_budget() {
+        let minute = Duration::from_secs(60);
+        // 100 repos: 210 points a cycle, well within 720 of 900 a minute.
+        let (next, reason) = within_pace(minute, "active".into(), 100, 900);
+        assert_eq!((next, reason.as_str()), (minute, "active"));
+        // 1,000 repos: 2,100 points a cycle at 720 a minute take 175 s.
+        let (next, reason) = within_pace(minute, "active".into(), 1000, 900);
+        assert_eq!(next, Duration::from_secs(175));
+        assert!(
+            reason.starts_with("active; no sooner than 175s: 1000 repos"),
+            "{reason}"
+        );
+        // 10,000 repos: 29 minutes and more, whatever the setting asks.
+        let (next, _) = within_pace(Duration::from_secs(300), "idle".into(), 10_000, 900);
+        assert_eq!(next, Duration::from_secs(1750));
+        // A lowered pace (a secondary limit was hit) stretches the interval.
+        let (next, _) = within_pace(minute, "active".into(), 1000, 450);
+        assert_eq!(next, Duration::from_secs(350));
+        // Never shorter than asked, and no limit at all when pacing is off.
+        let long = Duration::from_secs(3600);
+        assert_eq!(within_pace(long, "idle".into(), 1000, 900).0, long);
+        assert_eq!(within_pace(minute, "active".into(), 10_000, 0).0, minute);
+        assert_eq!(within_pace(minute, "active".into(), 0, 900).0, minute);
+    }
 }

@@ -49,6 +49,7 @@ pub async fn repo(
 pub async fn metrics(gaffer: web::Data<Gaffer>) -> HttpResponse {
     let counters = gaffer.github.client().counters();
     let budget = gaffer.github.client().budget();
+    let pace = gaffer.github.client().pace();
     let poll = &gaffer.poll_metrics;
     let delivery_counts = gaffer.store.delivery_counts().await.unwrap_or_default();
     let run_totals = gaffer.store.run_totals().await.unwrap_or_default();
@@ -95,6 +96,24 @@ pub async fn metrics(gaffer: web::Data<Gaffer>) -> HttpResponse {
         "counter",
         "Calls not made: budget under MIN_REMAINING_BUDGET.",
         &one(counters.refused_for_budget),
+    );
+    metric(
+        "gaffer_github_pace_points_per_minute",
+        "gauge",
+        "Points per minute the client paces requests to (lowered after a secondary limit; 0: off).",
+        &one(u64::from(pace.points_per_minute)),
+    );
+    metric(
+        "gaffer_github_pace_points_last_minute",
+        "gauge",
+        "Points spent against the secondary limit in the last minute.",
+        &one(u64::from(pace.points_last_minute)),
+    );
+    metric(
+        "gaffer_github_pace_lowered_total",
+        "counter",
+        "Times a secondary limit lowered the pace.",
+        &one(pace.lowered_total),
     );
     if let Some(b) = &budget {
         metric(

@@ -269,3 +269,72 @@ async fn the_background_loop_polls_and_metrics_show_it() {
     assert!(cycles >= 2.0, "the loop ran: {cycles}");
     app.stop().await;
 }
+
+/// Ten repos registered in `observe` mode against one fake, with `extra` settings.
+async fn many_repos(extra: &[(&'static str, &str)]) -> (FakeGithub, TestApp) {
+    let fake = FakeGithub::start().await;
+    let app = app_for(&fake, extra).await;
+    for i in 0..10 {
+        let name = format!("acme/r{i:02}");
+        fake.create_repo(&name, None);
+        let body =
+            json!({"full_name": name, "mode": "observe", "clone_url": fake.clone_url(&name)});
+        assert_eq!(app.post_json("/repos", &body).await.status(), 201);
+    }
+    (fake, app)
+}
+
+#[tokio::test]
+async fn pacing_keeps_a_burst_under_the_secondary_limit() {
+    // A cold cycle over ten repos sends 30 GETs: more than the minute's budget of 20, and
+    // eight repos at once: more than the two requests GitHub (the fake) accepts at once.
+    // Unpaced (GITHUB_POINTS_PER_MINUTE=0), the same cycle is refused again and again.
+    let (fake, app) = many_repos(&[
+        ("GITHUB_POINTS_PER_MINUTE", "20"),
+        ("GITHUB_MAX_CONCURRENCY", "2"),
+        ("POLL_CONCURRENCY", "8"),
+    ])
+    .await;
+    fake.set_latency(Duration::from_millis(30));
+    fake.set_secondary_limit(24, 2, None);
+    let report = poll(&app).await;
+    assert_eq!(report["errors"], 0, "{report:#}");
+    assert_eq!(report["requests"], 30, "{report:#}");
+    let (refused, peak_points, peak_in_flight) = fake.secondary_stats();
+    assert_eq!(refused, 0, "no secondary-limit answers");
+    assert!(peak_points <= 20, "the minute held {peak_points} points");
+    assert!(peak_in_flight <= 2, "{peak_in_flight} requests at once");
+    assert_eq!(report["pace"]["points_per_minute"], 20);
+    assert_eq!(report["pace_lowered"], false);
+    // 10 repos x 2.1 points a cycle within 16 of the 20 points a minute: 79 s, not 60.
+    assert_eq!(report["next_interval_secs"], 79, "{report:#}");
+    assert!(report["next_interval_reason"]
+        .as_str()
+        .unwrap()
+        .contains("no sooner than 79s"));
+}
+
+#[tokio::test]
+async fn a_secondary_limit_hit_lowers_the_pace() {
+    let (fake, app) = setup("observe").await;
+    // Two points a minute: the cycle's third GET is refused, and so are its retries.
+    fake.set_secondary_limit(2, 100, Some(1));
+    let report = poll(&app).await;
+    assert_eq!(report["pace_lowered"], true, "{report:#}");
+    let pace = report["pace"]["points_per_minute"].as_u64().unwrap();
+    // Halved once (the refusals of one burst count once), climbing back since.
+    assert!((450..500).contains(&pace), "halved from 900: {pace}");
+    assert_eq!(report["pace"]["lowered"], true);
+    assert!(fake.secondary_stats().0 >= 1);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    assert!(value("gaffer_github_pace_lowered_total") >= 1.0);
+    let now = value("gaffer_github_pace_points_per_minute");
+    assert!(now >= pace as f64 && now < 900.0, "{now}");
+}

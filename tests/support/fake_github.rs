@@ -257,6 +257,65 @@ struct State {
     chaos: Option<Chaos>,
     /// Every request is answered 502 until then (GitHub down for a while).
     outage_until: Option<std::time::Instant>,
+    /// GitHub's secondary limits, when modelled.
+    secondary: Option<SecondaryLimit>,
+    /// Requests being answered now, and the most at once since start.
+    in_flight: usize,
+    peak_in_flight: usize,
+}
+
+/// GitHub's secondary limits as the fake enforces them: points per sliding minute (a
+/// GET is 1 point, 304 or not; a write 5) and requests at once. A request over either
+/// is answered 403 with GitHub's message and `retry-after`, and costs nothing.
+#[derive(Debug)]
+struct SecondaryLimit {
+    points_per_minute: u32,
+    max_concurrency: usize,
+    /// `retry-after` to send; `None`: the seconds until the window has room.
+    retry_after: Option<u64>,
+    spent: VecDeque<(std::time::Instant, u32)>,
+    /// Requests refused for the limit, and the most points any sliding minute held.
+    refused: u64,
+    peak_points: u32,
+}
+
+impl SecondaryLimit {
+    /// `None` when the request may go on (its points are then spent), else the
+    /// `retry-after` seconds.
+    fn admit(&mut self, points: u32, in_flight: usize) -> Option<u64> {
+        let now = std::time::Instant::now();
+        while self
+            .spent
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) >= Duration::from_secs(60))
+        {
+            self.spent.pop_front();
+        }
+        let total: u32 = self.spent.iter().map(|(_, p)| p).sum();
+        if in_flight > self.max_concurrency || total + points > self.points_per_minute {
+            self.refused += 1;
+            let until_room = self
+                .spent
+                .front()
+                .map(|(at, _)| 60 - now.duration_since(*at).as_secs().min(59))
+                .unwrap_or(1);
+            return Some(self.retry_after.unwrap_or(until_room));
+        }
+        self.spent.push_back((now, points));
+        self.peak_points = self.peak_points.max(total + points);
+        None
+    }
+}
+
+/// Counts a request in flight until it is answered (whatever path the answer takes).
+struct InFlight(web::Data<Mutex<State>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.0.lock() {
+            s.in_flight -= 1;
+        }
+    }
 }
 
 impl State {
@@ -332,6 +391,9 @@ impl FakeGithub {
             clock: 0,
             chaos: None,
             outage_until: None,
+            secondary: None,
+            in_flight: 0,
+            peak_in_flight: 0,
         }));
         let shared = web::Data::from(Arc::clone(&state));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -665,6 +727,37 @@ impl FakeGithub {
         self.lock().log.clone()
     }
 
+    /// From now on, model GitHub's secondary limits: at most `points_per_minute` points in
+    /// any sliding minute (GET 1, writes 5) and `max_concurrency` requests at once;
+    /// `retry_after` fixes the header's seconds (else: until the window has room).
+    pub fn set_secondary_limit(
+        &self,
+        points_per_minute: u32,
+        max_concurrency: usize,
+        retry_after: Option<u64>,
+    ) {
+        self.lock().secondary = Some(SecondaryLimit {
+            points_per_minute,
+            max_concurrency,
+            retry_after,
+            spent: VecDeque::new(),
+            refused: 0,
+            peak_points: 0,
+        });
+    }
+
+    /// Requests refused for the secondary limit, the most points a sliding minute held,
+    /// and the most requests in flight at once.
+    pub fn secondary_stats(&self) -> (u64, u32, usize) {
+        let s = self.lock();
+        let (refused, peak) = s
+            .secondary
+            .as_ref()
+            .map(|l| (l.refused, l.peak_points))
+            .unwrap_or_default();
+        (refused, peak, s.peak_in_flight)
+    }
+
     pub fn clear_log(&self) {
         self.lock().log.clear();
     }
@@ -677,16 +770,39 @@ async fn handle(
     body: web::Bytes,
     state: web::Data<Mutex<State>>,
 ) -> HttpResponse {
+    let _in_flight = InFlight(state.clone());
     let (latency, fault) = {
         let mut s = state.lock().unwrap();
-        let queued = s.faults.pop_front();
-        let method = req.method().to_string();
-        let chaotic = s.chaos.as_mut().and_then(|c| c.pick(&method, req.path()));
+        s.in_flight += 1;
+        s.peak_in_flight = s.peak_in_flight.max(s.in_flight);
+        let points = if req.method() == actix_web::http::Method::GET {
+            1
+        } else {
+            5
+        };
+        let in_flight = s.in_flight;
+        let limited = s
+            .secondary
+            .as_mut()
+            .and_then(|l| l.admit(points, in_flight))
+            .map(|seconds| Fault::Secondary {
+                retry_after: Some(seconds),
+            });
+        // A refused request is not done, and takes no queued or random fault.
+        let (queued, chaotic) = if limited.is_some() {
+            (None, None)
+        } else {
+            let method = req.method().to_string();
+            (
+                s.faults.pop_front(),
+                s.chaos.as_mut().and_then(|c| c.pick(&method, req.path())),
+            )
+        };
         let down = s
             .outage_until
             .is_some_and(|until| std::time::Instant::now() < until)
             .then_some(Fault::Status(502));
-        (s.latency, down.or(queued).or(chaotic))
+        (s.latency, limited.or(down).or(queued).or(chaotic))
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;

@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use super::budget::{unix_now, CounterSnapshot, Counters, RateBudget};
 use super::governor::{WriteGovernor, WriteLimits};
+use super::pace::{Pace, PaceLimits, PaceSnapshot, READ_POINTS, WRITE_POINTS};
 use super::types::ApiError;
 use crate::forge::{ForgeError, ForgeResult};
 
@@ -63,6 +64,8 @@ pub struct ClientOptions {
     /// naming when to come back.
     pub max_inline_wait: Duration,
     pub write_limits: WriteLimits,
+    /// Points per minute and requests in flight, for every request (secondary limits).
+    pub pace: PaceLimits,
     /// Bytes of response bodies kept for conditional requests.
     pub cache_bytes: u64,
     /// Where cached answers are also written, so conditional requests stay free after a
@@ -82,6 +85,7 @@ impl ClientOptions {
             secondary_default_wait: Duration::from_secs(60),
             max_inline_wait: Duration::from_secs(120),
             write_limits: WriteLimits::default(),
+            pace: PaceLimits::default(),
             cache_bytes: 32 * 1024 * 1024,
             persist: None,
         }
@@ -127,6 +131,7 @@ struct Inner {
     /// Unix time before which a secondary limit asks us not to call.
     cooldown_until: Mutex<u64>,
     governor: WriteGovernor,
+    pace: Pace,
     counters: Counters,
 }
 
@@ -182,6 +187,7 @@ impl GithubClient {
                 http,
                 base,
                 governor: WriteGovernor::new(options.write_limits),
+                pace: Pace::new(options.pace),
                 options,
                 cache,
                 budgets: Mutex::new(HashMap::new()),
@@ -213,6 +219,11 @@ impl GithubClient {
             .expect("budget lock")
             .get("core")
             .cloned()
+    }
+
+    /// The pace in force against GitHub's secondary limits (lowered after a hit).
+    pub fn pace(&self) -> PaceSnapshot {
+        self.inner.pace.snapshot()
     }
 
     pub fn counters(&self) -> CounterSnapshot {
@@ -365,6 +376,8 @@ impl GithubClient {
             if let Some(body) = body {
                 request = request.json(body);
             }
+            let points = if is_read { READ_POINTS } else { WRITE_POINTS };
+            let slot = self.inner.pace.acquire(points).await;
             Counters::bump(&self.inner.counters.requests);
             tally(|t| &t.requests);
             let outcome = match request.send().await {
@@ -378,6 +391,7 @@ impl GithubClient {
                 }
                 Err(e) => Err(e),
             };
+            drop(slot);
             let (status, headers, bytes) = match outcome {
                 Ok(answer) => answer,
                 // Not sent at all, or possibly done: only the first may be replayed blindly.
@@ -448,6 +462,7 @@ impl GithubClient {
                 403 | 429 => match classify_limit(status, &headers, &bytes, &self.inner.options) {
                     Some(LimitKind::Secondary { wait }) => {
                         Counters::bump(&self.inner.counters.secondary_waits);
+                        self.inner.pace.lower();
                         let until = unix_now() + wait.as_secs().max(1);
                         *self.inner.cooldown_until.lock().expect("cooldown lock") = until;
                         tracing::warn!(

@@ -4,6 +4,7 @@ pub mod access;
 pub mod budget;
 pub mod client;
 pub mod governor;
+pub mod pace;
 mod types;
 
 use async_trait::async_trait;
@@ -13,6 +14,7 @@ use serde_json::json;
 pub use budget::{CounterSnapshot, RateBudget};
 pub use client::{ClientOptions, GithubClient, Replay};
 pub use governor::WriteLimits;
+pub use pace::{PaceLimits, PaceSnapshot};
 
 use self::types::{
     status_state, ApiCheckRuns, ApiCombinedStatus, ApiComment, ApiContent, ApiPull, ApiPullFile,
