@@ -400,6 +400,19 @@ pub struct RoleLlm {
     pub num_ctx: u64,
 }
 
+impl RoleLlm {
+    /// A quarter of the context is the answer's (`num_predict` / `max_tokens`), whichever
+    /// provider serves the role; the rest is for the prompt.
+    pub fn answer_budget(&self) -> u64 {
+        self.num_ctx / 4
+    }
+
+    /// Tokens the prompt may use: the context less the answer's share.
+    pub fn prompt_budget(&self) -> u64 {
+        self.num_ctx - self.answer_budget()
+    }
+}
+
 /// Where GitHub is, and who gaffer is there.
 #[derive(Debug, Clone)]
 pub struct GithubSettings {

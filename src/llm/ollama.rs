@@ -22,9 +22,6 @@ use super::{Llm, LlmError, LlmResult, Message, Reply, Role, Speaker, Usage};
 use crate::config::LlmSettings;
 use crate::store::Store;
 
-/// The share of a role's context kept for its answer; the rest is for the prompt.
-const ANSWER_SHARE: u64 = 4;
-
 /// Ollama, one client per base URL, per-role settings.
 #[derive(Debug)]
 pub struct OllamaLlm {
@@ -177,8 +174,7 @@ impl Llm for OllamaLlm {
     }
 
     fn prompt_budget(&self, role: Role) -> u64 {
-        let num_ctx = self.settings.role(role).num_ctx;
-        num_ctx - num_ctx / ANSWER_SHARE
+        self.settings.role(role).prompt_budget()
     }
 
     async fn chat(
@@ -202,7 +198,7 @@ impl OllamaLlm {
     ) -> LlmResult<Reply> {
         let config = self.settings.role(role).clone();
         let model = model.ok_or(LlmError::Disabled { role })?;
-        let answer_budget = config.num_ctx / ANSWER_SHARE;
+        let answer_budget = config.answer_budget();
         let needed = estimate_messages(messages);
         let available = self.prompt_budget(role);
         if needed > available {

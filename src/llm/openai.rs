@@ -29,8 +29,6 @@ use super::{Llm, LlmError, LlmResult, Message, Reply, Role, Speaker, Usage};
 use crate::config::{LlmSettings, RoleLlm};
 use crate::store::Store;
 
-/// The share of a role's context kept for its answer, as for Ollama.
-const ANSWER_SHARE: u64 = 4;
 /// Waits after a 429 (or a 503 with `retry-after`) before the call gives up.
 const RATE_LIMIT_RETRIES: u32 = 3;
 /// The first wait after a 429 that names none (doubled each time).
@@ -179,7 +177,7 @@ impl OpenAiLlm {
     ) -> LlmResult<Reply> {
         let config = self.settings.role(role).clone();
         let model = model.ok_or(LlmError::Disabled { role })?;
-        let answer_budget = config.num_ctx / ANSWER_SHARE;
+        let answer_budget = config.answer_budget();
         let schema_tokens = schema.map_or(0, |s| estimate_tokens(&s.to_string()) + 40);
         let needed = estimate_messages(messages) + schema_tokens;
         let available = self.prompt_budget(role);
@@ -374,8 +372,7 @@ impl Llm for OpenAiLlm {
     }
 
     fn prompt_budget(&self, role: Role) -> u64 {
-        let num_ctx = self.settings.role(role).num_ctx;
-        num_ctx - num_ctx / ANSWER_SHARE
+        self.settings.role(role).prompt_budget()
     }
 
     async fn chat(
