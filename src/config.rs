@@ -244,6 +244,15 @@ const SETTINGS: &[Setting] = &[
     setting("GAFFER_PUBLIC_URL", "server.public_url", None),
     setting("GAFFER_LOCAL_ROOT", "server.local_root", None),
     setting("DEV_MAX_ATTEMPTS", "work.max_attempts", Some("3")),
+    setting("DEV_MAX_STEPS", "work.max_steps", Some("30")),
+    setting("DEV_MAX_TOKENS", "work.max_tokens", Some("400000")),
+    setting("DEV_MAX_MINUTES", "work.max_minutes", Some("60")),
+    setting("DEV_MAX_ITERATIONS", "work.max_iterations", Some("2")),
+    setting(
+        "LLM_DEVELOPER_EDIT_FORMAT",
+        "llm.developer_edit_format",
+        Some("auto"),
+    ),
     setting("DIFF_MAX_FILES", "work.diff_max_files", Some("20")),
     setting(
         "DIFF_MAX_ADDED_LINES",
@@ -506,8 +515,20 @@ pub struct WorkSettings {
     pub checks_setup_timeout: Duration,
     /// Each repo's checks cache (pip, npm, cargo, go, venv) is trimmed back under this.
     pub checks_cache_max_bytes: u64,
-    /// Developer attempts per task (each gets the previous failure back).
+    /// How many times the Developer may say it is done and be told what is still missing
+    /// (failing checks, no fail-to-pass test) before the task is blocked.
     pub max_attempts: u32,
+    /// The Developer's budget per run: model replies (steps), tokens (prompt and answer,
+    /// as the server counts them) and wall time.
+    pub max_steps: u32,
+    pub max_tokens: u64,
+    pub max_wall: Duration,
+    /// Developer runs on one PR's feedback (review, CI, `/gaffer fix`) before gaffer stops
+    /// iterating and leaves it to a person.
+    pub max_iterations: u32,
+    /// How the Developer's model acts: native tools, SEARCH/REPLACE text, whole files, or
+    /// chosen per model (`auto`).
+    pub edit_format: crate::agent::EditFormat,
     pub diff_max_files: usize,
     pub diff_max_added_lines: usize,
 }
@@ -979,6 +1000,37 @@ impl RawSettings<'_> {
                     "DEV_MAX_ATTEMPTS",
                     "a number of attempts from 1 to 10",
                     |v| v.parse::<u32>().ok().filter(|n| (1..=10).contains(n)),
+                )?,
+                max_steps: self.required(
+                    "DEV_MAX_STEPS",
+                    "a number of model replies from 1 to 500",
+                    |v| v.parse::<u32>().ok().filter(|n| (1..=500).contains(n)),
+                )?,
+                max_tokens: self.required(
+                    "DEV_MAX_TOKENS",
+                    "a number of tokens from 1000 to 100000000",
+                    |v| {
+                        v.parse::<u64>()
+                            .ok()
+                            .filter(|n| (1000..=100_000_000).contains(n))
+                    },
+                )?,
+                max_wall: Duration::from_secs(
+                    60 * self.required(
+                        "DEV_MAX_MINUTES",
+                        "a number of minutes from 1 to 1440",
+                        |v| v.parse::<u64>().ok().filter(|n| (1..=1440).contains(n)),
+                    )?,
+                ),
+                max_iterations: self.required(
+                    "DEV_MAX_ITERATIONS",
+                    "a number of iterations from 0 to 20",
+                    |v| v.parse::<u32>().ok().filter(|n| *n <= 20),
+                )?,
+                edit_format: self.required(
+                    "LLM_DEVELOPER_EDIT_FORMAT",
+                    "auto, tools, diff or whole",
+                    crate::agent::EditFormat::parse,
                 )?,
                 diff_max_files: self.required(
                     "DIFF_MAX_FILES",

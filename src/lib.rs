@@ -5,6 +5,7 @@
 //! [`Gaffer`] holds the services (shared by the HTTP API and the CLI), [`Application`]
 //! serves them over HTTP.
 
+pub mod agent;
 pub mod config;
 pub mod config_file;
 pub mod demo;

@@ -28,6 +28,25 @@ pub enum Speaker {
     System,
     User,
     Assistant,
+    /// The result of a native tool call, answering the assistant message before it.
+    Tool,
+}
+
+/// A tool offered to a model that calls tools natively: a name, what it is for, and the
+/// JSON schema of its arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    pub parameters: Value,
+}
+
+/// A native tool call a model made: the tool's name and its arguments as JSON text (kept as
+/// text so messages stay comparable; the agent parses and validates it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ToolCall {
+    pub name: String,
+    pub arguments: String,
 }
 
 /// One chat message.
@@ -35,6 +54,9 @@ pub enum Speaker {
 pub struct Message {
     pub speaker: Speaker,
     pub content: String,
+    /// The native tool calls of an assistant message (sent back so the model sees them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
 }
 
 impl Message {
@@ -42,6 +64,7 @@ impl Message {
         Message {
             speaker: Speaker::System,
             content: content.into(),
+            tool_calls: Vec::new(),
         }
     }
 
@@ -49,6 +72,7 @@ impl Message {
         Message {
             speaker: Speaker::User,
             content: content.into(),
+            tool_calls: Vec::new(),
         }
     }
 
@@ -56,6 +80,25 @@ impl Message {
         Message {
             speaker: Speaker::Assistant,
             content: content.into(),
+            tool_calls: Vec::new(),
+        }
+    }
+
+    /// An assistant message that made native tool calls.
+    pub fn assistant_calls(content: impl Into<String>, tool_calls: Vec<ToolCall>) -> Message {
+        Message {
+            speaker: Speaker::Assistant,
+            content: content.into(),
+            tool_calls,
+        }
+    }
+
+    /// A tool's result, for the native tool-calling protocol.
+    pub fn tool(content: impl Into<String>) -> Message {
+        Message {
+            speaker: Speaker::Tool,
+            content: content.into(),
+            tool_calls: Vec::new(),
         }
     }
 }
@@ -78,6 +121,8 @@ pub struct Usage {
 pub struct Reply {
     pub text: String,
     pub usage: Usage,
+    /// Native tool calls (only from [`Llm::chat_with_tools`]).
+    pub tool_calls: Vec<ToolCall>,
 }
 
 /// Why a model call failed, with what a user needs to fix it.
@@ -207,6 +252,28 @@ pub trait Llm: Send + Sync + fmt::Debug {
         messages: &[Message],
         schema: Option<&Value>,
     ) -> LlmResult<Reply>;
+
+    /// Whether the role's model calls tools natively (Ollama: `tools` among the model's
+    /// `/api/show` capabilities). Providers without tool calling say no.
+    async fn supports_tools(&self, _role: Role) -> bool {
+        false
+    }
+
+    /// A chat call that offers `tools`; the reply carries the calls the model made (and
+    /// maybe text). Providers without tool calling refuse, and the Developer falls back to
+    /// its text protocol.
+    async fn chat_with_tools(
+        &self,
+        role: Role,
+        _messages: &[Message],
+        _tools: &[ToolSpec],
+    ) -> LlmResult<Reply> {
+        Err(LlmError::ServerFailed {
+            url: String::new(),
+            status: None,
+            message: format!("the {role} role's provider has no native tool calling"),
+        })
+    }
 }
 
 /// The JSON schema Ollama is given for `T`, with no `$ref`s (Ollama does not follow them).

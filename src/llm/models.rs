@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::ollama::{model_served, OllamaLlm};
 use super::openai::{model_listed, OpenAiLlm};
-use super::{Llm, LlmResult, Message, Reply, Role};
+use super::{Llm, LlmResult, Message, Reply, Role, ToolSpec};
 use crate::config::{LlmSettings, Provider};
 use crate::store::Store;
 
@@ -71,7 +71,11 @@ impl Models {
         schema: Option<&Value>,
     ) -> LlmResult<Reply> {
         match self.provider(role) {
-            Provider::Ollama => self.ollama.chat_as(role, model, messages, schema).await,
+            Provider::Ollama => {
+                self.ollama
+                    .chat_as(role, model, messages, schema, &[])
+                    .await
+            }
             Provider::OpenAi => self.openai.chat_as(role, model, messages, schema).await,
         }
     }
@@ -97,6 +101,38 @@ impl Llm for Models {
         schema: Option<&Value>,
     ) -> LlmResult<Reply> {
         self.chat_as(role, self.model(role), messages, schema).await
+    }
+}
+
+impl Models {
+    /// Whether `model` calls tools natively on the role's server (Ollama only, for now).
+    pub async fn calls_tools(&self, role: Role, model: &str) -> bool {
+        match self.provider(role) {
+            Provider::Ollama => self.ollama.model_calls_tools(role, model).await,
+            Provider::OpenAi => false,
+        }
+    }
+
+    /// A chat call offering native tools to a given model (Ollama only, for now).
+    pub async fn chat_tools_as(
+        &self,
+        role: Role,
+        model: Option<String>,
+        messages: &[Message],
+        tools: &[ToolSpec],
+    ) -> LlmResult<Reply> {
+        match self.provider(role) {
+            Provider::Ollama => {
+                self.ollama
+                    .chat_as(role, model, messages, None, tools)
+                    .await
+            }
+            Provider::OpenAi => Err(crate::llm::LlmError::ServerFailed {
+                url: self.settings.role(role).base_url.clone(),
+                status: None,
+                message: "the openai provider has no native tool calling in gaffer yet: set LLM_DEVELOPER_EDIT_FORMAT=diff or auto".into(),
+            }),
+        }
     }
 }
 
@@ -144,6 +180,37 @@ impl Llm for RepoLlm<'_> {
         let reply = self
             .inner
             .chat_as(role, model.clone(), messages, schema)
+            .await;
+        crate::engine::transcript::model_call(
+            role.as_str(),
+            model.as_deref().unwrap_or("none"),
+            messages,
+            reply.as_ref(),
+        )
+        .await;
+        reply
+    }
+
+    async fn supports_tools(&self, role: Role) -> bool {
+        match self.model(role) {
+            Some(model) => self.inner.calls_tools(role, &model).await,
+            None => false,
+        }
+    }
+
+    async fn chat_with_tools(
+        &self,
+        role: Role,
+        messages: &[Message],
+        tools: &[ToolSpec],
+    ) -> LlmResult<Reply> {
+        let model = self.model(role);
+        let settings = self.inner.settings();
+        let host = settings.role(role).base_url.clone();
+        let _slot = crate::llm::host_slot(&host, settings.max_parallel).await;
+        let reply = self
+            .inner
+            .chat_tools_as(role, model.clone(), messages, tools)
             .await;
         crate::engine::transcript::model_call(
             role.as_str(),

@@ -18,7 +18,7 @@ use ollama_rs::Ollama;
 use serde_json::Value;
 
 use super::prompt::estimate_messages;
-use super::{Llm, LlmError, LlmResult, Message, Reply, Role, Speaker, Usage};
+use super::{Llm, LlmError, LlmResult, Message, Reply, Role, Speaker, ToolCall, ToolSpec, Usage};
 use crate::config::LlmSettings;
 use crate::store::Store;
 
@@ -98,6 +98,7 @@ impl OllamaLlm {
             .await
             .map_err(|e| classify(e, base_url, model))?;
         let mut text = String::new();
+        let mut tool_calls = Vec::new();
         let mut last: Option<ChatMessageFinalResponseData> = None;
         let mut finished = false;
         loop {
@@ -118,6 +119,10 @@ impl OllamaLlm {
                 }
                 Ok(Some(Ok(chunk))) => {
                     text.push_str(&chunk.message.content);
+                    tool_calls.extend(chunk.message.tool_calls.into_iter().map(|c| ToolCall {
+                        name: c.function.name,
+                        arguments: c.function.arguments.to_string(),
+                    }));
                     if chunk.done {
                         last = chunk.final_data;
                         finished = true;
@@ -157,13 +162,17 @@ impl OllamaLlm {
                 tokens: usage.completion_tokens,
             });
         }
-        if text.trim().is_empty() {
+        if text.trim().is_empty() && tool_calls.is_empty() {
             return Err(LlmError::Empty {
                 role,
                 model: model.to_string(),
             });
         }
-        Ok(Reply { text, usage })
+        Ok(Reply {
+            text,
+            usage,
+            tool_calls,
+        })
     }
 }
 
@@ -183,18 +192,65 @@ impl Llm for OllamaLlm {
         messages: &[Message],
         schema: Option<&Value>,
     ) -> LlmResult<Reply> {
-        self.chat_as(role, self.model(role), messages, schema).await
+        self.chat_as(role, self.model(role), messages, schema, &[])
+            .await
+    }
+
+    async fn supports_tools(&self, role: Role) -> bool {
+        match self.model(role) {
+            Some(model) => self.model_calls_tools(role, &model).await,
+            None => false,
+        }
+    }
+
+    async fn chat_with_tools(
+        &self,
+        role: Role,
+        messages: &[Message],
+        tools: &[ToolSpec],
+    ) -> LlmResult<Reply> {
+        self.chat_as(role, self.model(role), messages, None, tools)
+            .await
     }
 }
 
 impl OllamaLlm {
-    /// A chat call with the role's settings but a given model (a repo's override).
+    /// Whether `model` lists `tools` among its capabilities (`/api/show`), asked once per
+    /// host and model; a server that cannot say counts as no.
+    pub async fn model_calls_tools(&self, role: Role, model: &str) -> bool {
+        use std::sync::OnceLock;
+        static KNOWN: OnceLock<Mutex<HashMap<String, bool>>> = OnceLock::new();
+        let base_url = self.settings.role(role).base_url.clone();
+        let key = format!("{base_url} {model}");
+        let known = KNOWN.get_or_init(Mutex::default);
+        if let Some(answer) = known.lock().expect("capabilities lock").get(&key) {
+            return *answer;
+        }
+        let Ok(client) = self.client(&base_url) else {
+            return false;
+        };
+        let answer = match tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            client.show_model_info(model.to_string()),
+        )
+        .await
+        {
+            Ok(Ok(info)) => info.capabilities.iter().any(|c| c == "tools"),
+            _ => return false,
+        };
+        known.lock().expect("capabilities lock").insert(key, answer);
+        answer
+    }
+
+    /// A chat call with the role's settings but a given model (a repo's override);
+    /// `tools` are offered for native tool calls (none: a plain chat).
     pub async fn chat_as(
         &self,
         role: Role,
         model: Option<String>,
         messages: &[Message],
         schema: Option<&Value>,
+        tools: &[ToolSpec],
     ) -> LlmResult<Reply> {
         let config = self.settings.role(role).clone();
         let model = model.ok_or(LlmError::Disabled { role })?;
@@ -217,7 +273,12 @@ impl OllamaLlm {
             .map(|m| match m.speaker {
                 Speaker::System => ChatMessage::system(m.content.clone()),
                 Speaker::User => ChatMessage::user(m.content.clone()),
-                Speaker::Assistant => ChatMessage::assistant(m.content.clone()),
+                Speaker::Assistant => {
+                    let mut message = ChatMessage::assistant(m.content.clone());
+                    message.tool_calls = m.tool_calls.iter().map(to_ollama_call).collect();
+                    message
+                }
+                Speaker::Tool => ChatMessage::tool(m.content.clone()),
             })
             .collect();
         let mut request = ChatMessageRequest::new(model.clone(), chat_messages)
@@ -226,6 +287,9 @@ impl OllamaLlm {
                 time: self.settings.keep_alive.as_secs(),
                 unit: TimeUnit::Seconds,
             });
+        if !tools.is_empty() {
+            request = request.tools(tools_for_ollama(tools, &config.base_url)?);
+        }
         if let Some(schema) = schema {
             let schema =
                 schemars::Schema::try_from(schema.clone()).map_err(|e| LlmError::Other {
@@ -270,6 +334,42 @@ impl OllamaLlm {
         }
         result
     }
+}
+
+/// One of our tool calls as `ollama-rs` sends it back in the conversation.
+fn to_ollama_call(call: &ToolCall) -> ollama_rs::generation::tools::ToolCall {
+    ollama_rs::generation::tools::ToolCall {
+        function: ollama_rs::generation::tools::ToolCallFunction {
+            name: call.name.clone(),
+            arguments: serde_json::from_str(&call.arguments).unwrap_or(Value::Null),
+        },
+    }
+}
+
+/// The tools as Ollama's `tools` field wants them.
+fn tools_for_ollama(
+    tools: &[ToolSpec],
+    url: &str,
+) -> LlmResult<Vec<ollama_rs::generation::tools::ToolInfo>> {
+    use ollama_rs::generation::tools::{ToolFunctionInfo, ToolInfo, ToolType};
+    tools
+        .iter()
+        .map(|t| {
+            let parameters =
+                schemars::Schema::try_from(t.parameters.clone()).map_err(|e| LlmError::Other {
+                    url: url.to_string(),
+                    message: format!("invalid schema for the {} tool: {e}", t.name),
+                })?;
+            Ok(ToolInfo {
+                tool_type: ToolType::Function,
+                function: ToolFunctionInfo {
+                    name: t.name.clone(),
+                    description: t.description.clone(),
+                    parameters,
+                },
+            })
+        })
+        .collect()
 }
 
 /// Turns an `ollama-rs` error into one a user can act on.

@@ -406,6 +406,9 @@ impl Call<'_> {
                     Speaker::System => "system",
                     Speaker::User => "user",
                     Speaker::Assistant => "assistant",
+                    // The OpenAI provider offers no tools, so no tool results are sent;
+                    // should one be, it is the user's turn.
+                    Speaker::Tool => "user",
                 };
                 json!({"role": role, "content": m.content})
             })
@@ -577,6 +580,7 @@ impl Answer {
         Ok(Reply {
             text: self.text,
             usage,
+            tool_calls: Vec::new(),
         })
     }
 }

@@ -15,8 +15,7 @@ use super::{
 };
 use crate::error::{AppError, AppResult};
 use crate::forge::NewPull;
-use crate::llm::prompt::{Prompt, Source, DEVELOPER_SYSTEM};
-use crate::llm::{Llm, LlmError, Role};
+use crate::llm::{Llm, Role};
 use crate::pipeline::{self, ScanReport, Step};
 use crate::registry::{Mode, Repo};
 use crate::store::DeveloperRun;
@@ -24,17 +23,21 @@ use crate::team::task::{self, next_id, parse_task, set_front_matter_field, Statu
 use crate::team::team_config::TeamConfig;
 use crate::team::{branch_name, PullKind};
 use crate::workspace::checks::{Baseline, CheckRun};
-use crate::workspace::edits::{self, DiffBudget};
+use crate::workspace::edits::DiffBudget;
 use crate::workspace::Clone;
 use crate::Gaffer;
 
 const ROLE: &str = "developer";
-/// Files larger than this are listed but not shown to the model.
-const MAX_FILE_BYTES: u64 = 48 * 1024;
+/// GitHub refuses PR bodies over 65,536 characters; a blocked PR's explanation stays under.
+const BODY_MAX_CHARS: usize = 60_000;
 
 /// A finished change, ready to be proposed.
 struct Done {
     checks: CheckRun,
+    /// The fail-to-pass evidence, when a proof was asked for.
+    proof: Option<crate::agent::proof::Proof>,
+    /// The model's own summary of what it did.
+    summary: String,
 }
 
 /// Why the task could not be done, and what was last seen.
@@ -261,6 +264,7 @@ async fn develop(
     };
     let work = if bootstrap::is_bootstrap(&task.title) {
         stats.attempts = 1;
+        stats.edit_format = "builtin".into();
         bootstrap_work(&clone, &repo_checks, baseline, config).await
     } else if let Some(baseline) = baseline {
         model_work(
@@ -272,6 +276,7 @@ async fn develop(
             &repo_checks,
             baseline,
             &mut stats,
+            None,
         )
         .await
     } else {
@@ -281,10 +286,13 @@ async fn develop(
         })
     };
 
+    let mut why_blocked: Option<String> = None;
+    let mut proof = None;
     let (status, title, body, action, checks_run) = match work {
         Ok(done) => {
             stats.outcome = "pr".into();
-            let body = pr_body(&task, &done.checks, &stats);
+            let body = pr_body(&task, &done, &stats);
+            proof = done.proof.clone();
             (
                 Status::InReview,
                 format!("{}: {}", task.id, task.title),
@@ -295,6 +303,7 @@ async fn develop(
         }
         Err(blocked) => {
             stats.outcome = "blocked".into();
+            why_blocked = Some(blocked.reason.clone());
             // Nothing half-done is proposed: start over from the default branch.
             clone
                 .start_branch(&branch, &format!("origin/{}", repo.default_branch))
@@ -332,6 +341,7 @@ async fn develop(
         body,
     };
     let (pr, created) = open_or_find_pr(forge.as_ref(), &name, &pull).await?;
+    stats.pr_number = Some(pr.number);
     gaffer.store.record_developer_run(&name, &stats).await?;
     let summary = match action {
         Action::Blocked => format!("{} blocked, explained in PR #{}", task.id, pr.number),
@@ -346,7 +356,7 @@ async fn develop(
     let mut o = super::pr_outcome(gaffer, ROLE, repo, action, &pr, created, summary).await?;
     o.checks = checks_run;
     o.files = files;
-    o.detail = json!({"stats": stats});
+    o.detail = json!({"stats": stats, "proof": proof, "blocked": why_blocked});
     Ok(with_task(o))
 }
 
@@ -425,7 +435,11 @@ async fn bootstrap_work(
     let run = replanned.run(clone, baseline).await;
     clone.restore(&snapshot).await.map_err(io)?;
     if run.passed || !config.require_tests {
-        Ok(Done { checks: run })
+        Ok(Done {
+            checks: run,
+            proof: None,
+            summary: String::new(),
+        })
     } else {
         Err(Blocked {
             reason: format!(
@@ -447,196 +461,125 @@ async fn model_work(
     checks: &RepoChecks,
     baseline: Baseline,
     stats: &mut DeveloperRun,
+    feedback: Option<String>,
 ) -> Result<Done, Blocked> {
-    let command = checks.plan.test.as_str();
     let repo_llm = gaffer.llm_for(repo);
-    let llm: &dyn Llm = &repo_llm;
-    let budget = DiffBudget {
-        max_files: gaffer.settings.work.diff_max_files,
-        max_added_lines: gaffer.settings.work.diff_max_added_lines,
+    let work = &gaffer.settings.work;
+    let agent = crate::agent::Agent {
+        llm: &repo_llm,
+        clone,
+        task,
+        config,
+        checks,
+        baseline,
+        budget: crate::agent::Budget {
+            max_steps: work.max_steps,
+            max_tokens: work.max_tokens,
+            max_wall: work.max_wall,
+            max_finishes: work.max_attempts,
+            diff: DiffBudget {
+                max_files: work.diff_max_files,
+                max_added_lines: work.diff_max_added_lines,
+            },
+        },
+        format: work.edit_format,
+        require_proof: needs_proof(task, config),
+        feedback,
     };
-    // Model edits never touch task files either.
-    let mut guarded = config.clone();
-    guarded
-        .protected_paths
-        .push(format!("{}/", config.tasks_dir));
-    let max = gaffer.settings.work.max_attempts;
-    let mut feedback: Option<String> = None;
-    let mut last_checks = None;
-    for attempt in 1..=max {
-        stats.attempts = attempt;
-        clone.reset().await.map_err(|e| Blocked {
-            reason: e.to_string(),
-            checks: None,
-        })?;
-        let messages = developer_prompt(clone, task, config, command, feedback.as_deref())
-            .await
-            .render(Role::Developer, llm.prompt_budget(Role::Developer))
-            .map_err(|e| Blocked {
-                reason: e.to_string(),
-                checks: None,
-            })?;
-        let reply = match llm.chat(Role::Developer, &messages, None).await {
-            Ok(reply) => reply,
-            Err(e @ (LlmError::Empty { .. } | LlmError::CutOff { .. })) => {
-                stats.malformed += 1;
-                feedback = Some(format!("Your previous reply could not be used: {e}. Keep the edits short and complete."));
-                continue;
+    let mut agent_stats = crate::agent::AgentStats::default();
+    let result = agent.run(&mut agent_stats).await;
+    stats.attempts = agent_stats.steps;
+    stats.steps = agent_stats.steps;
+    stats.well_formed = agent_stats.well_formed;
+    stats.malformed = agent_stats.malformed;
+    stats.edit_format = agent_stats.edit_format.clone();
+    stats.edits_applied = agent_stats.edits_applied;
+    stats.edits_undone = agent_stats.edits_undone;
+    stats.prompt_tokens = agent_stats.prompt_tokens;
+    stats.completion_tokens = agent_stats.completion_tokens;
+    stats.applied_first_try = agent_stats.edits_applied > 0 && agent_stats.edits_refused == 0;
+    match result {
+        Ok(finished) => {
+            stats.checks_passed = finished.checks.passed;
+            stats.fail_to_pass = finished.proof.as_ref().map(|p| p.proven);
+            Ok(Done {
+                checks: finished.checks,
+                proof: finished.proof,
+                summary: finished.summary,
+            })
+        }
+        Err(stopped) => {
+            stats.checks_passed = stopped.checks.as_ref().is_some_and(|c| c.passed);
+            if agent.require_proof {
+                stats.fail_to_pass = Some(false);
             }
-            Err(e) => {
-                return Err(Blocked {
-                    reason: e.to_string(),
-                    checks: None,
-                })
-            }
-        };
-        let blocks = match edits::parse(&reply.text) {
-            Ok(blocks) => {
-                stats.well_formed += 1;
-                blocks
-            }
-            Err(why) => {
-                stats.malformed += 1;
-                feedback = Some(format!("Your previous reply had no usable edits: {why}."));
-                continue;
-            }
-        };
-        let applied = edits::apply(clone.dir(), &blocks, &guarded);
-        stats.lazy_placeholders += applied.lazy_placeholders as u32;
-        if !applied.failures.is_empty() {
-            feedback = Some(format!(
-                "Some edits of your previous reply could not be applied, so none were kept:\n- {}",
-                applied.failures.join("\n- ")
-            ));
-            continue;
+            Err(Blocked {
+                reason: stopped.reason,
+                checks: stopped.checks,
+            })
         }
-        // A change that no longer parses is refused before any check runs.
-        let broken = edits::syntax_errors(clone.dir(), &applied.files).await;
-        if !broken.is_empty() {
-            feedback = Some(format!(
-                "Your previous edits applied, but left files that no longer parse, so none were kept:\n- {}",
-                broken.join("\n- ")
-            ));
-            continue;
-        }
-        if attempt == 1 {
-            stats.applied_first_try = true;
-        }
-        let (files, added) = clone.diff_size().await.map_err(|e| Blocked {
-            reason: e.to_string(),
-            checks: None,
-        })?;
-        if let Err(why) = edits::check_budget(files, added, budget) {
-            feedback = Some(format!(
-                "Your previous change was too large: {why}. Make a smaller change."
-            ));
-            continue;
-        }
-        // Whatever the checks create or change is thrown away afterwards: only the
-        // model's change is committed.
-        let io = |e: crate::workspace::WorkspaceError| Blocked {
-            reason: e.to_string(),
-            checks: None,
-        };
-        let snapshot = clone.snapshot().await.map_err(io)?;
-        let run = checks.run(clone, Some(baseline.clone())).await;
-        clone.restore(&snapshot).await.map_err(io)?;
-        if run.passed || !config.require_tests {
-            return Ok(Done { checks: run });
-        }
-        feedback = Some(format!(
-            "Your previous change applied, but the checks (`{command}`) failed: {}\n```\n{}\n```\nFix the code so they pass.",
-            run.comparison.reason,
-            run.output_tail
-        ));
-        last_checks = Some(run);
     }
-    Err(Blocked {
-        reason: format!(
-            "no passing change after {max} attempts; last problem: {}",
-            first_line(feedback.as_deref().unwrap_or("unknown"), 300)
-        ),
-        checks: last_checks,
-    })
 }
 
-/// The Developer's prompt: the task, the file list, the relevant files (trimmed first when
-/// the context is short), the checks command and the previous attempt's failure.
-async fn developer_prompt(
-    clone: &Clone,
-    task: &Task,
-    config: &TeamConfig,
-    command: &str,
-    feedback: Option<&str>,
-) -> Prompt {
-    let files = clone.files().await;
-    let mut relevant: Vec<&String> = files
-        .iter()
-        .filter(|f| !f.starts_with(&format!("{}/", config.tasks_dir)) && !f.starts_with(".github/"))
-        .collect();
-    relevant.sort_by_key(|f| (!(f.starts_with("src/") || f.starts_with("tests/")), f.len()));
-    let mut contents = String::new();
-    for path in relevant {
-        // Read through the path guard: a committed symlink never pulls a file from
-        // outside the clone (say /proc/self/environ) into the prompt.
-        if let Some(text) = clone
-            .read(path)
-            .filter(|t| t.len() as u64 <= MAX_FILE_BYTES)
-        {
-            contents.push_str(&format!("### {path}\n```\n{text}\n```\n\n"));
-        }
+/// Whether the change must carry a fail-to-pass test: the repo requires tests
+/// (`checks.require_tests`) or the task or its acceptance asks for one.
+pub fn needs_proof(task: &Task, config: &TeamConfig) -> bool {
+    if config.require_tests {
+        return true;
     }
-    let acceptance: Vec<String> = task.acceptance.iter().map(|a| format!("- {a}")).collect();
-    let task_text = format!(
-        "{}: {}\n\nAcceptance criteria:\n{}\n\n{}",
-        task.id,
-        task.title,
-        acceptance.join("\n"),
-        task.body
-    );
-    let mut prompt = Prompt::new(DEVELOPER_SYSTEM)
-        .required("Task", &task_text, Source::Untrusted)
-        .required(
-            "Rules",
-            "Edit only files inside the repository. The repository's settings (the checks command and the paths you must not edit) are given as data below.",
-            Source::Trusted,
-        )
-        // The command and the protected paths come from the repo's .llm-team.yml: data.
-        .required(
-            "Repository settings",
-            &format!(
-                "checks command: {command}\nprotected paths: {}, {}/",
-                config.protected_paths.join(", "),
-                config.tasks_dir
-            ),
-            Source::Untrusted,
-        )
-        .trimmable("Files in the repository", &files.join("\n"), Source::Untrusted, 2)
-        .trimmable("Current file contents", &contents, Source::Untrusted, 1);
-    if let Some(feedback) = feedback {
-        // It quotes check output and parse errors of the model's own text: data.
-        prompt = prompt.required("What went wrong last time", feedback, Source::Untrusted);
-    }
-    prompt
+    let asks = |text: &str| {
+        let lower = text.to_ascii_lowercase();
+        lower.contains("test")
+    };
+    task.acceptance.iter().any(|a| asks(a))
 }
 
-fn pr_body(task: &Task, checks: &CheckRun, stats: &DeveloperRun) -> String {
+fn pr_body(task: &Task, done: &Done, stats: &DeveloperRun) -> String {
     let acceptance: Vec<String> = task
         .acceptance
         .iter()
         .map(|a| format!("- [ ] {a}"))
         .collect();
+    let summary = if done.summary.trim().is_empty() {
+        String::new()
+    } else {
+        // The model's words: shown as a quote, never as markup of ours.
+        format!(
+            "\n\n### What the Developer says it did\n> {}",
+            crate::llm::prompt::sanitize(done.summary.trim()).replace('\n', "\n> ")
+        )
+    };
     format!(
-        "{}\nImplements **{}: {}** (`{}`, now `in_review`).\n\n### Acceptance\n{}\n\n### Checks\n{}\n\nMade by gaffer's Developer ({}) in {} attempt(s).\n",
+        "{}\nImplements **{}: {}** (`{}`, now `in_review`).{summary}\n\n### Acceptance\n{}\n\n### Checks\n{}\n\n### Proof\n{}\n\nMade by gaffer's Developer ({}, {} format) in {} step(s).\n",
         marker(&task.id, ROLE),
         task.id,
         task.title,
         task.path,
         acceptance.join("\n"),
-        checks_section(checks),
+        checks_section(&done.checks),
+        proof_section(done.proof.as_ref()),
         stats.model,
+        stats.edit_format,
         stats.attempts
     )
+}
+
+/// The fail-to-pass evidence as the PR and the Reviewer read it.
+pub fn proof_section(proof: Option<&crate::agent::proof::Proof>) -> String {
+    match proof {
+        None => "not asked for (no test required by the task or the repo)".into(),
+        Some(p) => format!(
+            "{} {} ({}; test files: {})",
+            if p.proven {
+                "fail-to-pass: proven."
+            } else {
+                "fail-to-pass: NOT proven."
+            },
+            p.summary,
+            p.method,
+            p.test_files.join(", ")
+        ),
+    }
 }
 
 fn blocked_body(task: &Task, blocked: &Blocked, stats: &DeveloperRun) -> String {
@@ -645,16 +588,33 @@ fn blocked_body(task: &Task, blocked: &Blocked, stats: &DeveloperRun) -> String 
         .as_ref()
         .map(checks_section)
         .unwrap_or_else(|| "not run".into());
-    format!(
-        "{}\n**{}: {}** could not be done by gaffer's Developer ({}, {} attempt(s)), so this PR only moves the task to `blocked`.\n\n### Why\n{}\n\n### Last checks\n{}\n\nMerge to record the block; fix the cause (or the task) and set it back to `queued` to retry.\n",
+    let format = if stats.edit_format.is_empty() {
+        "no"
+    } else {
+        &stats.edit_format
+    };
+    let body = format!(
+        "{}\n**{}: {}** could not be done by gaffer's Developer ({}, {format} format, {} step(s)), so this PR only moves the task to `blocked`.\n\n### Why\n```text\n{}\n```\n\n### Last checks\n{}\n\nMerge to record the block; fix the cause (or the task) and set it back to `queued` to retry.\n",
         marker(&task.id, ROLE),
         task.id,
         task.title,
         stats.model,
         stats.attempts,
-        blocked.reason,
+        blocked.reason.replace("```", "'''"),
         checks
-    )
+    );
+    bounded_body(body)
+}
+
+/// A body within GitHub's limit: the middle is cut, saying so, when it is too long.
+fn bounded_body(body: String) -> String {
+    if body.chars().count() <= BODY_MAX_CHARS {
+        return body;
+    }
+    let head: String = body.chars().take(BODY_MAX_CHARS / 2).collect();
+    let tail: Vec<char> = body.chars().rev().take(BODY_MAX_CHARS / 2 - 100).collect();
+    let tail: String = tail.into_iter().rev().collect();
+    format!("{head}\n\n[... cut to fit GitHub's body limit ...]\n\n{tail}")
 }
 
 fn checks_section(run: &CheckRun) -> String {

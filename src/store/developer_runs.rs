@@ -18,6 +18,22 @@ pub struct DeveloperRun {
     pub applied_first_try: bool,
     pub lazy_placeholders: u32,
     pub outcome: String,
+    /// `tools`, `diff`, `whole`, or `builtin` (the bootstrap).
+    pub edit_format: String,
+    /// Model replies.
+    pub steps: u32,
+    pub edits_applied: u32,
+    /// Edits put back because the file no longer parsed or the diff grew too big.
+    pub edits_undone: u32,
+    pub checks_passed: bool,
+    /// `Some(true)`: a new test failed on the base and passed with the change; `None`: no
+    /// proof was asked for.
+    pub fail_to_pass: Option<bool>,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// 0 for a task's first run, n for the n-th round on its PR's feedback.
+    pub iteration: u32,
+    pub pr_number: Option<u64>,
 }
 
 /// Per-model totals over a repo's Developer runs.
@@ -39,7 +55,10 @@ impl Store {
     pub async fn record_developer_run(&self, repo: &FullName, run: &DeveloperRun) -> AppResult<()> {
         sqlx::query(
             "INSERT INTO developer_runs (repo, task, model, attempts, well_formed, malformed,
-                 applied_first_try, lazy_placeholders, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 applied_first_try, lazy_placeholders, outcome, edit_format, steps, edits_applied,
+                 edits_undone, checks_passed, fail_to_pass, prompt_tokens, completion_tokens,
+                 iteration, pr_number)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(repo.to_string().to_ascii_lowercase())
         .bind(&run.task)
@@ -50,6 +69,16 @@ impl Store {
         .bind(run.applied_first_try)
         .bind(run.lazy_placeholders)
         .bind(&run.outcome)
+        .bind(&run.edit_format)
+        .bind(run.steps)
+        .bind(run.edits_applied)
+        .bind(run.edits_undone)
+        .bind(run.checks_passed)
+        .bind(run.fail_to_pass)
+        .bind(run.prompt_tokens as i64)
+        .bind(run.completion_tokens as i64)
+        .bind(run.iteration)
+        .bind(run.pr_number.map(|n| n as i64))
         .execute(&self.pool)
         .await?;
         Ok(())

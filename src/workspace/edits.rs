@@ -60,6 +60,12 @@ const PLACEHOLDERS: &[&str] = &[
     "same as before",
 ];
 
+/// Whether text carries a placeholder a lazy model writes instead of code.
+pub fn has_placeholder(text: &str) -> bool {
+    let lowered = text.to_ascii_lowercase();
+    PLACEHOLDERS.iter().any(|p| lowered.contains(p))
+}
+
 /// Parses every block of a reply. `Err` when the reply has no well-formed block at all.
 pub fn parse(reply: &str) -> Result<Vec<EditBlock>, String> {
     let text = reply.replace("\r\n", "\n");
@@ -407,9 +413,62 @@ pub async fn syntax_errors(clone: &Path, files: &[String]) -> Vec<String> {
             if let Some(why) = python_syntax_error(&text).await {
                 broken.push(format!("{file}: {why}"));
             }
+        } else if lower.ends_with(".js") || lower.ends_with(".mjs") || lower.ends_with(".cjs") {
+            let flavour = if lower.ends_with(".mjs") {
+                "module"
+            } else {
+                "commonjs"
+            };
+            let args = ["--input-type", flavour, "--check"];
+            if let Some(why) = checker_error("node", &args, &text).await {
+                broken.push(format!("{file}: {why}"));
+            }
+        } else if lower.ends_with(".sh") || lower.ends_with(".bash") {
+            if let Some(why) = checker_error("bash", &["-n"], &text).await {
+                broken.push(format!("{file}: {why}"));
+            }
         }
     }
     broken
+}
+
+/// `Some(first error line)` when a syntax checker that reads stdin and runs nothing
+/// (`node --check`, `bash -n`) refuses `source`; `None` when it accepts it or is not there.
+async fn checker_error(program: &str, args: &[&str], source: &str) -> Option<String> {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .env_clear()
+        .env("PATH", crate::safety::git::safe_path())
+        .current_dir("/")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .ok()?;
+    let mut stdin = child.stdin.take()?;
+    let text = source.to_string();
+    let writer = tokio::spawn(async move {
+        let _ = stdin.write_all(text.as_bytes()).await;
+    });
+    let output = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
+        .await
+        .ok()?
+        .ok()?;
+    let _ = writer.await;
+    if output.status.success() {
+        return None;
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let why: Vec<&str> = stderr
+        .lines()
+        .filter(|l| {
+            !l.trim().is_empty() && !l.starts_with("Node.js") && !l.trim_start().starts_with("at ")
+        })
+        .take(4)
+        .collect();
+    Some(why.join(" | "))
 }
 
 /// `Some(message)` when `source` is not valid Python (or `None` when it is, or when no

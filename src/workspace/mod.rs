@@ -224,6 +224,66 @@ impl Clone {
         Ok(out.lines().map(str::to_string).collect())
     }
 
+    /// Paths the working tree changes against HEAD, new files included (the Developer's
+    /// work before it is committed).
+    pub async fn uncommitted_changes(&self) -> Result<Vec<String>, WorkspaceError> {
+        self.git.run(&self.dir, &["add", "-A"]).await?;
+        let out = self
+            .git
+            .run(
+                &self.dir,
+                &[
+                    "diff",
+                    "--no-ext-diff",
+                    "--no-renames",
+                    "--cached",
+                    "--name-only",
+                    "HEAD",
+                ],
+            )
+            .await?;
+        Ok(out.lines().map(str::to_string).collect())
+    }
+
+    /// Puts `paths` back as HEAD has them (files HEAD lacks are removed): the base's
+    /// version of a change's code, for the fail-to-pass proof.
+    pub async fn revert_to_head(&self, paths: &[String]) -> Result<(), WorkspaceError> {
+        for path in paths {
+            let tracked = self
+                .git
+                .run(&self.dir, &["cat-file", "-e", &format!("HEAD:{path}")])
+                .await
+                .is_ok();
+            if tracked {
+                self.git
+                    .run(&self.dir, &["checkout", "HEAD", "--", path])
+                    .await?;
+            } else {
+                self.git
+                    .run(&self.dir, &["rm", "-q", "-f", "--cached", "--", path])
+                    .await
+                    .ok();
+                let checked =
+                    RepoPath::parse(path).map_err(|e| WorkspaceError::Io(e.to_string()))?;
+                paths::remove(&self.dir, &checked).ok();
+            }
+        }
+        Ok(())
+    }
+
+    /// The diff of the working tree against HEAD, new files included (what the Reviewer
+    /// of an iteration and the PR see).
+    pub async fn uncommitted_diff(&self) -> Result<String, WorkspaceError> {
+        self.git.run(&self.dir, &["add", "-A"]).await?;
+        Ok(self
+            .git
+            .run(
+                &self.dir,
+                &["diff", "--no-ext-diff", "--no-textconv", "--cached", "HEAD"],
+            )
+            .await?)
+    }
+
     /// Commits everything changed; `None` when there was nothing to commit.
     pub async fn commit_all(&self, message: &str) -> Result<Option<String>, WorkspaceError> {
         self.git.run(&self.dir, &["add", "-A"]).await?;

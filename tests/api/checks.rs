@@ -326,7 +326,8 @@ async fn known_failures_never_count_either_way() {
         "main",
         &[(
             ".llm-team.yml",
-            "checks:\n  known_failures: [\"tests.test_calc.CalcTest.test_a*\"]\n",
+            // No fail-to-pass proof asked: this test is about the comparison only.
+            "checks:\n  require_tests: false\n  known_failures: [\"tests.test_calc.CalcTest.test_a*\"]\n",
         )],
         "flaky",
     );

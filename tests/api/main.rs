@@ -1,6 +1,7 @@
 //! Black-box tests: each starts gaffer on a random port with a temporary data directory
 //! and talks to it over HTTP, or runs the `gaffer` binary as a user would.
 
+mod agent;
 mod chaos;
 mod checks;
 mod cli;

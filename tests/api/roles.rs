@@ -275,17 +275,22 @@ async fn model_garbage_ends_in_a_clear_blocked_pr() {
     let pr = &fake.pulls(REPO)[0];
     assert!(pr["title"].as_str().unwrap().contains("blocked"));
     assert!(
-        pr["body"]
-            .as_str()
-            .unwrap()
-            .contains("no SEARCH/REPLACE block"),
+        pr["body"].as_str().unwrap().contains(
+            "the same reply three times in a row; last problem: the reply held no action"
+        ),
         "{}",
         pr["body"]
     );
-    // The second attempt was told exactly what was wrong.
+    // The second reply was told exactly what was wrong, the third that it repeated
+    // itself; then the run stopped rather than ask a fourth time.
     let asks = ollama::last_user_messages(&model).await;
-    assert_eq!(asks.len(), 2);
-    assert!(asks[1].contains("had no usable edits"), "{}", asks[1]);
+    assert_eq!(asks.len(), 3);
+    assert!(
+        asks[1].contains("held no action I could run"),
+        "{}",
+        asks[1]
+    );
+    assert!(asks[2].contains("do something different"), "{}", asks[2]);
     let status: Value = app
         .get("/repos/acme/tally/status")
         .await
@@ -299,7 +304,7 @@ async fn model_garbage_ends_in_a_clear_blocked_pr() {
             stats["malformed_replies"].as_i64(),
             stats["blocked"].as_i64()
         ),
-        (Some("tiny:1b"), Some(2), Some(1))
+        (Some("tiny:1b"), Some(3), Some(1))
     );
     // Running again does not open a second PR.
     assert_eq!(
@@ -402,7 +407,7 @@ async fn with_a_model_the_taskmaster_plans_from_the_prd() {
 /// checks (which call the method) pass, and the branch differs from main only there.
 #[tokio::test]
 async fn a_deindented_search_keeps_the_method_in_its_class() {
-    let reply = "src/counter.py\n<<<<<<< SEARCH\ndef add(self, k):\n    self.n += k\n=======\ndef add(self, k, times=1):\n    self.n += k * times\n>>>>>>> REPLACE\n";
+    let reply = "src/counter.py\n<<<<<<< SEARCH\ndef add(self, k):\n    self.n += k\n=======\ndef add(self, k, times=1):\n    self.n += k * times\n>>>>>>> REPLACE\n\ntests/test_times.py\n```python\nimport sys\nimport unittest\nfrom pathlib import Path\n\nsys.path.insert(0, str(Path(__file__).resolve().parents[1]))\n\nfrom src.counter import Counter  # noqa: E402\n\n\nclass TimesTest(unittest.TestCase):\n    def test_add_times(self):\n        c = Counter()\n        c.add(2, times=3)\n        self.assertEqual(c.total(), 6)\n```\n";
     let (fake, app, _model) = model_setup(reply).await;
     let before = "class Counter:\n    def __init__(self):\n        self.n = 0\n\n    def add(self, k):\n        self.n += k\n\n    def total(self):\n        return self.n\n";
     let test = "import sys\nimport unittest\nfrom pathlib import Path\n\nsys.path.insert(0, str(Path(__file__).resolve().parents[1]))\n\nfrom src.counter import Counter  # noqa: E402\n\n\nclass CounterTest(unittest.TestCase):\n    def test_add_is_a_method(self):\n        c = Counter()\n        c.add(2)\n        self.assertEqual(c.total(), 2)\n";

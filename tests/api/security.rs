@@ -68,12 +68,12 @@ async fn model_edits_never_reach_git_or_protected_files_through_dot_paths() {
     let feedback = &asks[1];
     // Repo-controlled text (the checks command, the failure feedback) is fenced as data.
     assert!(
-        asks[0].contains("<<<DATA name=\"Repository settings\""),
+        asks[0].contains("<<<DATA name=\"repository settings\""),
         "{}",
         asks[0]
     );
     assert!(
-        feedback.contains("<<<DATA name=\"What went wrong last time\""),
+        feedback.contains("<<<DATA name=\"create .git/config\""),
         "{feedback}"
     );
     for why in [

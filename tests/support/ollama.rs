@@ -48,6 +48,7 @@ pub async fn last_user_messages(server: &MockServer) -> Vec<String> {
         .await
         .unwrap_or_default()
         .iter()
+        .filter(|r| r.url.path() == "/api/chat")
         .filter_map(|r| r.body_json::<serde_json::Value>().ok())
         .map(|body| {
             body["messages"]
@@ -68,5 +69,66 @@ pub async fn slowly(text: &str, delay: std::time::Duration) -> MockServer {
         .respond_with(answer(&[text], 10).set_delay(delay))
         .mount(&server)
         .await;
+    server
+}
+
+/// A model server that answers the n-th chat with `replies[n]`, and every later chat with
+/// the last reply (a scripted model for multi-step runs).
+pub async fn in_turn(replies: &[&str]) -> MockServer {
+    let server = MockServer::start().await;
+    for (i, reply) in replies.iter().enumerate() {
+        let mock = Mock::given(method("POST"))
+            .and(path("/api/chat"))
+            .respond_with(answer(&[reply], 10));
+        let mock = if i + 1 < replies.len() {
+            mock.up_to_n_times(1)
+        } else {
+            mock
+        };
+        mock.mount(&server).await;
+    }
+    server
+}
+
+/// A model server whose `/api/show` says the model calls tools, and whose chats answer
+/// with the given native tool calls in turn (`(name, arguments)` per reply; the last
+/// repeats).
+pub async fn tool_caller(turns: &[Vec<(&str, serde_json::Value)>]) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/show"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "modelfile": "", "parameters": "", "template": "", "details": {},
+            "model_info": {}, "capabilities": ["completion", "tools"]
+        })))
+        .mount(&server)
+        .await;
+    for (i, calls) in turns.iter().enumerate() {
+        let tool_calls: Vec<serde_json::Value> = calls
+            .iter()
+            .map(|(name, args)| json!({"function": {"name": name, "arguments": args}}))
+            .collect();
+        let body = [
+            json!({"model": "tiny:1b", "created_at": "2026-01-01T00:00:00Z",
+                "message": {"role": "assistant", "content": "", "tool_calls": tool_calls}, "done": false})
+            .to_string(),
+            json!({"model": "tiny:1b", "created_at": "2026-01-01T00:00:00Z",
+                "message": {"role": "assistant", "content": ""}, "done": true, "done_reason": "stop",
+                "total_duration": 1_000_000u64, "load_duration": 0u64, "prompt_eval_count": 42,
+                "prompt_eval_duration": 1_000u64, "eval_count": 10, "eval_duration": 1_000u64})
+            .to_string(),
+        ]
+        .join("\n")
+            + "\n";
+        let mock = Mock::given(method("POST"))
+            .and(path("/api/chat"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(body, "application/x-ndjson"));
+        let mock = if i + 1 < turns.len() {
+            mock.up_to_n_times(1)
+        } else {
+            mock
+        };
+        mock.mount(&server).await;
+    }
     server
 }
