@@ -217,6 +217,20 @@ impl Agent<'_> {
             };
             let reply = match reply {
                 Ok(reply) => reply,
+                // A rambling answer cut off after complete actions: keep those (the last,
+                // incomplete one is dropped by the parser's own rules).
+                Err(LlmError::CutOff {
+                    ref partial,
+                    tokens,
+                    ..
+                }) if !native && !salvage(partial).is_empty() => crate::llm::Reply {
+                    text: salvage(partial),
+                    usage: crate::llm::Usage {
+                        completion_tokens: tokens,
+                        ..crate::llm::Usage::default()
+                    },
+                    tool_calls: Vec::new(),
+                },
                 Err(e @ (LlmError::Empty { .. } | LlmError::CutOff { .. })) => {
                     stats.malformed += 1;
                     last_problem = e.to_string();
@@ -624,6 +638,27 @@ fn native_actions(calls: &[ToolCall], text: &str) -> (Vec<Action>, Vec<String>) 
     (actions, problems)
 }
 
+/// The complete part of a cut-off reply: up to the end of its last complete edit block
+/// (a `>>>>>>> REPLACE` line) or closing fence; empty when there is none.
+fn salvage(partial: &str) -> String {
+    let lines: Vec<&str> = partial.lines().collect();
+    let last_complete = lines.iter().rposition(|l| {
+        let t = l.trim();
+        t.starts_with(">>>>>>>") || t == "```"
+    });
+    match last_complete {
+        Some(end) => {
+            let kept = lines[..=end].join("\n");
+            if protocol::parse(&kept).actions.is_empty() {
+                String::new()
+            } else {
+                kept
+            }
+        }
+        None => String::new(),
+    }
+}
+
 /// The prose of a reply (what the model said it did), without its edit blocks and fences.
 fn reply_summary(text: &str) -> String {
     let mut out = Vec::new();
@@ -712,6 +747,22 @@ mod tests {
         assert_eq!(messages[1].content, "opening");
         assert!(messages[3].content.starts_with("[elided"));
         assert_eq!(messages[5].content, "Results: small");
+    }
+
+    #[test]
+    fn a_cut_off_reply_keeps_its_complete_edits() {
+        let partial =
+            "a.py\n<<<<<<< SEARCH\nx\n=======\ny\n>>>>>>> REPLACE\n\nb.py\n<<<<<<< SEARCH\np\n===";
+        assert_eq!(
+            salvage(partial),
+            "a.py\n<<<<<<< SEARCH\nx\n=======\ny\n>>>>>>> REPLACE"
+        );
+        assert_eq!(salvage("I think that the best way to do this is"), "");
+        assert_eq!(
+            salvage("some prose\n```\n"),
+            "",
+            "a fence without a path is no action"
+        );
     }
 
     #[test]

@@ -12,6 +12,35 @@ use crate::workspace::checks::results::TestStatus;
 use crate::workspace::checks::{Baseline, CheckRun};
 use crate::workspace::Clone;
 
+/// Whether a task's text or an acceptance criterion asks for tests ("a unit test in
+/// tests/ covers it", "add a regression test"), as opposed to merely mentioning them ("CI
+/// runs the tests"). One rule for the Developer's proof and the Reviewer's mechanical
+/// verdicts.
+pub fn asks_for_tests(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    [
+        "unit test",
+        "smoke test",
+        "regression test",
+        "integration test",
+        "tests/",
+        "test covers",
+        "tests cover",
+        "test for ",
+        "tests for ",
+        "add a test",
+        "adds a test",
+        "add tests",
+        "adds tests",
+        "new test",
+        "with a test",
+        "with tests",
+        "test that",
+    ]
+    .iter()
+    .any(|phrase| lower.contains(phrase))
+}
+
 /// What the proof found, for the PR, the Reviewer and the statistics.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Proof {
@@ -200,5 +229,17 @@ mod tests {
             "tests.test_subtract.T.test",
             "tests.test_sub"
         ));
+    }
+
+    #[test]
+    fn asking_for_tests_is_not_mentioning_them() {
+        assert!(asks_for_tests(
+            "A unit test in tests/ covers the total line"
+        ));
+        assert!(asks_for_tests("Add a regression test for the crash"));
+        assert!(!asks_for_tests(
+            "A GitHub Actions workflow runs the tests on every pull request"
+        ));
+        assert!(!asks_for_tests("The workflow fails when a test fails"));
     }
 }

@@ -70,9 +70,15 @@ pub async fn model_call(
         .collect();
     let body = match reply {
         Ok(reply) => json!({"role": role, "model": model, "messages": sent,
-            "answer": bounded(&reply.text), "prompt_tokens": reply.usage.prompt_tokens,
+            "answer": bounded(&reply.text), "tool_calls": reply.tool_calls, "prompt_tokens": reply.usage.prompt_tokens,
             "completion_tokens": reply.usage.completion_tokens, "total_ms": reply.usage.total_ms}),
-        Err(e) => json!({"role": role, "model": model, "messages": sent, "error": e.to_string()}),
+        Err(e) => {
+            let partial = match e {
+                crate::llm::LlmError::CutOff { partial, .. } => bounded(partial).to_string(),
+                _ => String::new(),
+            };
+            json!({"role": role, "model": model, "messages": sent, "error": e.to_string(), "partial_answer": partial})
+        }
     };
     write("model_call", &body.to_string()).await;
     progress(format!("{role}: model {model} answered")).await;

@@ -155,6 +155,9 @@ pub enum LlmError {
         role: Role,
         model: String,
         tokens: u64,
+        /// What the model had written when it was cut off (the agent salvages complete
+        /// actions from it); never shown in the message.
+        partial: String,
     },
     #[error("the prompt for the {role} role needs about {needed} tokens but only {available} fit in its context (LLM_{}_NUM_CTX); refusing to let the model server truncate it", .role.as_str().to_ascii_uppercase())]
     PromptTooLarge {
@@ -357,7 +360,14 @@ pub async fn record_call(
         model,
         error: error_text.as_deref(),
         prompt_tokens: usage.map_or(0, |u| u.prompt_tokens),
-        completion_tokens: usage.map_or(0, |u| u.completion_tokens),
+        // A cut-off answer still cost the tokens it ran to.
+        completion_tokens: usage.map_or(
+            match error {
+                Some(LlmError::CutOff { tokens, .. }) => *tokens,
+                _ => 0,
+            },
+            |u| u.completion_tokens,
+        ),
         total_ms: usage.map_or(0, |u| u.total_ms),
     };
     if let Err(e) = store.record_llm_call(&call).await {

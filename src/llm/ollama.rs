@@ -153,6 +153,7 @@ impl OllamaLlm {
                 role,
                 model: model.to_string(),
                 tokens: usage.completion_tokens,
+                partial: text,
             });
         }
         if usage.completion_tokens >= answer_budget {
@@ -160,6 +161,7 @@ impl OllamaLlm {
                 role,
                 model: model.to_string(),
                 tokens: usage.completion_tokens,
+                partial: text,
             });
         }
         if text.trim().is_empty() && tool_calls.is_empty() {
@@ -216,30 +218,22 @@ impl Llm for OllamaLlm {
 
 impl OllamaLlm {
     /// Whether `model` lists `tools` among its capabilities (`/api/show`), asked once per
-    /// host and model; a server that cannot say counts as no.
+    /// Developer run (a model can be replaced under the same name); a server that cannot
+    /// say counts as no.
     pub async fn model_calls_tools(&self, role: Role, model: &str) -> bool {
-        use std::sync::OnceLock;
-        static KNOWN: OnceLock<Mutex<HashMap<String, bool>>> = OnceLock::new();
         let base_url = self.settings.role(role).base_url.clone();
-        let key = format!("{base_url} {model}");
-        let known = KNOWN.get_or_init(Mutex::default);
-        if let Some(answer) = known.lock().expect("capabilities lock").get(&key) {
-            return *answer;
-        }
         let Ok(client) = self.client(&base_url) else {
             return false;
         };
-        let answer = match tokio::time::timeout(
+        match tokio::time::timeout(
             std::time::Duration::from_secs(10),
             client.show_model_info(model.to_string()),
         )
         .await
         {
             Ok(Ok(info)) => info.capabilities.iter().any(|c| c == "tools"),
-            _ => return false,
-        };
-        known.lock().expect("capabilities lock").insert(key, answer);
-        answer
+            _ => false,
+        }
     }
 
     /// A chat call with the role's settings but a given model (a repo's override);

@@ -548,6 +548,7 @@ impl Answer {
             role: call.role,
             model: model.clone(),
             tokens: usage.completion_tokens,
+            partial: self.text.clone(),
         };
         match self.finish_reason.as_deref() {
             Some("length") => return Err(cut_off),

@@ -527,11 +527,9 @@ pub fn needs_proof(task: &Task, config: &TeamConfig) -> bool {
     if config.require_tests {
         return true;
     }
-    let asks = |text: &str| {
-        let lower = text.to_ascii_lowercase();
-        lower.contains("test")
-    };
-    task.acceptance.iter().any(|a| asks(a))
+    task.acceptance
+        .iter()
+        .any(|a| crate::agent::proof::asks_for_tests(a))
 }
 
 fn pr_body(task: &Task, done: &Done, stats: &DeveloperRun) -> String {

@@ -7,6 +7,7 @@ mod developer_runs;
 mod llm_calls;
 mod poll_state;
 mod repos;
+mod review_verdicts;
 mod role_memory;
 mod runs;
 mod scans;
@@ -17,6 +18,7 @@ pub use deliveries::{
 pub use developer_runs::{DeveloperModelStats, DeveloperRun};
 pub use llm_calls::{LlmCall, ModelStats};
 pub use poll_state::{CachedAnswer, PollState};
+pub use review_verdicts::ReviewVerdict;
 pub use runs::{NewRun, RunEvent, RunFilter, RunRecord, ACTIVE_STATES};
 pub use scans::Event;
 

@@ -245,6 +245,16 @@ impl Clone {
         Ok(out.lines().map(str::to_string).collect())
     }
 
+    /// Makes the working tree and index `rev`'s tree while HEAD stays: `rev`'s change
+    /// against HEAD becomes the uncommitted work (the Reviewer's proof, an iteration).
+    pub async fn take_tree_of(&self, rev: &str) -> Result<(), WorkspaceError> {
+        self.git
+            .run(&self.dir, &["read-tree", "--reset", "-u", rev])
+            .await?;
+        self.git.run(&self.dir, &["clean", "-fdxq"]).await?;
+        Ok(())
+    }
+
     /// Puts `paths` back as HEAD has them (files HEAD lacks are removed): the base's
     /// version of a change's code, for the fail-to-pass proof.
     pub async fn revert_to_head(&self, paths: &[String]) -> Result<(), WorkspaceError> {

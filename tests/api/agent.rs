@@ -223,3 +223,96 @@ async fn a_model_that_never_edits_runs_out_of_steps_and_says_so() {
     assert_eq!(ollama::last_user_messages(&model).await.len(), 4);
     assert!(pr_body(&fake).contains("DEV_MAX_STEPS"));
 }
+
+async fn agent_pr_then_reviewer(reviewer_reply: &str) -> (FakeGithub, Value) {
+    let developer = ollama::tool_caller(&[vec![
+        ("edit", json!({"path": "src/app.py",
+            "old": "    status = 0\n    for name in args.files or [\"-\"]:\n",
+            "new": "    status = 0\n    totals = [0, 0, 0]\n    for name in args.files or [\"-\"]:\n"})),
+        ("edit", json!({"path": "src/app.py",
+            "old": "        print(f\"{lines:8} {words:8} {chars:8} {name}\")\n    return status\n",
+            "new": "        print(f\"{lines:8} {words:8} {chars:8} {name}\")\n        totals = [totals[0] + lines, totals[1] + words, totals[2] + chars]\n    if len(args.files) > 1:\n        print(f\"{totals[0]:8} {totals[1]:8} {totals[2]:8} total\")\n    return status\n"})),
+        ("write_file", json!({"path": "tests/test_total.py", "content": TEST_FILE})),
+        ("finish", json!({"summary": "done"})),
+    ]])
+    .await;
+    let reviewer = ollama::always(reviewer_reply).await;
+    let reviewer_url = reviewer.uri();
+    let (fake, app) = setup(
+        &developer,
+        &[
+            ("LLM_REVIEWER_MODEL", "judge:1b"),
+            ("LLM_REVIEWER_BASE_URL", reviewer_url.as_str()),
+            ("LLM_STRUCTURED_RETRIES", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(post_ok(&app, "/run/developer").await["action"], "opened_pr");
+    // The engine reviews the new head by itself (or this call does): either way, exactly
+    // one review, whose run's outcome is read back.
+    post_ok(&app, "/run/reviewer").await;
+    for _ in 0..300 {
+        let runs: Value = app
+            .get("/runs?role=reviewer&state=succeeded")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let reviewed = runs["runs"].as_array().into_iter().flatten().find_map(|r| {
+            let outcome = &r["outcome"];
+            let first = if outcome.is_array() {
+                &outcome[0]
+            } else {
+                outcome
+            };
+            (first["action"] == "reviewed").then(|| first.clone())
+        });
+        if let Some(review) = reviewed {
+            assert_eq!(fake.reviews(REPO, 1).len(), 1);
+            return (fake, review);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no review: {:#?}", fake.reviews(REPO, 1));
+}
+
+/// The Reviewer's "met" needs evidence, and criteria about tests are judged from the
+/// facts (the diff touches tests; the Reviewer's own fail-to-pass run), not the model.
+#[tokio::test]
+async fn the_reviewer_refuses_met_without_evidence_and_checks_test_criteria_itself() {
+    let verdict = json!({"summary": "Adds a total.", "acceptance": [
+        {"criterion": "a", "met": true, "reason": "it looks right", "evidence": ""},
+        {"criterion": "b", "met": false, "reason": "I see no test", "evidence": ""}],
+        "risks": []})
+    .to_string();
+    let (fake, review) = agent_pr_then_reviewer(&verdict).await;
+    assert_eq!(review["action"], "reviewed", "{review:#}");
+    assert_eq!(review["detail"]["downgraded"], 1, "{review:#}");
+    assert_eq!(review["detail"]["proof"]["proven"], true, "{review:#}");
+    let body = &fake.reviews(REPO, 1)[0].2;
+    assert!(
+        body.contains(
+            "- [ ] with two files a total line follows: the model said met but cited no evidence"
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains("- [x] a unit test in tests/ covers it: checked by gaffer: 1 test(s) fail on the base commit and pass with the change"),
+        "{body}"
+    );
+    assert!(body.contains("fail-to-pass: proven."), "{body}");
+}
+
+/// A Reviewer model that gives no usable answer: the built-in review is posted, saying so.
+#[tokio::test]
+async fn a_failing_reviewer_model_falls_back_to_the_built_in_review_and_says_so() {
+    let (fake, review) = agent_pr_then_reviewer("I cannot judge this.").await;
+    assert_eq!(review["action"], "reviewed", "{review:#}");
+    assert!(
+        review["detail"]["fell_back"].as_str().is_some(),
+        "{review:#}"
+    );
+    let body = &fake.reviews(REPO, 1)[0].2;
+    assert!(body.contains("The reviewer model failed"), "{body}");
+    assert!(body.contains("judge:1b failed: built-in review"), "{body}");
+}

@@ -113,7 +113,7 @@ async fn a_review_posted_before_a_crash_is_not_posted_again() {
 #[tokio::test]
 async fn a_reviewer_model_judges_each_acceptance_item() {
     let verdict = json!({"summary": "Adds CI.", "acceptance": [
-        {"criterion": "x", "met": true, "reason": "the workflow runs unittest"},
+        {"criterion": "x", "met": true, "reason": "the workflow runs unittest", "evidence": "the checks run by gaffer"},
         {"criterion": "y", "met": false, "reason": "no failing-test proof"}], "risks": ["workflow pins no versions"]}).to_string();
     let model = ollama::always(&verdict).await;
     let uri = model.uri();
@@ -136,7 +136,8 @@ async fn a_reviewer_model_judges_each_acceptance_item() {
         body.contains("- [ ] The workflow fails when a test fails: no failing-test proof"),
         "{body}"
     );
-    assert!(body.contains("- [ ] A smoke test exists under tests/ and passes with python3 -m unittest: not assessed by the model"), "{body}");
+    // A criterion about tests is judged from the facts, whatever the model says.
+    assert!(body.contains("- [ ] A smoke test exists under tests/ and passes with python3 -m unittest: the diff touches no test file"), "{body}");
     assert!(body.contains("workflow pins no versions"));
     let asks = ollama::last_user_messages(&model).await;
     assert!(
@@ -267,7 +268,7 @@ async fn a_local_forge_repo_works_like_a_github_one() {
 
 #[tokio::test]
 async fn a_repos_own_model_override_is_the_one_used() {
-    let verdict = json!({"summary": "s", "acceptance": [{"criterion": "x", "met": true, "reason": "r"}], "risks": []}).to_string();
+    let verdict = json!({"summary": "s", "acceptance": [{"criterion": "x", "met": true, "reason": "r", "evidence": "checks pass"}], "risks": []}).to_string();
     let model = ollama::always(&verdict).await;
     let uri = model.uri();
     // Globally no reviewer model; this repo asks for one.

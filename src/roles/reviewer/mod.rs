@@ -23,12 +23,17 @@ use crate::Gaffer;
 
 const ROLE: &str = "reviewer";
 
+mod evidence;
+
 /// One acceptance criterion, judged.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 struct Judged {
     criterion: String,
     met: bool,
     reason: String,
+    /// Where it shows: `file:lines` of the diff, or the check / test that proves it.
+    #[serde(default)]
+    evidence: String,
 }
 
 /// What the model returns.
@@ -124,20 +129,52 @@ pub async fn review(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<Outc
     let checks = run_checks(gaffer, repo, &pull, &config).await?;
     let llm = gaffer.llm_for(repo);
     let model = llm.model(Role::Reviewer);
-    let verdict = match &model {
-        Some(_) => {
-            ask_model(
-                gaffer,
-                &llm,
-                &task_id,
-                task.as_ref().map(|t| t.title.as_str()),
-                &acceptance,
-                &files,
-                &checks,
-            )
-            .await?
+    let proof = match &task {
+        Some(t)
+            if super::developer::needs_proof(t, &config)
+                && !super::bootstrap::is_bootstrap(&t.title) =>
+        {
+            prove_head(gaffer, repo, &pull, &config, &checks).await
         }
+        _ => None,
+    };
+    let mut fell_back: Option<String> = None;
+    let mut verdict = match &model {
+        Some(_) => match ask_model(
+            gaffer,
+            &llm,
+            &task_id,
+            task.as_ref().map(|t| t.title.as_str()),
+            &acceptance,
+            &files,
+            &checks,
+        )
+        .await
+        {
+            Ok(verdict) => verdict,
+            Err(e) => {
+                // The model failed: the built-in review stands in, and says so.
+                fell_back = Some(e.to_string());
+                let mut v = deterministic(&acceptance, &files, &checks);
+                v.summary = format!(
+                    "The reviewer model failed ({e}), so this is gaffer's built-in review. {}",
+                    v.summary
+                );
+                v
+            }
+        },
         None => deterministic(&acceptance, &files, &checks),
+    };
+    let downgraded = evidence::judge(
+        &mut verdict.acceptance,
+        &files,
+        &evidence::CheckFacts::of(&checks),
+        proof.as_ref(),
+    );
+    let reviewer_name = match (&model, &fell_back) {
+        (Some(m), None) => m.clone(),
+        (Some(m), Some(_)) => format!("{m} failed: built-in review"),
+        (None, _) => "no model: deterministic review".to_string(),
     };
     let body = review_body(
         &review_marker,
@@ -145,7 +182,8 @@ pub async fn review(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<Outc
         &ci,
         &checks,
         &verdict,
-        model.as_deref().unwrap_or("no model: deterministic review"),
+        proof.as_ref(),
+        &reviewer_name,
     );
     let review = NewReview {
         commit_id: sha.clone(),
@@ -160,6 +198,21 @@ pub async fn review(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<Outc
         .mark_reviewed(&name, number, &sha, posted.id)
         .await?;
     let met = verdict.acceptance.iter().filter(|j| j.met).count();
+    gaffer
+        .store
+        .record_review_verdict(&crate::store::ReviewVerdict {
+            repo: name.to_string(),
+            pr: number,
+            sha: sha.clone(),
+            model: model.clone().unwrap_or_else(|| "builtin".into()),
+            criteria: verdict.acceptance.len() as u32,
+            met: met as u32,
+            downgraded,
+            fell_back: fell_back.is_some(),
+            checks_passed: checks.passed,
+            fail_to_pass: proof.as_ref().map(|p| p.proven),
+        })
+        .await?;
     let judged = match model {
         Some(_) => format!("{met}/{} acceptance items met", verdict.acceptance.len()),
         None => format!(
@@ -176,8 +229,47 @@ pub async fn review(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<Outc
     o.task = Some(task_id);
     o.pr = Some(PrRef::from(&pull));
     o.checks = Some(checks);
-    o.detail = json!({"review_id": posted.id, "sha": sha});
+    o.detail = json!({"review_id": posted.id, "sha": sha, "met": met,
+        "criteria": verdict.acceptance.len(), "downgraded": downgraded,
+        "fell_back": fell_back, "proof": proof,
+        "unmet": verdict.acceptance.iter().filter(|j| !j.met).map(|j| format!("{}: {}", j.criterion, j.reason)).collect::<Vec<_>>()});
     Ok(o)
+}
+
+/// The fail-to-pass proof of the PR's change, run by the Reviewer itself: the clone at
+/// the merge base with the head's tree as the change (`None` when it cannot be run).
+async fn prove_head(
+    gaffer: &Gaffer,
+    repo: &Repo,
+    pull: &PullRequest,
+    config: &crate::team::team_config::TeamConfig,
+    head_checks: &CheckRun,
+) -> Option<crate::agent::proof::Proof> {
+    let clone = gaffer.workspace.checkout(repo).await.ok()?;
+    let base = clone
+        .merge_base(&pull.head_sha, &format!("origin/{}", repo.default_branch))
+        .await
+        .ok()?;
+    clone
+        .start_branch("gaffer-review-proof", &base)
+        .await
+        .ok()?;
+    let checks = super::RepoChecks::new(gaffer, repo, &clone, config).await;
+    let baseline = checks.baseline(gaffer, repo, &clone, &base).await.ok()?;
+    clone.take_tree_of(&pull.head_sha).await.ok()?;
+    let tasks = format!("{}/", config.tasks_dir);
+    let changed: Vec<String> = clone
+        .uncommitted_changes()
+        .await
+        .ok()?
+        .into_iter()
+        .filter(|f| !f.starts_with(&tasks))
+        .collect();
+    let proof = crate::agent::proof::prove(&clone, &checks, &baseline, head_checks, &changed)
+        .await
+        .ok();
+    let _ = clone.reset().await;
+    proof
 }
 
 /// The repo's checks on the PR head, judged against the commit the change grew from
@@ -283,11 +375,13 @@ async fn ask_model(
                 criterion: criterion.clone(),
                 met: j.met,
                 reason: j.reason.clone(),
+                evidence: j.evidence.clone(),
             },
             None => Judged {
                 criterion: criterion.clone(),
                 met: false,
                 reason: "not assessed by the model".into(),
+                evidence: String::new(),
             },
         })
         .collect();
@@ -325,6 +419,7 @@ fn deterministic(acceptance: &[String], files: &[PullFile], checks: &CheckRun) -
                 criterion: criterion.clone(),
                 met: false,
                 reason: format!("not verified automatically (no reviewer model); the checks {checks_word}, so check this by hand"),
+                evidence: String::new(),
             })
             .collect(),
         risks,
@@ -337,6 +432,7 @@ fn review_body(
     ci: &CiStatus,
     checks: &CheckRun,
     verdict: &Verdict,
+    proof: Option<&crate::agent::proof::Proof>,
     reviewer: &str,
 ) -> String {
     let ci_line = match ci.state {
@@ -354,8 +450,13 @@ fn review_body(
         .acceptance
         .iter()
         .map(|j| {
+            let evidence = if j.evidence.trim().is_empty() {
+                String::new()
+            } else {
+                format!(" (evidence: {})", j.evidence.trim())
+            };
             format!(
-                "- [{}] {}: {}",
+                "- [{}] {}: {}{evidence}",
                 if j.met { "x" } else { " " },
                 j.criterion,
                 j.reason
@@ -373,10 +474,11 @@ fn review_body(
             .join("\n")
     };
     format!(
-        "{review_marker}\n### Summary\n{}\n\n### CI at {}\n{ci_line}\n\n### Checks run by gaffer\n{}\n\n### Acceptance\n{}\n\n### Risks\n{risks}\n\nReviewed by gaffer ({reviewer}). gaffer never approves or merges: that is yours.\n",
+        "{review_marker}\n### Summary\n{}\n\n### CI at {}\n{ci_line}\n\n### Checks run by gaffer\n{}\n\n### Proof\n{}\n\n### Acceptance\n{}\n\n### Risks\n{risks}\n\nReviewed by gaffer ({reviewer}). gaffer never approves or merges: that is yours.\n",
         verdict.summary.trim(),
         &sha[..sha.len().min(7)],
         super::checks_markdown(checks),
+        super::developer::proof_section(proof),
         if items.is_empty() { "- (the task file lists no acceptance criteria)".to_string() } else { items.join("\n") },
     )
 }
