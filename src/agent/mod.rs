@@ -181,7 +181,9 @@ impl Agent<'_> {
             files,
         };
         let mut last_reply = String::new();
+        let mut reply_before_last = String::new();
         let mut repeats = 0;
+        let mut idle_steps = 0;
         let mut finishes = 0;
         let mut last_checks: Option<CheckRun> = None;
         let mut last_problem = String::from("the model never finished");
@@ -213,7 +215,9 @@ impl Agent<'_> {
                     .chat_with_tools(Role::Developer, &messages, &tool_specs)
                     .await
             } else {
-                self.llm.chat(Role::Developer, &messages, None).await
+                self.llm
+                    .chat_until(Role::Developer, &messages, &protocol::stop_sequences())
+                    .await
             };
             let reply = match reply {
                 Ok(reply) => reply,
@@ -255,18 +259,19 @@ impl Agent<'_> {
                 Message::assistant(reply.text.clone())
             });
             let signature = format!("{}{:?}", reply.text, reply.tool_calls);
-            if signature == last_reply {
+            // The same reply again, or a two-step cycle (A, B, A, B), gets nowhere.
+            if signature == last_reply || signature == reply_before_last {
                 repeats += 1;
             } else {
                 repeats = 0;
             }
-            last_reply = signature;
+            reply_before_last = std::mem::replace(&mut last_reply, signature);
             if repeats >= 2 {
                 if actions.is_empty() {
                     stats.malformed += 1;
                 }
                 return Err(self.stop(
-                    format!("the model sent the same reply three times in a row; last problem: {last_problem}"),
+                    format!("the model kept repeating itself (the same reply, or the same two in turn, three times); last problem: {last_problem}"),
                     last_checks,
                 ));
             }
@@ -373,11 +378,19 @@ impl Agent<'_> {
                     }
                 }
             }
+            if changed_now {
+                idle_steps = 0;
+            } else {
+                idle_steps += 1;
+            }
             if repeats == 1 {
                 results.push((
                     "note".into(),
                     "That was the same reply as before, and it got the same result: try something different.".into(),
                 ));
+            }
+            if idle_steps >= 2 {
+                results.push(("note".into(), self.nudge(native)));
             }
             self.answer(&mut messages, native, &reply.tool_calls, results);
         }
@@ -429,6 +442,18 @@ impl Agent<'_> {
         }
         text.push_str("\n\nStart: read what you need, then make the change.");
         text
+    }
+
+    /// Said after steps that changed nothing: the model has seen enough, it must write.
+    fn nudge(&self, native: bool) -> String {
+        let how = if native {
+            "call edit or write_file now"
+        } else {
+            "write the edit blocks (or the whole new file after its path line) now"
+        };
+        format!(
+            "You have looked around without changing any file. You have what you need: {how}, for the code and for a test file under tests/. Then the checks run by themselves."
+        )
     }
 
     fn reminder(&self, native: bool) -> &'static str {

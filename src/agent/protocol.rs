@@ -32,6 +32,18 @@ use regex::Regex;
 
 use super::tools::Action;
 
+/// Where a text-protocol reply ends: before the model starts writing the results of its
+/// own actions (small models invent `READ` output, numbered like gaffer's, or a whole
+/// "Results:" message).
+pub fn stop_sequences() -> Vec<String> {
+    vec![
+        "\nResults:".into(),
+        "\n   1 | ".into(),
+        "<<<DATA".into(),
+        "Next actions?".into(),
+    ]
+}
+
 /// The actions of one reply and what could not be understood.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Parsed {

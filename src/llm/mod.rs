@@ -256,6 +256,18 @@ pub trait Llm: Send + Sync + fmt::Debug {
         schema: Option<&Value>,
     ) -> LlmResult<Reply>;
 
+    /// A plain chat whose answer ends at the first of `stop` (the Developer's text
+    /// protocol ends a reply before the model invents the results of its own actions).
+    /// Providers that cannot stop early answer as [`Llm::chat`] does.
+    async fn chat_until(
+        &self,
+        role: Role,
+        messages: &[Message],
+        _stop: &[String],
+    ) -> LlmResult<Reply> {
+        self.chat(role, messages, None).await
+    }
+
     /// Whether the role's model calls tools natively (Ollama: `tools` among the model's
     /// `/api/show` capabilities). Providers without tool calling say no.
     async fn supports_tools(&self, _role: Role) -> bool {

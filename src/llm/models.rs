@@ -73,7 +73,7 @@ impl Models {
         match self.provider(role) {
             Provider::Ollama => {
                 self.ollama
-                    .chat_as(role, model, messages, schema, &[])
+                    .chat_as(role, model, messages, schema, &[], &[])
                     .await
             }
             Provider::OpenAi => self.openai.chat_as(role, model, messages, schema).await,
@@ -113,6 +113,25 @@ impl Models {
         }
     }
 
+    /// A plain chat to a given model that stops at `stop` (Ollama's `stop` option; the
+    /// OpenAI provider answers without it).
+    pub async fn chat_until_as(
+        &self,
+        role: Role,
+        model: Option<String>,
+        messages: &[Message],
+        stop: &[String],
+    ) -> LlmResult<Reply> {
+        match self.provider(role) {
+            Provider::Ollama => {
+                self.ollama
+                    .chat_as(role, model, messages, None, &[], stop)
+                    .await
+            }
+            Provider::OpenAi => self.openai.chat_as(role, model, messages, None).await,
+        }
+    }
+
     /// A chat call offering native tools to a given model (Ollama only, for now).
     pub async fn chat_tools_as(
         &self,
@@ -124,7 +143,7 @@ impl Models {
         match self.provider(role) {
             Provider::Ollama => {
                 self.ollama
-                    .chat_as(role, model, messages, None, tools)
+                    .chat_as(role, model, messages, None, tools, &[])
                     .await
             }
             Provider::OpenAi => Err(crate::llm::LlmError::ServerFailed {
@@ -180,6 +199,30 @@ impl Llm for RepoLlm<'_> {
         let reply = self
             .inner
             .chat_as(role, model.clone(), messages, schema)
+            .await;
+        crate::engine::transcript::model_call(
+            role.as_str(),
+            model.as_deref().unwrap_or("none"),
+            messages,
+            reply.as_ref(),
+        )
+        .await;
+        reply
+    }
+
+    async fn chat_until(
+        &self,
+        role: Role,
+        messages: &[Message],
+        stop: &[String],
+    ) -> LlmResult<Reply> {
+        let model = self.model(role);
+        let settings = self.inner.settings();
+        let host = settings.role(role).base_url.clone();
+        let _slot = crate::llm::host_slot(&host, settings.max_parallel).await;
+        let reply = self
+            .inner
+            .chat_until_as(role, model.clone(), messages, stop)
             .await;
         crate::engine::transcript::model_call(
             role.as_str(),

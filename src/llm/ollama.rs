@@ -194,7 +194,7 @@ impl Llm for OllamaLlm {
         messages: &[Message],
         schema: Option<&Value>,
     ) -> LlmResult<Reply> {
-        self.chat_as(role, self.model(role), messages, schema, &[])
+        self.chat_as(role, self.model(role), messages, schema, &[], &[])
             .await
     }
 
@@ -211,7 +211,7 @@ impl Llm for OllamaLlm {
         messages: &[Message],
         tools: &[ToolSpec],
     ) -> LlmResult<Reply> {
-        self.chat_as(role, self.model(role), messages, None, tools)
+        self.chat_as(role, self.model(role), messages, None, tools, &[])
             .await
     }
 }
@@ -245,6 +245,7 @@ impl OllamaLlm {
         messages: &[Message],
         schema: Option<&Value>,
         tools: &[ToolSpec],
+        stop: &[String],
     ) -> LlmResult<Reply> {
         let config = self.settings.role(role).clone();
         let model = model.ok_or(LlmError::Disabled { role })?;
@@ -262,6 +263,11 @@ impl OllamaLlm {
             .temperature(config.temperature)
             .num_ctx(config.num_ctx)
             .num_predict(i32::try_from(answer_budget).unwrap_or(i32::MAX));
+        let options = if stop.is_empty() {
+            options
+        } else {
+            options.stop(stop.to_vec())
+        };
         let chat_messages: Vec<ChatMessage> = messages
             .iter()
             .map(|m| match m.speaker {

@@ -276,7 +276,7 @@ async fn model_garbage_ends_in_a_clear_blocked_pr() {
     assert!(pr["title"].as_str().unwrap().contains("blocked"));
     assert!(
         pr["body"].as_str().unwrap().contains(
-            "the same reply three times in a row; last problem: the reply held no action"
+            "the model kept repeating itself (the same reply, or the same two in turn, three times); last problem: the reply held no action"
         ),
         "{}",
         pr["body"]
