@@ -9,6 +9,8 @@
 //!   `X-Gaffer-Request` header (none of which a page on another origin can send without a
 //!   CORS preflight, which gaffer never grants); an `Origin` header, when present, must be
 //!   one of the allowed hosts. Webhook routes are exempt: GitHub signs each delivery.
+//!   The dashboard's form posts (`/ui/...`) get the `Origin` check only, token or not:
+//!   they carry a CSRF token their handlers check (see `ui::auth`).
 
 use actix_web::http::header;
 use actix_web::http::Method;
@@ -119,26 +121,15 @@ pub fn check(req: &HttpRequest, allowed: &AllowedHosts, token_set: bool) -> Resu
     if !mutating || path == "/webhook" || path == "/github/webhook" {
         return Ok(());
     }
+    if path.starts_with("/ui/") {
+        // The dashboard's forms: same-origin only, whatever the token; each handler then
+        // checks the session and the CSRF token (see `ui::auth`).
+        return check_origin(req, allowed);
+    }
     if token_set {
         return Ok(());
     }
-    if let Some(origin) = req.headers().get(header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or_default();
-        let ok = reqwest::Url::parse(origin).ok().is_some_and(|u| {
-            let default = u.port_or_known_default().unwrap_or(80);
-            let host = match u.port() {
-                Some(p) => format!("{}:{p}", u.host_str().unwrap_or_default()),
-                None => u.host_str().unwrap_or_default().to_string(),
-            };
-            allowed.allows(&host, default)
-        });
-        if !ok {
-            return Err(forbidden(format!(
-                "cross-site request from Origin {:?} refused",
-                origin.chars().take(100).collect::<String>()
-            )));
-        }
-    }
+    check_origin(req, allowed)?;
     let headers = req.headers();
     let json = headers
         .get(header::CONTENT_TYPE)
@@ -158,6 +149,30 @@ pub fn check(req: &HttpRequest, allowed: &AllowedHosts, token_set: bool) -> Resu
             ErrorKind::UnsupportedMediaType,
             "a request that changes something must send Content-Type: application/json (or an X-Gaffer-Request header), so a web page on another site cannot send it",
         ))
+    }
+}
+
+/// An `Origin` header, when present, must be one of the allowed hosts.
+fn check_origin(req: &HttpRequest, allowed: &AllowedHosts) -> Result<(), AppError> {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or_default();
+    let ok = reqwest::Url::parse(origin).ok().is_some_and(|u| {
+        let default = u.port_or_known_default().unwrap_or(80);
+        let host = match u.port() {
+            Some(p) => format!("{}:{p}", u.host_str().unwrap_or_default()),
+            None => u.host_str().unwrap_or_default().to_string(),
+        };
+        allowed.allows(&host, default)
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(forbidden(format!(
+            "cross-site request from Origin {:?} refused",
+            origin.chars().take(100).collect::<String>()
+        )))
     }
 }
 

@@ -4,6 +4,7 @@
 mod chaos;
 mod checks;
 mod cli;
+mod dashboard;
 mod deliveries;
 mod demo;
 mod dockerfile;
