@@ -37,7 +37,7 @@ pub async fn page(req: HttpRequest, gaffer: web::Data<Gaffer>) -> HttpResponse {
                 thead { tr { th { "check" } th { "outcome" } th { "detail" } } }
                 tbody { @for c in &report.checks {
                     @let outcome = match c.outcome { Outcome::Ok => "ok", Outcome::Warning => "warning", Outcome::Failure => "failure" };
-                    tr { td { (c.name) } td { span.badge class=(format!("outcome-{outcome}")) { (outcome) } }
+                    tr { td { (c.name) } td { span class=(format!("badge outcome-{outcome}")) { (outcome) } }
                          td { (c.detail) @if let Some(fix) = &c.fix { div.muted { "fix: " (fix) } } } }
                 } }
             } }
@@ -50,7 +50,7 @@ pub async fn page(req: HttpRequest, gaffer: web::Data<Gaffer>) -> HttpResponse {
                     thead { tr { th { "delivery" } th { "event" } th { "repo" } th { "status" } th { "why" } th { "" } } }
                     tbody { @for d in &letters { tr data-delivery=(d.id) {
                         td { code { (d.id) } } td { (event(d)) } td { (d.repo.clone().unwrap_or_default()) }
-                        td { span.badge class=(format!("status-{}", d.status)) { (d.status) } " " span.muted { (d.attempts) " attempts" } }
+                        td { span class=(format!("badge status-{}", d.status)) { (d.status) } " " span.muted { (d.attempts) " attempts" } }
                         td { (d.verdict) }
                         td { form method="post" action=(format!("/ui/deliveries/{}/retry", auth::url_encode(&d.id))) {
                             input type="hidden" name="csrf" value=(viewer.csrf);
@@ -68,7 +68,7 @@ pub async fn page(req: HttpRequest, gaffer: web::Data<Gaffer>) -> HttpResponse {
                     thead { tr { th { "received" } th { "event" } th { "repo" } th { "outcome" } th { "verdict" } } }
                     tbody { @for d in &recent { tr data-delivery=(d.id) {
                         td { (when(Some(&d.received_at))) } td { (event(d)) } td { (d.repo.clone().unwrap_or_default()) }
-                        td { span.badge class=(format!("status-{}", d.status)) { (d.status) } }
+                        td { span class=(format!("badge status-{}", d.status)) { (d.status) } }
                         td { (d.verdict) }
                     } } }
                 } }

@@ -98,7 +98,7 @@ async fn card(gaffer: &Gaffer, viewer: &Viewer, repo: &Repo) -> Result<Markup, A
                         Some(d) => {
                             (when(Some(&d.received_at))) " " (d.event)
                             @if let Some(a) = &d.action { "." (a) }
-                            " " span.badge class=(format!("status-{}", d.status)) { (d.status) }
+                            " " span class=(format!("badge status-{}", d.status)) { (d.status) }
                         }
                         None => span.muted { "none received" }
                     }

@@ -69,7 +69,7 @@ fn rows(runs: &[RunRecord]) -> Markup {
                 td.num { a href=(format!("/ui/runs/{}", run.id)) { "#" (run.id) } }
                 td { (run.repo) }
                 td { (run.role) " " span.muted { (what(run)) } }
-                td { span.badge class=(format!("state-{}", run.state)) { (run.state) } }
+                td { span class=(format!("badge state-{}", run.state)) { (run.state) } }
                 td.hide-narrow { (run.trigger) }
                 td { (run.summary) }
                 td.hide-narrow { (when(Some(&run.created_at))) }
@@ -203,7 +203,7 @@ pub async fn show(req: HttpRequest, gaffer: web::Data<Gaffer>, id: web::Path<i64
     let body = html! {
         section.card {
             dl.facts {
-                dt { "state" } dd { span id="run-state" .badge class=(format!("state-{}", run.state)) { (run.state) } }
+                dt { "state" } dd { span id="run-state" class=(format!("badge state-{}", run.state)) { (run.state) } }
                 dt { "repo" } dd { (run.repo) " · " a href=(format!("/ui/runs?repo={}", url_encode(&run.repo))) { "its runs" } }
                 dt { "role" } dd { (run.role) " " span.muted { (what(&run)) } }
                 dt { "trigger" } dd { (run.trigger) @if let Some(of) = run.retry_of { " (retry of " a href=(format!("/ui/runs/{of}")) { "#" (of) } ")" } }

@@ -64,7 +64,7 @@ pub async fn board(
             @for status in Status::ALL {
                 @let column: Vec<&Value> = tasks.iter().filter(|t| t["status"].as_str() == Some(status.as_str())).collect();
                 section aria-label=(status.as_str()) {
-                    h2 { (status.as_str()) " " span.muted { "(" (column.len()) ")" } }
+                    h2 { (status.as_str().replace('_', " ")) " " span.muted { "(" (column.len()) ")" } }
                     ul {
                         @for t in &column {
                             @let id = t["id"].as_str().unwrap_or("");

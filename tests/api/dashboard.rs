@@ -336,6 +336,15 @@ async fn the_dashboard_in_a_real_browser_shows_the_crew_and_its_buttons_work() {
     let repo: Value = app.get("/repos/acme/tally").await.json().await.unwrap();
     assert_eq!(repo["mode"], "observe");
 
+    visit(&browser, &app, "/ui/", "repos-after").await;
+    let card = browser.text("section.card[data-repo='acme/tally']").await;
+    for wanted in [
+        "#2 T-0001: done (integrate, T-0001)",
+        "pull_request.synchronize done",
+    ] {
+        assert!(card.contains(wanted), "{wanted:?} in:\n{card}");
+    }
+
     // /docs: the vendored Swagger UI, offline, describing the API.
     visit(&browser, &app, "/docs", "docs-pending").await;
     browser.wait_text("body", "/stats/models", 30).await;
@@ -353,7 +362,20 @@ async fn the_dashboard_in_a_real_browser_shows_the_crew_and_its_buttons_work() {
         .js("return document.documentElement.scrollWidth <= window.innerWidth + 1;")
         .await;
     assert_eq!(fits, json!(true), "the Repos page fits a phone's width");
+    let light = browser
+        .js("return getComputedStyle(document.body).backgroundColor;")
+        .await;
+    assert_eq!(light, json!("rgb(251, 251, 250)"));
     browser.close().await;
+
+    // Dark mode follows the system's preference.
+    let dark = Browser::start_with(&["--force-dark-mode"]).await;
+    visit(&dark, &app, "/ui/runs", "runs-dark").await;
+    let background = dark
+        .js("return getComputedStyle(document.body).backgroundColor;")
+        .await;
+    assert_eq!(background, json!("rgb(21, 22, 24)"), "dark background");
+    dark.close().await;
 
     // The same figures as JSON and from the CLI.
     let stats: Value = app.get("/stats/models").await.json().await.unwrap();

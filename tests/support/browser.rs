@@ -63,6 +63,11 @@ pub fn screenshot_dir() -> PathBuf {
 impl Browser {
     /// Starts chromedriver on a free loopback port and a headless Chromium behind it.
     pub async fn start() -> Browser {
+        Browser::start_with(&[]).await
+    }
+
+    /// [`Browser::start`] with more Chromium flags (e.g. `--force-dark-mode`).
+    pub async fn start_with(extra: &[&str]) -> Browser {
         let chromium = find("GAFFER_TEST_CHROMIUM", &["chromium", "chromium-browser"]);
         let chromedriver = find("GAFFER_TEST_CHROMEDRIVER", &["chromedriver"]);
         let port = TcpListener::bind("127.0.0.1:0")
@@ -90,6 +95,7 @@ impl Browser {
             "--window-size=1280,1000".into(),
         ];
         browser_args.push(format!("--user-data-dir={}", profile.path().display()));
+        browser_args.extend(extra.iter().map(|a| a.to_string()));
         let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": chromium.display().to_string(), "args": browser_args},
