@@ -189,6 +189,35 @@ mod tests {
         Settings::from_sources(None, "test", &vars).unwrap()
     }
 
+    fn post(path: &str, origin: Option<&str>) -> HttpRequest {
+        let mut req = actix_web::test::TestRequest::post()
+            .uri(path)
+            .insert_header((header::HOST, "127.0.0.1:8000"))
+            .insert_header((header::CONTENT_TYPE, "application/x-www-form-urlencoded"));
+        if let Some(origin) = origin {
+            req = req.insert_header((header::ORIGIN, origin));
+        }
+        req.to_http_request()
+    }
+
+    #[test]
+    fn dashboard_forms_need_gaffers_own_origin_and_the_api_keeps_its_rule() {
+        let allowed = AllowedHosts::new(&settings("127.0.0.1:8000", None), 8000);
+        for token_set in [false, true] {
+            let own = post("/ui/repos/a/b/pause", Some("http://127.0.0.1:8000"));
+            assert!(check(&own, &allowed, token_set).is_ok());
+            let no_origin = post("/ui/repos/a/b/pause", None);
+            assert!(check(&no_origin, &allowed, token_set).is_ok());
+            for bad in ["http://evil.example", "null"] {
+                let foreign = post("/ui/repos/a/b/pause", Some(bad));
+                assert!(check(&foreign, &allowed, token_set).is_err(), "{bad}");
+            }
+        }
+        // A form post to the JSON API is still refused without a token.
+        let api = post("/repos/a/b/pause", Some("http://127.0.0.1:8000"));
+        assert!(check(&api, &allowed, false).is_err());
+    }
+
     #[test]
     fn hosts_gaffer_answers_to() {
         let loopback = AllowedHosts::new(&settings("127.0.0.1:8000", None), 8000);
