@@ -26,6 +26,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/ui/runs", web::get().to(runs::list))
         .route("/ui/runs/live", web::get().to(runs::live))
         .route("/ui/runs/{id}", web::get().to(runs::show))
+        .route("/ui/runs/{id}/{action}", web::post().to(runs::act))
         .route("/ui/models", web::get().to(models::page))
         .route("/ui/health", web::get().to(health::page))
         .route(

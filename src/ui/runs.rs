@@ -12,6 +12,8 @@ use serde_json::Value;
 
 use super::auth::{self, url_encode};
 use super::layout::{self, when};
+use super::repos::button;
+use super::CsrfForm;
 use crate::store::{RunFilter, RunRecord};
 use crate::Gaffer;
 
@@ -221,6 +223,13 @@ pub async fn show(req: HttpRequest, gaffer: web::Data<Gaffer>, id: web::Path<i64
                 }
             }
         }
+        div.actions {
+            @if !run.finished() {
+                (button(&viewer, &format!("/ui/runs/{id}/cancel"), if run.state == "running" { "Stop" } else { "Cancel" }))
+            } @else if run.state != "succeeded" {
+                (button(&viewer, &format!("/ui/runs/{id}/retry"), "Retry"))
+            }
+        }
         h2 { "Steps" }
         @if run.finished() {
             p.live { (steps.len()) " steps" }
@@ -277,5 +286,31 @@ fn checks(outcome: &Value, artefacts: &[(String, Value)]) -> Markup {
                 pre { (c["output"].as_str().unwrap_or("")) }
             }
         }
+    }
+}
+
+/// `POST /ui/runs/{id}/cancel` and `/retry`: the engine's cancel (a running run stops at
+/// its next heartbeat) and retry (a new run, whose page opens).
+pub async fn act(
+    req: HttpRequest,
+    gaffer: web::Data<Gaffer>,
+    path: web::Path<(i64, String)>,
+    form: web::Form<CsrfForm>,
+) -> HttpResponse {
+    if let Err(refused) = auth::action(&req, &gaffer, &form.csrf) {
+        return *refused;
+    }
+    let (id, what) = path.into_inner();
+    let back = format!("/ui/runs/{id}");
+    let done = match what.as_str() {
+        "cancel" => crate::engine::cancel(&gaffer, id).await.map(|_| id),
+        "retry" => crate::engine::retry(&gaffer, id).await,
+        other => Err(crate::error::AppError::not_found(format!(
+            "no action {other:?}"
+        ))),
+    };
+    match done {
+        Ok(run) => layout::see_other(&format!("/ui/runs/{run}")),
+        Err(e) => layout::error(&e, &back),
     }
 }

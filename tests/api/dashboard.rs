@@ -460,6 +460,27 @@ async fn with_a_token_the_pages_need_a_login_and_forms_need_their_csrf_token() {
     browser
         .wait_text("section.card[data-repo='acme/locked']", "paused", 10)
         .await;
+    // A paused repo's run waits: cancelled, then retried, from its page.
+    let queued: Value = app
+        .client
+        .post(app.url("/run/taskmaster?repo=acme/locked&wait=false"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let waiting = queued["run"]["id"].as_i64().unwrap();
+    browser.goto(&app.url(&format!("/ui/runs/{waiting}"))).await;
+    assert_eq!(browser.text("#run-state").await, "paused");
+    browser.click("form[action$='/cancel'] button").await;
+    browser.wait_text("#run-state", "cancelled", 10).await;
+    browser.click("form[action$='/retry'] button").await;
+    browser
+        .wait_text("main", &format!("retry of #{waiting}"), 10)
+        .await;
+    assert_eq!(browser.text("#run-state").await, "paused");
     browser.click("form.logout button").await;
     browser.wait_text("main", "Log in to gaffer", 10).await;
     browser.close().await;
