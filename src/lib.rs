@@ -22,9 +22,11 @@ pub mod pulls;
 pub mod registry;
 pub mod roles;
 pub mod safety;
+pub mod stats;
 pub mod store;
 pub mod team;
 pub mod telemetry;
+pub mod ui;
 pub mod webhook;
 pub mod workspace;
 

@@ -82,6 +82,13 @@ enum Command {
     /// resume a repo.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Per-model statistics (model calls, Developer results, merged task PRs), overall
+    /// and per repo, from what gaffer recorded.
+    Stats {
+        /// Only this repo's section (owner/name); the overall rows stay.
+        #[arg(long)]
+        repo: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -407,6 +414,16 @@ async fn run(cli: Cli, settings: Settings) -> AppResult<()> {
             Ok(())
         }
         Command::Runs(command) => runs(&gaffer, command, &out).await,
+        Command::Stats { repo } => {
+            let repo = repo.as_deref().map(parse_repo_arg).transpose()?;
+            let report = gaffer::stats::model_stats(&gaffer.store, repo.as_ref()).await?;
+            if out.json {
+                out.print_json(&report);
+            } else {
+                print_stats(&report);
+            }
+            Ok(())
+        }
         Command::Bootstrap { repo } => {
             let repo = gaffer.registry.get(&parse_repo_arg(&repo)?).await?;
             let outcome = gaffer::roles::developer::bootstrap(&gaffer, &repo).await?;
@@ -616,6 +633,7 @@ fn writes(command: &Command) -> bool {
             RunsCommand::List { .. } | RunsCommand::Show { .. } | RunsCommand::Logs { .. },
         )
         | Command::Serve
+        | Command::Stats { .. }
         | Command::Demo { .. }
         | Command::Completions { .. } => false,
         Command::Repos(_)
@@ -697,6 +715,45 @@ async fn pr(gaffer: &Gaffer, command: PrCommand, out: &Output) -> AppResult<()> 
         }
     }
     Ok(())
+}
+
+/// `gaffer stats`: one table overall, one per repo, with the columns something recorded.
+fn print_stats(report: &gaffer::stats::ModelStats) {
+    let sections = std::iter::once(("all repos", &report.overall))
+        .chain(report.repos.iter().map(|r| (r.repo.as_str(), &r.models)));
+    let mut any = false;
+    for (scope, rows) in sections {
+        if rows.is_empty() {
+            continue;
+        }
+        any = true;
+        let shown: Vec<_> = report
+            .columns
+            .iter()
+            .filter(|c| rows.iter().any(|r| r.get(c.key).is_some()))
+            .collect();
+        println!("{scope}");
+        let mut header = vec!["MODEL", "ROLES"];
+        let labels: Vec<String> = shown.iter().map(|c| c.label.to_uppercase()).collect();
+        header.extend(labels.iter().map(String::as_str));
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                let mut cells = vec![r.model.clone(), r.roles.join(",")];
+                cells.extend(
+                    shown
+                        .iter()
+                        .map(|c| r.get(c.key).map_or("-".into(), |v| v.to_string())),
+                );
+                cells
+            })
+            .collect();
+        print_table(&header, &table);
+        println!();
+    }
+    if !any {
+        println!("nothing recorded yet: no model call, no Developer run");
+    }
 }
 
 /// Prints rows under a header, each column as wide as its widest cell (the last column is

@@ -56,14 +56,8 @@ pub async fn retry(
     gaffer: web::Data<Gaffer>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let delivery = crate::webhook::retry::claim_by_hand(&gaffer, &id).await?;
     let gaffer: Arc<Gaffer> = gaffer.into_inner();
-    let id = delivery.id.clone();
-    tokio::spawn(async move {
-        if let Err(e) = crate::webhook::process_stored(&gaffer, &delivery).await {
-            tracing::error!(delivery = delivery.id, error = %e, "retrying a delivery failed");
-        }
-    });
+    let id = crate::webhook::retry::retry_in_background(gaffer, &id).await?;
     Ok(HttpResponse::Accepted()
         .json(serde_json::json!({"id": id, "status": "pending", "retried": true})))
 }

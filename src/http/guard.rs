@@ -9,6 +9,8 @@
 //!   `X-Gaffer-Request` header (none of which a page on another origin can send without a
 //!   CORS preflight, which gaffer never grants); an `Origin` header, when present, must be
 //!   one of the allowed hosts. Webhook routes are exempt: GitHub signs each delivery.
+//!   The dashboard's form posts (`/ui/...`) get the `Origin` check only, token or not:
+//!   they carry a CSRF token their handlers check (see `ui::auth`).
 
 use actix_web::http::header;
 use actix_web::http::Method;
@@ -119,26 +121,15 @@ pub fn check(req: &HttpRequest, allowed: &AllowedHosts, token_set: bool) -> Resu
     if !mutating || path == "/webhook" || path == "/github/webhook" {
         return Ok(());
     }
+    if path.starts_with("/ui/") {
+        // The dashboard's forms: same-origin only, whatever the token; each handler then
+        // checks the session and the CSRF token (see `ui::auth`).
+        return check_origin(req, allowed);
+    }
     if token_set {
         return Ok(());
     }
-    if let Some(origin) = req.headers().get(header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or_default();
-        let ok = reqwest::Url::parse(origin).ok().is_some_and(|u| {
-            let default = u.port_or_known_default().unwrap_or(80);
-            let host = match u.port() {
-                Some(p) => format!("{}:{p}", u.host_str().unwrap_or_default()),
-                None => u.host_str().unwrap_or_default().to_string(),
-            };
-            allowed.allows(&host, default)
-        });
-        if !ok {
-            return Err(forbidden(format!(
-                "cross-site request from Origin {:?} refused",
-                origin.chars().take(100).collect::<String>()
-            )));
-        }
-    }
+    check_origin(req, allowed)?;
     let headers = req.headers();
     let json = headers
         .get(header::CONTENT_TYPE)
@@ -161,6 +152,30 @@ pub fn check(req: &HttpRequest, allowed: &AllowedHosts, token_set: bool) -> Resu
     }
 }
 
+/// An `Origin` header, when present, must be one of the allowed hosts.
+fn check_origin(req: &HttpRequest, allowed: &AllowedHosts) -> Result<(), AppError> {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or_default();
+    let ok = reqwest::Url::parse(origin).ok().is_some_and(|u| {
+        let default = u.port_or_known_default().unwrap_or(80);
+        let host = match u.port() {
+            Some(p) => format!("{}:{p}", u.host_str().unwrap_or_default()),
+            None => u.host_str().unwrap_or_default().to_string(),
+        };
+        allowed.allows(&host, default)
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(forbidden(format!(
+            "cross-site request from Origin {:?} refused",
+            origin.chars().take(100).collect::<String>()
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +187,35 @@ mod tests {
             vars.insert("GAFFER_PUBLIC_URL".to_string(), p.to_string());
         }
         Settings::from_sources(None, "test", &vars).unwrap()
+    }
+
+    fn post(path: &str, origin: Option<&str>) -> HttpRequest {
+        let mut req = actix_web::test::TestRequest::post()
+            .uri(path)
+            .insert_header((header::HOST, "127.0.0.1:8000"))
+            .insert_header((header::CONTENT_TYPE, "application/x-www-form-urlencoded"));
+        if let Some(origin) = origin {
+            req = req.insert_header((header::ORIGIN, origin));
+        }
+        req.to_http_request()
+    }
+
+    #[test]
+    fn dashboard_forms_need_gaffers_own_origin_and_the_api_keeps_its_rule() {
+        let allowed = AllowedHosts::new(&settings("127.0.0.1:8000", None), 8000);
+        for token_set in [false, true] {
+            let own = post("/ui/repos/a/b/pause", Some("http://127.0.0.1:8000"));
+            assert!(check(&own, &allowed, token_set).is_ok());
+            let no_origin = post("/ui/repos/a/b/pause", None);
+            assert!(check(&no_origin, &allowed, token_set).is_ok());
+            for bad in ["http://evil.example", "null"] {
+                let foreign = post("/ui/repos/a/b/pause", Some(bad));
+                assert!(check(&foreign, &allowed, token_set).is_err(), "{bad}");
+            }
+        }
+        // A form post to the JSON API is still refused without a token.
+        let api = post("/repos/a/b/pause", Some("http://127.0.0.1:8000"));
+        assert!(check(&api, &allowed, false).is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod pulls;
 mod repos;
 mod run;
 mod runs;
+mod stats;
 mod webhook;
 
 use std::net::TcpListener;
@@ -26,6 +27,11 @@ use crate::Gaffer;
 
 pub use extract::{ApiAuth, RepoKey};
 pub use run::pick_repo;
+
+/// The OpenAPI description of the JSON API (served at `/openapi.json` and under `/docs`).
+pub fn api_doc() -> utoipa::openapi::OpenApi {
+    openapi::document()
+}
 
 /// Largest JSON body the management API accepts (webhooks have their own limit).
 const API_JSON_LIMIT: usize = 64 * 1024;
@@ -79,6 +85,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health::health))
         .route("/openapi.json", web::get().to(openapi::openapi_json))
         .route("/metrics", web::get().to(poll::metrics))
+        .route("/stats/models", web::get().to(stats::models))
         .route("/poll/once", web::post().to(poll::once))
         .route("/webhook", web::post().to(webhook::receive))
         .route("/github/webhook", web::post().to(webhook::receive))
@@ -134,6 +141,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
     }
     // A single segment that is not an id: a clear 400 rather than a 404.
     cfg.route("/repos/{bad_id}", web::route().to(repos::bad_id));
+    cfg.configure(crate::ui::routes);
 }
 
 fn json_config() -> web::JsonConfig {

@@ -381,6 +381,7 @@ pub async fn record_call(
             |u| u.completion_tokens,
         ),
         total_ms: usage.map_or(0, |u| u.total_ms),
+        run_id: crate::engine::transcript::current().map(|c| c.run_id),
     };
     if let Err(e) = store.record_llm_call(&call).await {
         tracing::warn!(error = %e, "could not record a model call");

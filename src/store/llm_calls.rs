@@ -26,13 +26,15 @@ pub struct LlmCall<'a> {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub total_ms: u64,
+    /// The run the call was made for, when it was made inside one.
+    pub run_id: Option<i64>,
 }
 
 impl Store {
     pub async fn record_llm_call(&self, call: &LlmCall<'_>) -> AppResult<()> {
         sqlx::query(
-            "INSERT INTO llm_calls (role, model, ok, error, prompt_tokens, completion_tokens, total_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO llm_calls (role, model, ok, error, prompt_tokens, completion_tokens, total_ms, run_id)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(call.role)
         .bind(call.model)
@@ -41,6 +43,7 @@ impl Store {
         .bind(call.prompt_tokens as i64)
         .bind(call.completion_tokens as i64)
         .bind(call.total_ms as i64)
+        .bind(call.run_id)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -56,10 +56,12 @@ impl Store {
         changed: bool,
     ) -> AppResult<()> {
         sqlx::query(
-            "INSERT INTO poll_state (repo, default_sha, open_heads, cycles, changed_at)
-             VALUES (?1, ?2, ?3, ?4, CASE WHEN ?5 THEN strftime('%Y-%m-%dT%H:%M:%SZ', 'now') END)
+            "INSERT INTO poll_state (repo, default_sha, open_heads, cycles, changed_at, polled_at)
+             VALUES (?1, ?2, ?3, ?4, CASE WHEN ?5 THEN strftime('%Y-%m-%dT%H:%M:%SZ', 'now') END,
+                     strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
              ON CONFLICT (repo) DO UPDATE SET default_sha = ?2, open_heads = ?3, cycles = ?4,
-                 changed_at = CASE WHEN ?5 THEN strftime('%Y-%m-%dT%H:%M:%SZ', 'now') ELSE changed_at END",
+                 changed_at = CASE WHEN ?5 THEN strftime('%Y-%m-%dT%H:%M:%SZ', 'now') ELSE changed_at END,
+                 polled_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')",
         )
         .bind(key(repo))
         .bind(&state.default_sha)
@@ -69,6 +71,27 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// `(polled_at, changed_at, cycles)`: when the poller last looked at `repo`, when it
+    /// last saw a change, and how many cycles it made; `None` before the first poll.
+    pub async fn poll_times(
+        &self,
+        repo: &FullName,
+    ) -> AppResult<Option<(Option<String>, Option<String>, i64)>> {
+        let row =
+            sqlx::query("SELECT polled_at, changed_at, cycles FROM poll_state WHERE repo = ?")
+                .bind(key(repo))
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| {
+            Ok((
+                r.try_get("polled_at")?,
+                r.try_get("changed_at")?,
+                r.try_get("cycles")?,
+            ))
+        })
+        .transpose()
     }
 
     /// Marks a closed PR handled; `false` when it was handled before.

@@ -159,6 +159,19 @@ pub async fn claim_by_hand(gaffer: &Gaffer, id: &str) -> AppResult<PendingDelive
     }
 }
 
+/// Claims a delivery by hand ([`claim_by_hand`]) and processes it in the background, as
+/// the API and the dashboard's retry button do; returns its id.
+pub async fn retry_in_background(gaffer: Arc<Gaffer>, id: &str) -> AppResult<String> {
+    let delivery = claim_by_hand(&gaffer, id).await?;
+    let id = delivery.id.clone();
+    tokio::spawn(async move {
+        if let Err(e) = crate::webhook::process_stored(&gaffer, &delivery).await {
+            tracing::error!(delivery = delivery.id, error = %e, "retrying a delivery failed");
+        }
+    });
+    Ok(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
