@@ -83,6 +83,66 @@ pub const COLUMNS: &[Column] = &[
         about: "Developer runs that gave up and explained why in a PR",
     },
     Column {
+        key: "edits_applied",
+        label: "edits applied",
+        about: "Developer edits that applied and still parsed (agent runs)",
+    },
+    Column {
+        key: "edits_undone",
+        label: "edits undone",
+        about: "Developer edits put back at once: the file no longer parsed, or the diff grew past its budget",
+    },
+    Column {
+        key: "checks_passed",
+        label: "checks passed",
+        about: "Developer runs whose last checks passed",
+    },
+    Column {
+        key: "fail_to_pass",
+        label: "fail-to-pass proven",
+        about: "Developer runs where a new test failed on the base and passed with the change (of the runs that had to prove it)",
+    },
+    Column {
+        key: "proof_required",
+        label: "proof required",
+        about: "Developer runs that had to prove their change with a fail-to-pass test",
+    },
+    Column {
+        key: "format_tools",
+        label: "runs with native tools",
+        about: "Developer runs in the tools edit format",
+    },
+    Column {
+        key: "format_text",
+        label: "runs with the text protocol",
+        about: "Developer runs in the diff or whole edit format",
+    },
+    Column {
+        key: "reviews",
+        label: "reviews",
+        about: "reviews posted with this model as the Reviewer (review_verdicts)",
+    },
+    Column {
+        key: "criteria_met",
+        label: "criteria met (with evidence)",
+        about: "acceptance criteria judged met, after the evidence rules",
+    },
+    Column {
+        key: "criteria_judged",
+        label: "criteria judged",
+        about: "acceptance criteria the Reviewer judged",
+    },
+    Column {
+        key: "claims_refused",
+        label: "met claims refused",
+        about: "criteria the model called met without evidence from the diff or the checks",
+    },
+    Column {
+        key: "review_fallbacks",
+        label: "reviews by the built-in fallback",
+        about: "reviews where the model failed and gaffer's built-in review stood in",
+    },
+    Column {
         key: "merged",
         label: "merged",
         about: "tasks whose work PR by this model was merged (handed to the Integrator)",
@@ -212,6 +272,52 @@ pub async fn model_stats(store: &Store, repo: Option<&FullName>) -> AppResult<Mo
             ("blocked", r.try_get("blocked")?),
         ];
         rows.add(&repo, &model, "developer", &figures, true);
+    }
+    // What only the agent Developer records (rows with an edit format).
+    for r in sqlx::query(
+        "SELECT repo, model, SUM(edits_applied) AS applied, SUM(edits_undone) AS undone,
+                SUM(checks_passed) AS passed, SUM(fail_to_pass = 1) AS proven,
+                SUM(fail_to_pass IS NOT NULL) AS required, SUM(edit_format = 'tools') AS tools,
+                SUM(edit_format IN ('diff', 'whole')) AS text
+         FROM developer_runs WHERE edit_format NOT IN ('', 'builtin') GROUP BY repo, model",
+    )
+    .fetch_all(pool)
+    .await?
+    {
+        let repo: String = r.try_get("repo")?;
+        let model: String = r.try_get("model")?;
+        let mut figures = vec![
+            ("edits_applied", r.try_get::<i64, _>("applied")?),
+            ("edits_undone", r.try_get("undone")?),
+            ("checks_passed", r.try_get("passed")?),
+            ("format_tools", r.try_get("tools")?),
+            ("format_text", r.try_get("text")?),
+        ];
+        let required: i64 = r.try_get("required")?;
+        if required > 0 {
+            figures.push(("proof_required", required));
+            figures.push(("fail_to_pass", r.try_get("proven")?));
+        }
+        rows.add(&repo, &model, "developer", &figures, true);
+    }
+    for r in sqlx::query(
+        "SELECT repo, model, COUNT(*) AS reviews, SUM(met) AS met, SUM(criteria) AS criteria,
+                SUM(downgraded) AS refused, SUM(fell_back) AS fallbacks
+         FROM review_verdicts GROUP BY repo, model",
+    )
+    .fetch_all(pool)
+    .await?
+    {
+        let repo: String = r.try_get("repo")?;
+        let model: String = r.try_get("model")?;
+        let figures = [
+            ("reviews", r.try_get::<i64, _>("reviews")?),
+            ("criteria_met", r.try_get("met")?),
+            ("criteria_judged", r.try_get("criteria")?),
+            ("claims_refused", r.try_get("refused")?),
+            ("review_fallbacks", r.try_get("fallbacks")?),
+        ];
+        rows.add(&repo, &model, "reviewer", &figures, true);
     }
     // A merged task counts once for each model that opened a work PR for it.
     for r in sqlx::query(

@@ -224,7 +224,7 @@ async fn a_model_that_never_edits_runs_out_of_steps_and_says_so() {
     assert!(pr_body(&fake).contains("DEV_MAX_STEPS"));
 }
 
-async fn agent_pr_then_reviewer(reviewer_reply: &str) -> (FakeGithub, Value) {
+async fn agent_pr_then_reviewer(reviewer_reply: &str) -> (FakeGithub, Value, TestApp) {
     let developer = ollama::tool_caller(&[vec![
         ("edit", json!({"path": "src/app.py",
             "old": "    status = 0\n    for name in args.files or [\"-\"]:\n",
@@ -269,7 +269,7 @@ async fn agent_pr_then_reviewer(reviewer_reply: &str) -> (FakeGithub, Value) {
         });
         if let Some(review) = reviewed {
             assert_eq!(fake.reviews(REPO, 1).len(), 1);
-            return (fake, review);
+            return (fake, review, app);
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
@@ -285,7 +285,7 @@ async fn the_reviewer_refuses_met_without_evidence_and_checks_test_criteria_itse
         {"criterion": "b", "met": false, "reason": "I see no test", "evidence": ""}],
         "risks": []})
     .to_string();
-    let (fake, review) = agent_pr_then_reviewer(&verdict).await;
+    let (fake, review, app) = agent_pr_then_reviewer(&verdict).await;
     assert_eq!(review["action"], "reviewed", "{review:#}");
     assert_eq!(review["detail"]["downgraded"], 1, "{review:#}");
     assert_eq!(review["detail"]["proof"]["proven"], true, "{review:#}");
@@ -301,12 +301,34 @@ async fn the_reviewer_refuses_met_without_evidence_and_checks_test_criteria_itse
         "{body}"
     );
     assert!(body.contains("fail-to-pass: proven."), "{body}");
+
+    // The statistics a user picks models by.
+    let stats: Value = app.get("/stats/models").await.json().await.unwrap();
+    let row = |model: &str| {
+        stats["overall"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["model"] == model)
+            .cloned()
+            .unwrap_or_else(|| panic!("no row for {model}: {stats:#}"))
+    };
+    let developer = row("tiny:1b");
+    assert_eq!(developer["format_tools"], 1, "{developer:#}");
+    assert_eq!(developer["proof_required"], 1, "{developer:#}");
+    assert_eq!(developer["fail_to_pass"], 1, "{developer:#}");
+    assert_eq!(developer["edits_applied"], 3, "{developer:#}");
+    let reviewer = row("judge:1b");
+    assert_eq!(reviewer["reviews"], 1, "{reviewer:#}");
+    assert_eq!(reviewer["claims_refused"], 1, "{reviewer:#}");
+    assert_eq!(reviewer["criteria_met"], 1, "{reviewer:#}");
+    assert_eq!(reviewer["review_fallbacks"], 0, "{reviewer:#}");
 }
 
 /// A Reviewer model that gives no usable answer: the built-in review is posted, saying so.
 #[tokio::test]
 async fn a_failing_reviewer_model_falls_back_to_the_built_in_review_and_says_so() {
-    let (fake, review) = agent_pr_then_reviewer("I cannot judge this.").await;
+    let (fake, review, _app) = agent_pr_then_reviewer("I cannot judge this.").await;
     assert_eq!(review["action"], "reviewed", "{review:#}");
     assert!(
         review["detail"]["fell_back"].as_str().is_some(),
