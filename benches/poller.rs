@@ -285,7 +285,7 @@ async fn main() {
         let pr_prefix = format!("/repos/{pr_repo}/pulls?state=open");
         let (mut push_seen, mut pr_seen) = (None, None);
         let cycles_at_change = gaffer.cycles().len();
-        // Until both are seen and one more cycle has ended (a steady cycle's figures).
+        // Until both are seen and the cycle that saw them has ended.
         while started.elapsed() < window {
             if push_seen.is_none() && fetched(&fake, mark, &push_prefix) {
                 push_seen = Some(changed_at.elapsed());
@@ -295,7 +295,7 @@ async fn main() {
             }
             if push_seen.is_some()
                 && pr_seen.is_some()
-                && gaffer.cycles().len() >= cycles_at_change + 2
+                && gaffer.cycles().len() > cycles_at_change
             {
                 break;
             }
