@@ -293,9 +293,7 @@ async fn main() {
             if pr_seen.is_none() && fetched(&fake, mark, &pr_prefix) {
                 pr_seen = Some(changed_at.elapsed());
             }
-            if push_seen.is_some()
-                && pr_seen.is_some()
-                && gaffer.cycles().len() > cycles_at_change
+            if push_seen.is_some() && pr_seen.is_some() && gaffer.cycles().len() > cycles_at_change
             {
                 break;
             }

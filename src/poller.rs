@@ -597,4 +597,53 @@ mod tests {
         assert_eq!(within_pace(minute, "active".into(), 10_000, 0).0, minute);
         assert_eq!(within_pace(minute, "active".into(), 0, 900).0, minute);
     }
+
+    #[test]
+    fn the_interval_never_outpaces_graphqls_budgets() {
+        let detection =
+            |queries: u64, points: u64, per_minute: u32, per_hour: Option<u64>| batch::Detection {
+                mode: "graphql",
+                fallback: None,
+                queries,
+                graphql_points: points,
+                unchanged: 0,
+                polled_over_rest: 0,
+                graphql_pace: PaceSnapshot {
+                    configured_points_per_minute: per_minute,
+                    points_per_minute: per_minute,
+                    lowered: false,
+                    lowered_total: 0,
+                    points_last_minute: 0,
+                    max_concurrency: 20,
+                },
+                graphql_budget: per_hour.map(|limit| RateBudget {
+                    resource: "graphql".into(),
+                    limit: Some(limit),
+                    ..RateBudget::default()
+                }),
+            };
+        let half = Duration::from_secs(30);
+        // 1,000 repos at 50 a query: 20 points, 18 s of the hourly 5,000 (80%): 30 s holds.
+        let (next, reason) =
+            within_graphql_budget(half, "idle".into(), &detection(20, 20, 2000, None));
+        assert_eq!((next, reason.as_str()), (half, "idle"));
+        // 10,000 repos: 200 points a cycle, 180 s; at 100 a query, 90 s.
+        let (next, reason) =
+            within_graphql_budget(half, "idle".into(), &detection(200, 200, 2000, Some(5000)));
+        assert_eq!(next, Duration::from_secs(180));
+        assert!(reason.contains("200 GraphQL points a cycle"), "{reason}");
+        let (next, _) =
+            within_graphql_budget(half, "idle".into(), &detection(100, 100, 2000, Some(5000)));
+        assert_eq!(next, Duration::from_secs(90));
+        // The per-minute pace binds when it is the smaller (a lowered or configured pace).
+        let (next, _) = within_graphql_budget(half, "idle".into(), &detection(20, 20, 10, None));
+        assert_eq!(next, Duration::from_secs(150));
+        // No query: nothing to bound; pacing off: only the hourly budget.
+        assert_eq!(
+            within_graphql_budget(half, "x".into(), &detection(0, 0, 2000, None)).0,
+            half
+        );
+        let (next, _) = within_graphql_budget(half, "x".into(), &detection(200, 200, 0, None));
+        assert_eq!(next, Duration::from_secs(180));
+    }
 }
