@@ -19,7 +19,7 @@ pub struct PollQuery {
 
 #[utoipa::path(post, path = "/poll/once", tag = "poller",
     params(("repo" = Option<String>, Query, description = "only this repo")),
-    responses((status = 200, description = "per-repo summary, budget and next_interval"), (status = 401), (status = 404), (status = 409, description = "a cycle is running")))]
+    responses((status = 200, description = "per-repo summary (detected_by), budget, pace, detection (GraphQL or REST, and why) and next_interval"), (status = 401), (status = 404), (status = 409, description = "a cycle is running")))]
 pub async fn once(
     _auth: ApiAuth,
     gaffer: web::Data<Gaffer>,

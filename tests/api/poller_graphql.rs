@@ -177,6 +177,7 @@ async fn refused_graphql_falls_back_to_rest_and_says_so() {
         (GraphqlRefusal::Forbidden, "403"),
         (GraphqlRefusal::InsufficientScopes, "INSUFFICIENT_SCOPES"),
         (GraphqlRefusal::Garbage, "not what was asked"),
+        (GraphqlRefusal::Oversized, "over 8388608 bytes"),
     ];
     for (refusal, says) in cases {
         let (fake, app) = repos(2, &[]).await;

@@ -282,6 +282,8 @@ pub enum GraphqlRefusal {
     InsufficientScopes,
     /// 200 with a body that is not the answer asked for.
     Garbage,
+    /// 200 with a body of 9 MiB (more than gaffer reads).
+    Oversized,
 }
 
 /// `POST /graphql`: its own budget (query costs an hour), its own secondary limit (points

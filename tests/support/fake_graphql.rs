@@ -231,6 +231,10 @@ pub(super) async fn handle(
                 .into_bytes(),
                 vec![],
             ),
+            Some(GraphqlRefusal::Oversized) => {
+                let padding = "x".repeat(9 * 1024 * 1024);
+                (200, json!({ "data": { "r0": padding } }).to_string().into_bytes(), vec![])
+            }
             Some(GraphqlRefusal::Garbage) => {
                 (200, b"<html><body>Unicorn!</body></html>".to_vec(), vec![])
             }
