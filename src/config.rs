@@ -79,6 +79,13 @@ const SETTINGS: &[Setting] = &[
         "github.max_concurrency",
         Some("20"),
     ),
+    setting("GITHUB_GRAPHQL", "github.graphql", Some("auto")),
+    setting(
+        "GITHUB_GRAPHQL_POINTS_PER_MINUTE",
+        "github.graphql_points_per_minute",
+        Some("2000"),
+    ),
+    setting("GITHUB_GRAPHQL_BATCH", "github.graphql_batch", Some("50")),
     setting("GH_OWNER", "github.owner", None),
     setting("GH_REPO", "github.repo", None),
     setting("DEFAULT_BRANCH", "github.default_branch", Some("main")),
@@ -441,6 +448,13 @@ pub struct GithubSettings {
     pub points_per_minute: u32,
     /// Requests in flight at once with the token (GitHub allows 100).
     pub max_concurrency: usize,
+    /// `GITHUB_GRAPHQL=auto`: the poller finds changed repos with batched GraphQL queries
+    /// (falling back to REST when refused); `off` forces the REST-only path.
+    pub graphql: bool,
+    /// GraphQL's own points per minute (GitHub: 2,000); 0 turns its pacing off.
+    pub graphql_points_per_minute: u32,
+    /// Repos per GraphQL query (1 to 100).
+    pub graphql_batch: usize,
     /// `GH_OWNER` + `GH_REPO`: registered on first start, as the original tool did.
     pub seed_repo: Option<FullName>,
     pub default_branch: String,
@@ -949,6 +963,21 @@ impl RawSettings<'_> {
                     "GITHUB_MAX_CONCURRENCY",
                     "requests from 1 to 100",
                     |v| v.parse::<usize>().ok().filter(|c| (1..=100).contains(c)),
+                )?,
+                graphql: self.required("GITHUB_GRAPHQL", "auto or off", |v| match v {
+                    "auto" => Some(true),
+                    "off" => Some(false),
+                    _ => None,
+                })?,
+                graphql_points_per_minute: self.required(
+                    "GITHUB_GRAPHQL_POINTS_PER_MINUTE",
+                    "points from 0 (off) to 1000000 (github.com: 2000)",
+                    |v| v.parse::<u32>().ok().filter(|p| *p <= 1_000_000),
+                )?,
+                graphql_batch: self.required(
+                    "GITHUB_GRAPHQL_BATCH",
+                    "repos per query, from 1 to 100",
+                    |v| v.parse::<usize>().ok().filter(|n| (1..=100).contains(n)),
                 )?,
                 seed_repo,
                 default_branch,

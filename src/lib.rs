@@ -95,6 +95,7 @@ impl Gaffer {
             points_per_minute: settings.github.points_per_minute,
             max_concurrency: settings.github.max_concurrency,
         };
+        options.graphql_points_per_minute = settings.github.graphql_points_per_minute;
         options.persist = Some(store.clone());
         let github = GithubForge::new(GithubClient::new(options)?);
         let restored = github.client().restore_cache().await;

@@ -5,6 +5,11 @@
 //! is answered 304 and costs nothing. `observe` repos are polled and reported, never acted
 //! on. What was seen is stored, so a restart neither re-reviews nor re-integrates, and its
 //! first cycle is still answered from the persisted ETags.
+//!
+//! Before the REST calls, [`batch`] asks GraphQL which repos changed, a few points for
+//! up to 100 repos a query; only those get REST calls (see `batch` for the fall-back).
+
+pub mod batch;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -44,6 +49,9 @@ pub struct RepoPoll {
     pub changed: bool,
     /// A task PR is open (work in flight).
     pub in_flight: bool,
+    /// How the repo was looked at: `graphql` (a batch showed it unchanged, no REST call),
+    /// `graphql+rest` (a batch showed a change, REST fetched it) or `rest` (REST only).
+    pub detected_by: &'static str,
 }
 
 /// A whole cycle.
@@ -62,6 +70,8 @@ pub struct CycleReport {
     pub pace: PaceSnapshot,
     /// A secondary limit was hit during this cycle and lowered the pace.
     pub pace_lowered: bool,
+    /// How changes were detected: batched GraphQL or REST only, and why.
+    pub detection: batch::Detection,
     /// When to poll again, and why.
     pub next_interval_secs: u64,
     pub next_interval_reason: String,
@@ -74,6 +84,8 @@ pub struct PollMetrics {
     pub last_cycle_ms: std::sync::atomic::AtomicU64,
     pub errors: std::sync::atomic::AtomicU64,
     pub actions: std::sync::Mutex<BTreeMap<String, u64>>,
+    /// GraphQL's standing (refused or not) and its counters.
+    pub graphql: batch::GraphqlState,
 }
 
 /// One cycle over every active repo (or only `only`), at full bounded concurrency.
@@ -112,7 +124,6 @@ async fn cycle(
             .filter(|r| r.mode != Mode::Disabled)
             .collect(),
     };
-    let count = repos.len().max(1) as u32;
     let polling = &gaffer.settings.polling;
     let intervals = Intervals {
         active: shortest(
@@ -127,8 +138,29 @@ async fn cycle(
         ),
     };
     let concurrency = gaffer.settings.polling.concurrency;
-    let reports: Vec<RepoPoll> = futures_util::stream::iter(repos.into_iter().enumerate())
-        .map(|(i, repo)| {
+    let (detection, verdicts) = batch::detect(gaffer, &repos).await;
+    let batched = detection.mode != "rest";
+    let mut skipped = Vec::new();
+    // (repo, a batch showed it changed); the flag, not a `&str`, keeps the stream's
+    // closure free of lifetimes (the loop's future must be `Send` for any of them).
+    let mut to_poll: Vec<(Repo, bool)> = Vec::new();
+    for repo in repos {
+        match verdicts.get(&repo.full_name.to_ascii_lowercase()) {
+            Some(batch::Verdict::Unchanged { in_flight }) => {
+                let mut report = RepoPoll::new(&repo, "graphql");
+                report.in_flight = *in_flight;
+                skipped.push(report);
+            }
+            Some(batch::Verdict::Changed) => to_poll.push((repo, true)),
+            None => to_poll.push((repo, false)),
+        }
+    }
+    // Spread over the interval only when every repo is polled over REST: after a batch,
+    // the few changed repos are fetched at once (the pace still holds).
+    let spread = spread.filter(|_| !batched);
+    let count = to_poll.len().max(1) as u32;
+    let reports: Vec<RepoPoll> = futures_util::stream::iter(to_poll.into_iter().enumerate())
+        .map(|(i, (repo, after_batch)): (usize, (Repo, bool))| {
             let mut stop = stop.clone();
             async move {
                 if let Some(spread) = spread {
@@ -151,6 +183,7 @@ async fn cycle(
                 let mut report = TALLY
                     .scope(Arc::clone(&tally), poll_repo(gaffer, &repo))
                     .await;
+                report.detected_by = if after_batch { "graphql+rest" } else { "rest" };
                 report.requests = tally.requests.load(Ordering::Relaxed);
                 report.not_modified = tally.not_modified.load(Ordering::Relaxed);
                 report.units_spent = tally.units_spent.load(Ordering::Relaxed);
@@ -162,6 +195,7 @@ async fn cycle(
         .collect()
         .await;
     let mut reports = reports;
+    reports.extend(skipped);
     reports.sort_by(|a, b| a.repo.cmp(&b.repo));
     let metrics = &gaffer.poll_metrics;
     metrics.cycles.fetch_add(1, Ordering::Relaxed);
@@ -179,7 +213,12 @@ async fn cycle(
     let budget = gaffer.github.client().budget();
     let pace = gaffer.github.client().pace();
     let (next, reason) = next_interval(gaffer, &intervals, &reports, budget.as_ref());
-    let (next, reason) = within_pace(next, reason, reports.len(), pace.points_per_minute);
+    let over_rest = reports
+        .iter()
+        .filter(|r| r.detected_by != "graphql")
+        .count();
+    let (next, reason) = within_pace(next, reason, over_rest, pace.points_per_minute);
+    let (next, reason) = within_graphql_budget(next, reason, &detection);
     Ok(CycleReport {
         duration_ms,
         requests: reports.iter().map(|r| r.requests).sum(),
@@ -191,6 +230,7 @@ async fn cycle(
         budget,
         pace_lowered: pace.lowered_total > lowered_before,
         pace,
+        detection,
         next_interval_secs: next.as_secs(),
         next_interval_reason: reason,
     })
@@ -270,19 +310,72 @@ fn within_pace(
     )
 }
 
+/// GraphQL's hourly budget when GitHub has not said it yet (github.com: 5,000 points).
+const GRAPHQL_POINTS_PER_HOUR: u64 = 5000;
+
+/// Never sooner than GraphQL's budgets sustain the cycle's queries: its points per minute
+/// (`GITHUB_GRAPHQL_POINTS_PER_MINUTE`, the pace in force) and its points per hour (the
+/// `graphql` resource's limit, as GitHub last said), each within [`POLL_SHARE`].
+fn within_graphql_budget(
+    next: Duration,
+    reason: String,
+    detection: &batch::Detection,
+) -> (Duration, String) {
+    if detection.queries == 0 {
+        return (next, reason);
+    }
+    let per_minute = f64::from(detection.graphql_pace.points_per_minute) * POLL_SHARE;
+    let per_hour = detection
+        .graphql_budget
+        .as_ref()
+        .and_then(|b| b.limit)
+        .unwrap_or(GRAPHQL_POINTS_PER_HOUR) as f64
+        * POLL_SHARE;
+    // The pace charges each query at least one point.
+    let paced = detection.graphql_points.max(detection.queries) as f64;
+    let minute_floor = if per_minute > 0.0 {
+        paced / per_minute * 60.0
+    } else {
+        0.0
+    };
+    let hour_floor = detection.graphql_points as f64 / per_hour.max(1.0) * 3600.0;
+    let floor = Duration::from_secs(minute_floor.max(hour_floor).ceil() as u64);
+    if floor <= next {
+        return (next, reason);
+    }
+    (
+        floor,
+        format!(
+            "{reason}; no sooner than {}s: {} GraphQL points a cycle within {:.0} a minute and \
+             {:.0} an hour",
+            floor.as_secs(),
+            detection.graphql_points,
+            per_minute,
+            per_hour
+        ),
+    )
+}
+
+impl RepoPoll {
+    fn new(repo: &Repo, detected_by: &'static str) -> RepoPoll {
+        RepoPoll {
+            repo: repo.full_name.clone(),
+            mode: repo.mode,
+            requests: 0,
+            not_modified: 0,
+            units_spent: 0,
+            actions: Vec::new(),
+            errors: Vec::new(),
+            changed: false,
+            in_flight: false,
+            detected_by,
+        }
+    }
+}
+
 /// One repo: never fails the cycle; errors are reported in its line.
 pub async fn poll_repo(gaffer: &Gaffer, repo: &Repo) -> RepoPoll {
-    let mut report = RepoPoll {
-        repo: repo.full_name.clone(),
-        mode: repo.mode,
-        requests: 0,
-        not_modified: 0,
-        units_spent: 0,
-        actions: Vec::new(),
-        errors: Vec::new(),
-        changed: false,
-        in_flight: false,
-    };
+    let mut report = RepoPoll::new(repo, "rest");
     if let Err(e) = poll_repo_inner(gaffer, repo, &mut report).await {
         report.errors.push(e.message);
     }
@@ -310,6 +403,9 @@ async fn poll_repo_inner(gaffer: &Gaffer, repo: &Repo, report: &mut RepoPoll) ->
     // The first sighting only records the head: a rescan of every repo on a cold start
     // would cost more than a token's hourly budget at a thousand repos.
     let head = forge.branch_sha(&name, &repo.default_branch).await?;
+    // A merge moves the default branch: look at closed PRs then too, so a PR opened and
+    // merged between two cycles (never seen open) is integrated.
+    let moved = head.is_some() && state.default_sha.is_some() && head != state.default_sha;
     if head.is_some() && head != state.default_sha {
         report.changed = true;
         if state.default_sha.is_some() {
@@ -390,7 +486,7 @@ async fn poll_repo_inner(gaffer: &Gaffer, repo: &Repo, report: &mut RepoPoll) ->
     state.open_heads = heads;
 
     // Recently closed PRs: the Integrator for each newly merged task PR.
-    if vanished || state.cycles % CLOSED_EVERY == 1 {
+    if vanished || moved || state.cycles % CLOSED_EVERY == 1 {
         for pull in forge.list_pulls(&name, PullState::Closed).await? {
             if !crate::webhook::looks_like_task_branch(&pull.head_ref)
                 || gaffer.store.closed_seen(&name, pull.number).await?
@@ -440,11 +536,16 @@ pub async fn run_loop(gaffer: Arc<Gaffer>, mut shutdown: tokio::sync::watch::Rec
         match outcome {
             Ok(report) => {
                 tracing::info!(
+                    duration_ms = report.duration_ms,
                     requests = report.requests,
                     not_modified = report.not_modified,
                     units = report.units_spent,
                     actions = report.actions,
                     errors = report.errors,
+                    detection = report.detection.mode,
+                    graphql_points = report.detection.graphql_points,
+                    unchanged = report.detection.unchanged,
+                    fallback = report.detection.fallback.as_deref().unwrap_or("none"),
                     next_s = report.next_interval_secs,
                     "poll cycle: {}",
                     report.next_interval_reason
@@ -495,5 +596,54 @@ mod tests {
         assert_eq!(within_pace(long, "idle".into(), 1000, 900).0, long);
         assert_eq!(within_pace(minute, "active".into(), 10_000, 0).0, minute);
         assert_eq!(within_pace(minute, "active".into(), 0, 900).0, minute);
+    }
+
+    #[test]
+    fn the_interval_never_outpaces_graphqls_budgets() {
+        let detection =
+            |queries: u64, points: u64, per_minute: u32, per_hour: Option<u64>| batch::Detection {
+                mode: "graphql",
+                fallback: None,
+                queries,
+                graphql_points: points,
+                unchanged: 0,
+                polled_over_rest: 0,
+                graphql_pace: PaceSnapshot {
+                    configured_points_per_minute: per_minute,
+                    points_per_minute: per_minute,
+                    lowered: false,
+                    lowered_total: 0,
+                    points_last_minute: 0,
+                    max_concurrency: 20,
+                },
+                graphql_budget: per_hour.map(|limit| RateBudget {
+                    resource: "graphql".into(),
+                    limit: Some(limit),
+                    ..RateBudget::default()
+                }),
+            };
+        let half = Duration::from_secs(30);
+        // 1,000 repos at 50 a query: 20 points, 18 s of the hourly 5,000 (80%): 30 s holds.
+        let (next, reason) =
+            within_graphql_budget(half, "idle".into(), &detection(20, 20, 2000, None));
+        assert_eq!((next, reason.as_str()), (half, "idle"));
+        // 10,000 repos: 200 points a cycle, 180 s; at 100 a query, 90 s.
+        let (next, reason) =
+            within_graphql_budget(half, "idle".into(), &detection(200, 200, 2000, Some(5000)));
+        assert_eq!(next, Duration::from_secs(180));
+        assert!(reason.contains("200 GraphQL points a cycle"), "{reason}");
+        let (next, _) =
+            within_graphql_budget(half, "idle".into(), &detection(100, 100, 2000, Some(5000)));
+        assert_eq!(next, Duration::from_secs(90));
+        // The per-minute pace binds when it is the smaller (a lowered or configured pace).
+        let (next, _) = within_graphql_budget(half, "idle".into(), &detection(20, 20, 10, None));
+        assert_eq!(next, Duration::from_secs(150));
+        // No query: nothing to bound; pacing off: only the hourly budget.
+        assert_eq!(
+            within_graphql_budget(half, "x".into(), &detection(0, 0, 2000, None)).0,
+            half
+        );
+        let (next, _) = within_graphql_budget(half, "x".into(), &detection(200, 200, 0, None));
+        assert_eq!(next, Duration::from_secs(180));
     }
 }

@@ -19,7 +19,7 @@ pub struct PollQuery {
 
 #[utoipa::path(post, path = "/poll/once", tag = "poller",
     params(("repo" = Option<String>, Query, description = "only this repo")),
-    responses((status = 200, description = "per-repo summary, budget and next_interval"), (status = 401), (status = 404), (status = 409, description = "a cycle is running")))]
+    responses((status = 200, description = "per-repo summary (detected_by), budget, pace, detection (GraphQL or REST, and why) and next_interval"), (status = 401), (status = 404), (status = 409, description = "a cycle is running")))]
 pub async fn once(
     _auth: ApiAuth,
     gaffer: web::Data<Gaffer>,
@@ -64,7 +64,7 @@ pub async fn metrics(gaffer: web::Data<Gaffer>) -> HttpResponse {
     metric(
         "gaffer_github_requests_total",
         "counter",
-        "HTTP requests sent to GitHub.",
+        "REST requests sent to GitHub (GraphQL queries: gaffer_poll_graphql_queries_total).",
         &one(counters.requests),
     );
     metric(
@@ -129,6 +129,78 @@ pub async fn metrics(gaffer: web::Data<Gaffer>) -> HttpResponse {
             &one(b.reset.unwrap_or(0)),
         );
     }
+    let graphql_pace = gaffer.github.client().graphql_pace();
+    metric(
+        "gaffer_github_graphql_pace_points_per_minute",
+        "gauge",
+        "GraphQL points per minute the client paces queries to (its own budget; 0: off).",
+        &one(u64::from(graphql_pace.points_per_minute)),
+    );
+    metric(
+        "gaffer_github_graphql_pace_points_last_minute",
+        "gauge",
+        "GraphQL points spent in the last minute.",
+        &one(u64::from(graphql_pace.points_last_minute)),
+    );
+    metric(
+        "gaffer_github_graphql_pace_lowered_total",
+        "counter",
+        "Times a GraphQL secondary limit lowered its pace.",
+        &one(graphql_pace.lowered_total),
+    );
+    if let Some(b) = gaffer.github.client().graphql_budget() {
+        metric(
+            "gaffer_github_graphql_budget_remaining",
+            "gauge",
+            "GraphQL points left this hour, as GitHub last said.",
+            &one(b.remaining.unwrap_or(0)),
+        );
+    }
+    let graphql = &poll.graphql;
+    metric(
+        "gaffer_poll_graphql_detection",
+        "gauge",
+        "1 when the last cycle found changed repos with GraphQL, 0 when it used REST only.",
+        &one(graphql.last_cycle_batched.load(Ordering::Relaxed)),
+    );
+    metric(
+        "gaffer_poll_graphql_available",
+        "gauge",
+        "0 while GraphQL is refused and the poller uses REST only (asked again later).",
+        &one(u64::from(
+            gaffer.settings.github.graphql && graphql.refused_now().is_none(),
+        )),
+    );
+    metric(
+        "gaffer_poll_graphql_queries_total",
+        "counter",
+        "GraphQL change-detection queries answered.",
+        &one(graphql.queries.load(Ordering::Relaxed)),
+    );
+    metric(
+        "gaffer_poll_graphql_points_total",
+        "counter",
+        "GraphQL points change detection cost, as GitHub counted them.",
+        &one(graphql.points.load(Ordering::Relaxed)),
+    );
+    metric(
+        "gaffer_poll_graphql_points_last_cycle",
+        "gauge",
+        "GraphQL points the last cycle cost.",
+        &one(graphql.last_cycle_points.load(Ordering::Relaxed)),
+    );
+    metric(
+        "gaffer_poll_graphql_fallbacks_total",
+        "counter",
+        "GraphQL batches refused or failed, whose repos were polled over REST.",
+        &one(graphql.fallbacks.load(Ordering::Relaxed)),
+    );
+    metric(
+        "gaffer_poll_graphql_unchanged_total",
+        "counter",
+        "Repos a GraphQL batch showed unchanged (no REST call).",
+        &one(graphql.unchanged.load(Ordering::Relaxed)),
+    );
     metric(
         "gaffer_poll_cycles_total",
         "counter",

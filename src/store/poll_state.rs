@@ -49,6 +49,27 @@ impl Store {
         })
     }
 
+    /// Every repo's state in one query (lower-case `owner/name` -> state), for batched
+    /// change detection over thousands of repos.
+    pub async fn all_poll_states(&self) -> AppResult<std::collections::HashMap<String, PollState>> {
+        let rows = sqlx::query("SELECT repo, default_sha, open_heads, cycles FROM poll_state")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<String, _>("repo")?,
+                    PollState {
+                        default_sha: r.try_get("default_sha")?,
+                        open_heads: serde_json::from_str(&r.try_get::<String, _>("open_heads")?)
+                            .unwrap_or_default(),
+                        cycles: r.try_get("cycles")?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
     pub async fn save_poll_state(
         &self,
         repo: &FullName,

@@ -22,6 +22,7 @@ mod llm_real;
 mod local_forge;
 mod pipeline;
 mod poller;
+mod poller_graphql;
 mod repos;
 mod review_integrate;
 mod roles;

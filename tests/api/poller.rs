@@ -36,6 +36,17 @@ async fn setup(mode: &str) -> (FakeGithub, TestApp) {
     fake_with_app(REPO, mode, Some(&sample_target()), &[]).await
 }
 
+/// The REST-only path (`GITHUB_GRAPHQL=off`), for tests that count its requests.
+async fn setup_rest(mode: &str) -> (FakeGithub, TestApp) {
+    fake_with_app(
+        REPO,
+        mode,
+        Some(&sample_target()),
+        &[("GITHUB_GRAPHQL", "off")],
+    )
+    .await
+}
+
 async fn poll(app: &TestApp) -> Value {
     let response = app.post("/poll/once").await;
     let status = response.status();
@@ -61,7 +72,7 @@ async fn with_work_pr(mode: &str) -> (FakeGithub, TestApp) {
 
 #[tokio::test]
 async fn an_idle_cycle_is_all_304s_and_spends_nothing() {
-    let (fake, app) = setup("observe").await;
+    let (fake, app) = setup_rest("observe").await;
     let cold = poll(&app).await;
     assert!(cold["units_spent"].as_u64().unwrap() > 0);
     let remaining = fake.rate_remaining();
@@ -156,7 +167,7 @@ async fn observe_repos_are_reported_never_acted_on() {
 
 #[tokio::test]
 async fn a_low_budget_stops_the_calls_until_the_reset() {
-    let (fake, app) = setup("observe").await;
+    let (fake, app) = setup_rest("observe").await;
     fake.set_rate_remaining(50, 900);
     let first = poll(&app).await;
     let errors = first["repos"][0]["errors"].to_string();
@@ -290,6 +301,7 @@ async fn pacing_keeps_a_burst_under_the_secondary_limit() {
     // eight repos at once: more than the two requests GitHub (the fake) accepts at once.
     // Unpaced (GITHUB_POINTS_PER_MINUTE=0), the same cycle is refused again and again.
     let (fake, app) = many_repos(&[
+        ("GITHUB_GRAPHQL", "off"),
         ("GITHUB_POINTS_PER_MINUTE", "20"),
         ("GITHUB_MAX_CONCURRENCY", "2"),
         ("POLL_CONCURRENCY", "8"),

@@ -19,9 +19,14 @@ use tempfile::TempDir;
 
 use super::git::{self, git};
 
+#[path = "fake_graphql.rs"]
+mod graphql;
+
 /// The login the fake gives whoever holds the token.
 pub const BOT_LOGIN: &str = "gaffer-bot";
 const HOUR: u64 = 3600;
+/// GraphQL's hourly points on github.com.
+const GRAPHQL_POINTS_PER_HOUR: u64 = 5000;
 
 /// A fault to answer the next request(s) with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,6 +267,34 @@ struct State {
     /// Requests being answered now, and the most at once since start.
     in_flight: usize,
     peak_in_flight: usize,
+    /// The GraphQL endpoint's switches and counts.
+    graphql: GraphqlFake,
+}
+
+/// How the fake refuses GraphQL (see [`FakeGithub::refuse_graphql`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphqlRefusal {
+    /// 404: a GitHub Enterprise Server without GraphQL.
+    NotFound,
+    /// 403 without a rate limit: the token may not use it.
+    Forbidden,
+    /// 200 with only an `errors` array of type `INSUFFICIENT_SCOPES`.
+    InsufficientScopes,
+    /// 200 with a body that is not the answer asked for.
+    Garbage,
+    /// 200 with a body of 9 MiB (more than gaffer reads).
+    Oversized,
+}
+
+/// `POST /graphql`: its own budget (query costs an hour), its own secondary limit (points
+/// per minute), a switch to refuse it, and counts.
+#[derive(Debug)]
+struct GraphqlFake {
+    refuse: Option<GraphqlRefusal>,
+    limit: Option<SecondaryLimit>,
+    remaining: u64,
+    queries: u64,
+    points: u64,
 }
 
 /// GitHub's secondary limits as the fake enforces them: points per sliding minute (a
@@ -394,6 +427,13 @@ impl FakeGithub {
             secondary: None,
             in_flight: 0,
             peak_in_flight: 0,
+            graphql: GraphqlFake {
+                refuse: None,
+                limit: None,
+                remaining: GRAPHQL_POINTS_PER_HOUR,
+                queries: 0,
+                points: 0,
+            },
         }));
         let shared = web::Data::from(Arc::clone(&state));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -736,7 +776,9 @@ impl FakeGithub {
         max_concurrency: usize,
         retry_after: Option<u64>,
     ) {
-        self.lock().secondary = Some(SecondaryLimit {
+        let mut state = self.lock();
+        state.peak_in_flight = state.in_flight;
+        state.secondary = Some(SecondaryLimit {
             points_per_minute,
             max_concurrency,
             retry_after,
@@ -758,6 +800,48 @@ impl FakeGithub {
         (refused, peak, s.peak_in_flight)
     }
 
+    /// From now on GraphQL is refused this way (`None`: answered again).
+    pub fn refuse_graphql(&self, refusal: Option<GraphqlRefusal>) {
+        self.lock().graphql.refuse = refusal;
+    }
+
+    /// GraphQL's secondary limit: at most `points_per_minute` points in a sliding minute
+    /// (a query costs what GitHub's cost formula says, at least 1), else 403 with
+    /// `retry-after`.
+    pub fn set_graphql_limit(&self, points_per_minute: u32, retry_after: Option<u64>) {
+        self.lock().graphql.limit = Some(SecondaryLimit {
+            points_per_minute,
+            max_concurrency: usize::MAX,
+            retry_after,
+            spent: VecDeque::new(),
+            refused: 0,
+            peak_points: 0,
+        });
+    }
+
+    /// GraphQL queries answered, the points they cost, queries refused for the limit, and
+    /// the most points a sliding minute held.
+    pub fn graphql_stats(&self) -> (u64, u64, u64, u32) {
+        let s = self.lock();
+        let (refused, peak) = s
+            .graphql
+            .limit
+            .as_ref()
+            .map(|l| (l.refused, l.peak_points))
+            .unwrap_or_default();
+        (s.graphql.queries, s.graphql.points, refused, peak)
+    }
+
+    /// Requests logged from index `from` on (the log only grows until cleared).
+    pub fn log_since(&self, from: usize) -> Vec<LoggedRequest> {
+        let s = self.lock();
+        s.log.get(from..).map(<[_]>::to_vec).unwrap_or_default()
+    }
+
+    pub fn log_len(&self) -> usize {
+        self.lock().log.len()
+    }
+
     pub fn clear_log(&self) {
         self.lock().log.clear();
     }
@@ -770,6 +854,11 @@ async fn handle(
     body: web::Bytes,
     state: web::Data<Mutex<State>>,
 ) -> HttpResponse {
+    if req.method() == actix_web::http::Method::POST
+        && matches!(req.path(), "/graphql" | "/api/graphql")
+    {
+        return graphql::handle(req, body, state).await;
+    }
     let _in_flight = InFlight(state.clone());
     let (latency, fault) = {
         let mut s = state.lock().unwrap();

@@ -66,6 +66,9 @@ pub struct ClientOptions {
     pub write_limits: WriteLimits,
     /// Points per minute and requests in flight, for every request (secondary limits).
     pub pace: PaceLimits,
+    /// Points per minute for GraphQL queries, a budget of their own (GitHub: 2,000); their
+    /// requests in flight count against `pace`'s cap.
+    pub graphql_points_per_minute: u32,
     /// Bytes of response bodies kept for conditional requests.
     pub cache_bytes: u64,
     /// Where cached answers are also written, so conditional requests stay free after a
@@ -86,6 +89,7 @@ impl ClientOptions {
             max_inline_wait: Duration::from_secs(120),
             write_limits: WriteLimits::default(),
             pace: PaceLimits::default(),
+            graphql_points_per_minute: 2000,
             cache_bytes: 32 * 1024 * 1024,
             persist: None,
         }
@@ -132,6 +136,10 @@ struct Inner {
     cooldown_until: Mutex<u64>,
     governor: WriteGovernor,
     pace: Pace,
+    /// GraphQL's points, paced apart from REST's.
+    graphql_pace: Pace,
+    /// Where GraphQL queries go: derived from `base`, so on the same origin.
+    graphql_url: Url,
     counters: Counters,
 }
 
@@ -182,12 +190,18 @@ impl GithubClient {
             })
             .max_capacity(options.cache_bytes)
             .build();
+        let graphql_url = graphql_url(&base);
         Ok(GithubClient {
             inner: Arc::new(Inner {
                 http,
+                graphql_url,
                 base,
                 governor: WriteGovernor::new(options.write_limits),
                 pace: Pace::new(options.pace),
+                graphql_pace: Pace::new(PaceLimits {
+                    points_per_minute: options.graphql_points_per_minute,
+                    max_concurrency: options.pace.max_concurrency,
+                }),
                 options,
                 cache,
                 budgets: Mutex::new(HashMap::new()),
@@ -224,6 +238,110 @@ impl GithubClient {
     /// The pace in force against GitHub's secondary limits (lowered after a hit).
     pub fn pace(&self) -> PaceSnapshot {
         self.inner.pace.snapshot()
+    }
+
+    /// The pace of GraphQL points (its own budget; lowered after a GraphQL secondary limit).
+    pub fn graphql_pace(&self) -> PaceSnapshot {
+        self.inner.graphql_pace.snapshot()
+    }
+
+    /// The last-known budget of the `graphql` resource (query costs, 5,000 an hour).
+    pub fn graphql_budget(&self) -> Option<RateBudget> {
+        self.inner
+            .budgets
+            .lock()
+            .expect("budget lock")
+            .get("graphql")
+            .cloned()
+    }
+
+    /// Where GraphQL queries are sent (`/graphql`, or `/api/graphql` on GitHub Enterprise).
+    pub fn graphql_endpoint(&self) -> &Url {
+        &self.inner.graphql_url
+    }
+
+    /// POSTs one GraphQL query costing `points`, paced by the GraphQL budget and holding
+    /// one of the token's concurrency slots; the answer's body is read up to `max_bytes`.
+    /// Never retried here: a failed query falls back to REST for its repos. A secondary
+    /// limit lowers the GraphQL pace and comes back as [`ForgeError::RateLimited`]; any
+    /// other status is returned with its body for the caller to judge.
+    pub async fn post_graphql(
+        &self,
+        body: &Value,
+        points: u32,
+        max_bytes: usize,
+    ) -> ForgeResult<(u16, Bytes)> {
+        let now = unix_now();
+        if let Some(reset) = self
+            .graphql_budget()
+            .and_then(|b| b.exhausted_until(self.inner.options.min_remaining_budget, now))
+        {
+            return Err(ForgeError::RateLimited {
+                resets_at: reset,
+                secondary: false,
+            });
+        }
+        let url = self.inner.graphql_url.clone();
+        let mut headers = self.headers_for(&url);
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        let request = self.inner.http.post(url).headers(headers).json(body);
+        let _points = self.inner.graphql_pace.acquire(points).await;
+        let _slot = self.inner.pace.slot().await;
+        let mut response = request.send().await.map_err(|e| ForgeError::Unavailable {
+            message: format!("POST /graphql: {}", describe(&e)),
+        })?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let mut bytes = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if bytes.len() + chunk.len() > max_bytes {
+                        return Err(ForgeError::Protocol {
+                            message: format!("the GraphQL answer is over {max_bytes} bytes"),
+                        });
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(ForgeError::Unavailable {
+                        message: format!("POST /graphql: {}", describe(&e)),
+                    })
+                }
+            }
+        }
+        let bytes = Bytes::from(bytes);
+        if let Some(budget) = RateBudget::from_headers(&headers) {
+            self.inner
+                .budgets
+                .lock()
+                .expect("budget lock")
+                .insert(budget.resource.clone(), budget);
+        }
+        if matches!(status, 403 | 429) {
+            match classify_limit(status, &headers, &bytes, &self.inner.options) {
+                Some(LimitKind::Secondary { wait }) => {
+                    self.inner.graphql_pace.lower();
+                    tracing::warn!(
+                        wait_s = wait.as_secs(),
+                        "GitHub secondary rate limit on GraphQL"
+                    );
+                    return Err(ForgeError::RateLimited {
+                        resets_at: unix_now() + wait.as_secs().max(1),
+                        secondary: true,
+                    });
+                }
+                Some(LimitKind::Primary { reset }) => {
+                    return Err(ForgeError::RateLimited {
+                        resets_at: reset,
+                        secondary: false,
+                    })
+                }
+                None => {}
+            }
+        }
+        Ok((status, bytes))
     }
 
     pub fn counters(&self) -> CounterSnapshot {
@@ -693,6 +811,21 @@ impl GithubClient {
         }
         count
     }
+}
+
+/// GraphQL's endpoint for an API base: `https://api.github.com` -> `/graphql`;
+/// GitHub Enterprise's `https://HOST/api/v3` -> `https://HOST/api/graphql`; any other
+/// base -> its path + `/graphql`. Always the base's origin, so the token goes nowhere else.
+pub fn graphql_url(base: &Url) -> Url {
+    let mut url = base.clone();
+    let path = base.path().trim_end_matches('/');
+    let path = match path.strip_suffix("/api/v3") {
+        Some(prefix) => format!("{prefix}/api/graphql"),
+        None => format!("{path}/graphql"),
+    };
+    url.set_path(&path);
+    url.set_query(None);
+    url
 }
 
 fn same_origin(a: &Url, b: &Url) -> bool {

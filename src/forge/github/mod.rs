@@ -4,6 +4,7 @@ pub mod access;
 pub mod budget;
 pub mod client;
 pub mod governor;
+pub mod graphql;
 pub mod pace;
 mod types;
 

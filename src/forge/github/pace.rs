@@ -126,6 +126,16 @@ impl Pace {
         Slot { _permit: permit }
     }
 
+    /// Only a concurrency slot, for a request whose points another pace counts (GraphQL
+    /// queries: their own points, the token's requests in flight).
+    pub async fn slot(&self) -> Slot {
+        let permit = Arc::clone(&self.slots)
+            .acquire_owned()
+            .await
+            .expect("the pace semaphore is never closed");
+        Slot { _permit: permit }
+    }
+
     /// GitHub answered with a secondary limit: halve the pace in force (it then recovers
     /// over [`RECOVERY`]); refusals within [`SAME_HIT`] of the last lowering count once.
     pub fn lower(&self) {
