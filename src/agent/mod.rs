@@ -671,17 +671,32 @@ fn salvage(partial: &str) -> String {
         let t = l.trim();
         t.starts_with(">>>>>>>") || t == "```"
     });
-    match last_complete {
-        Some(end) => {
-            let kept = lines[..=end].join("\n");
-            if protocol::parse(&kept).actions.is_empty() {
-                String::new()
-            } else {
-                kept
-            }
-        }
-        None => String::new(),
+    // Without a complete block, only the command lines before any fence or block (a
+    // model that wrote `READ x` and then invented its output).
+    let end = last_complete.map(|e| e + 1).unwrap_or_else(|| {
+        lines
+            .iter()
+            .position(|l| {
+                let t = l.trim_start();
+                t.starts_with("```") || t.starts_with("<<<<<<<") || t.starts_with("WRITE")
+            })
+            .unwrap_or(lines.len())
+    });
+    let kept = lines[..end].join("\n");
+    let parsed = protocol::parse(&kept);
+    if parsed.actions.is_empty() {
+        return String::new();
     }
+    if last_complete.is_none()
+        && parsed
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::WriteFile { .. }))
+    {
+        // A whole file written without its closing fence was cut: never keep half a file.
+        return String::new();
+    }
+    kept
 }
 
 /// The prose of a reply (what the model said it did), without its edit blocks and fences.
@@ -783,6 +798,16 @@ mod tests {
             "a.py\n<<<<<<< SEARCH\nx\n=======\ny\n>>>>>>> REPLACE"
         );
         assert_eq!(salvage("I think that the best way to do this is"), "");
+        assert_eq!(
+            salvage("READ src/app.py\n   1 | import sys\n   2 | invented"),
+            "READ src/app.py\n   1 | import sys\n   2 | invented",
+            "the command stands; the invented lines are no action"
+        );
+        assert_eq!(
+            salvage("WRITE src/app.py\nimport sys\nx ="),
+            "",
+            "half a file is never kept"
+        );
         assert_eq!(
             salvage("some prose\n```\n"),
             "",

@@ -38,7 +38,6 @@ use super::tools::Action;
 pub fn stop_sequences() -> Vec<String> {
     vec![
         "\nResults:".into(),
-        "\n   1 | ".into(),
         "<<<DATA".into(),
         "Next actions?".into(),
     ]
@@ -67,6 +66,10 @@ pub fn parse(reply: &str) -> Parsed {
         }
         if is_fence(line) {
             i = fenced(&lines, i, &mut parsed);
+            continue;
+        }
+        if let Some(path) = write_command(line) {
+            i = write_block(&lines, i, path, &mut parsed);
             continue;
         }
         if let Some(action) = command(line) {
@@ -253,6 +256,46 @@ fn strip_line_numbers(body: &[&str]) -> String {
         out.pop();
     }
     format!("{}\n", out.join("\n"))
+}
+
+/// `WRITE path` (or `CREATE path`, `write_file path`): the whole file follows.
+fn write_command(line: &str) -> Option<String> {
+    let t = line
+        .trim()
+        .trim_start_matches(['-', '*', '>', ' '])
+        .trim_matches('`')
+        .trim();
+    let (word, rest) = t.split_once(char::is_whitespace)?;
+    if !matches!(word, "WRITE" | "CREATE" | "write_file") {
+        return None;
+    }
+    path_line(rest.trim().trim_end_matches(':'))
+}
+
+/// The file after a `WRITE path` line at `start`: a fenced block, or, unfenced, every line
+/// to the end of the reply (line numbers copied from `READ` output removed).
+fn write_block(lines: &[&str], start: usize, path: String, parsed: &mut Parsed) -> usize {
+    let Some(first) = (start + 1..lines.len()).find(|&j| !lines[j].trim().is_empty()) else {
+        parsed.problems.push(format!(
+            "WRITE {path} is not followed by the file's content"
+        ));
+        return lines.len();
+    };
+    if is_fence(lines[first]) {
+        let close = (first + 1..lines.len())
+            .find(|&j| lines[j].trim() == "```" || lines[j].trim() == "~~~");
+        let end = close.unwrap_or(lines.len());
+        parsed.actions.push(Action::WriteFile {
+            path,
+            content: strip_line_numbers(&lines[first + 1..end]),
+        });
+        return end + 1;
+    }
+    parsed.actions.push(Action::WriteFile {
+        path,
+        content: strip_line_numbers(&lines[first..]),
+    });
+    lines.len()
 }
 
 /// One command line: `READ path [a-b]`, `LIST [glob]`, `FIND regex`, `OUTLINE [path]`,
@@ -502,6 +545,33 @@ mod tests {
         );
         let parsed = parse("<tool_call>{\"name\": \"rm_rf\", \"arguments\": {}}</tool_call>");
         assert_eq!(parsed.problems, vec!["there is no tool called rm_rf"]);
+    }
+
+    #[test]
+    fn write_then_the_file_fenced_or_not() {
+        let fenced = parse("WRITE src/app.py\n```python\nx = 1\n```\nCHECKS\n");
+        assert_eq!(
+            fenced.actions,
+            vec![
+                Action::WriteFile {
+                    path: "src/app.py".into(),
+                    content: "x = 1\n".into()
+                },
+                Action::RunChecks
+            ]
+        );
+        let bare = parse("WRITE src/app.py\n   1 | import sys\n   2 | x = 1\n");
+        assert_eq!(
+            bare.actions,
+            vec![Action::WriteFile {
+                path: "src/app.py".into(),
+                content: "import sys\nx = 1\n".into()
+            }]
+        );
+        assert_eq!(
+            parse("WRITE src/app.py").problems,
+            vec!["WRITE src/app.py is not followed by the file's content"]
+        );
     }
 
     #[test]
