@@ -44,13 +44,15 @@ pub enum Job {
     Reviewer(Option<u64>),
     /// `None`: what work-next finds merged.
     Integrator(Option<u64>),
+    /// The Developer's next round on its PR's feedback (review, CI).
+    Fix(u64),
 }
 
 impl Job {
     pub fn role(&self) -> &'static str {
         match self {
             Job::Taskmaster => "taskmaster",
-            Job::Developer(_) => "developer",
+            Job::Developer(_) | Job::Fix(_) => "developer",
             Job::Reviewer(_) => "reviewer",
             Job::Integrator(_) => "integrator",
         }
@@ -66,6 +68,7 @@ impl Job {
     fn pr(&self) -> Option<u64> {
         match self {
             Job::Reviewer(pr) | Job::Integrator(pr) => *pr,
+            Job::Fix(pr) => Some(*pr),
             _ => None,
         }
     }
@@ -82,7 +85,10 @@ impl Job {
     fn from_record(run: &RunRecord) -> AppResult<Job> {
         Ok(match run.role.as_str() {
             "taskmaster" => Job::Taskmaster,
-            "developer" => Job::Developer(run.task.as_deref().and_then(TaskId::parse)),
+            "developer" => match (run.task.as_deref(), run.pr) {
+                (None, Some(pr)) => Job::Fix(pr),
+                (task, _) => Job::Developer(task.and_then(TaskId::parse)),
+            },
             "reviewer" => Job::Reviewer(run.pr),
             "integrator" => Job::Integrator(run.pr),
             other => {
@@ -345,8 +351,11 @@ struct Ended {
     outcome: Value,
     /// Something changed (a PR opened, a review posted, a task blocked): decide again.
     moved: bool,
-    /// The Developer opened this PR: review it next.
+    /// The Developer opened (or pushed to) this PR: review it next.
     review: Option<u64>,
+    /// The Reviewer found this PR short of its criteria or failing: the Developer's next
+    /// round.
+    fix: Option<u64>,
 }
 
 fn ended_from(outcomes: &[Outcome], role: &str) -> Ended {
@@ -354,12 +363,21 @@ fn ended_from(outcomes: &[Outcome], role: &str) -> Ended {
     let moved = outcomes.iter().any(|o| {
         matches!(
             o.action,
-            Action::OpenedPr | Action::Blocked | Action::Reviewed
+            Action::OpenedPr | Action::Blocked | Action::Reviewed | Action::Pushed
         )
     });
     let review = outcomes
         .iter()
-        .find(|o| role == "developer" && o.action == Action::OpenedPr)
+        .find(|o| role == "developer" && matches!(o.action, Action::OpenedPr | Action::Pushed))
+        .and_then(|o| o.pr.as_ref().map(|p| p.number));
+    let fix = outcomes
+        .iter()
+        .find(|o| {
+            role == "reviewer"
+                && o.action == Action::Reviewed
+                && (o.detail["unmet"].as_array().is_some_and(|u| !u.is_empty())
+                    || o.checks.as_ref().is_some_and(|c| !c.passed))
+        })
         .and_then(|o| o.pr.as_ref().map(|p| p.number));
     let summary = match outcomes {
         [] => "nothing to do".to_string(),
@@ -381,6 +399,7 @@ fn ended_from(outcomes: &[Outcome], role: &str) -> Ended {
         outcome,
         moved,
         review,
+        fix,
     }
 }
 
@@ -396,6 +415,7 @@ async fn perform(gaffer: &Gaffer, repo: &Repo, job: &Job) -> AppResult<Vec<Outco
         Job::Reviewer(Some(pr)) => {
             vec![Box::pin(roles::reviewer::review(gaffer, repo, *pr)).await?]
         }
+        Job::Fix(pr) => vec![Box::pin(roles::iterate::iterate(gaffer, repo, *pr)).await?],
         Job::Reviewer(None) => Box::pin(roles::reviewer::review_open(gaffer, repo)).await?,
         Job::Integrator(Some(pr)) => {
             vec![Box::pin(roles::integrator::integrate(gaffer, repo, *pr)).await?]
@@ -474,7 +494,7 @@ async fn execute(gaffer: &Gaffer, run: RunRecord) -> AppResult<RunRecord> {
                 )
                 .await?;
             if ended.moved {
-                follow_up = Some((repo, ended.review));
+                follow_up = Some((repo, ended.review, ended.fix));
             }
         }
         Some(Err(e)) => {
@@ -505,9 +525,12 @@ async fn execute(gaffer: &Gaffer, run: RunRecord) -> AppResult<RunRecord> {
             }
         }
     }
-    if let Some((repo, review)) = follow_up {
+    if let Some((repo, review, fix)) = follow_up {
         if let Some(pr) = review {
             enqueue(gaffer, &repo, &Job::Reviewer(Some(pr)), Trigger::Schedule).await?;
+        }
+        if let Some(pr) = fix.filter(|_| gaffer.settings.work.max_iterations > 0) {
+            enqueue(gaffer, &repo, &Job::Fix(pr), Trigger::Schedule).await?;
         }
         if let Err(e) = Box::pin(drive(gaffer, &repo, Trigger::Schedule)).await {
             tracing::warn!(repo = %repo.full_name, error = %e, "could not decide the next step");

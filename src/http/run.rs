@@ -83,7 +83,8 @@ pub async fn taskmaster(
 
 #[utoipa::path(post, path = "/run/developer", tag = "roles",
     params(("repo" = Option<String>, Query, description = "owner/name; optional when one repo is registered"),
-           ("task" = Option<String>, Query, description = "T-NNNN; default: the task work-next picks")),
+           ("task" = Option<String>, Query, description = "T-NNNN; default: the task work-next picks"),
+           ("pr" = Option<u64>, Query, description = "a round on this task PR's feedback (review, CI) instead: fix commits pushed to it")),
     responses((status = 202, description = "the run queued"), (status = 200, description = "with ?wait=true: what the Developer did"), (status = 400), (status = 401), (status = 404), (status = 409), (status = 503)))]
 pub async fn developer(
     _auth: ApiAuth,
@@ -98,7 +99,16 @@ pub async fn developer(
         None => None,
     };
     crate::roles::ensure_active(&repo)?;
-    start(&gaffer, &repo, Job::Developer(task), query.wait).await
+    let job = match (query.pr, task) {
+        (Some(_), Some(_)) => {
+            return Err(AppError::bad_request(
+                "say either task (new work) or pr (a round on its feedback), not both",
+            ))
+        }
+        (Some(pr), None) => Job::Fix(pr),
+        (None, task) => Job::Developer(task),
+    };
+    start(&gaffer, &repo, job, query.wait).await
 }
 
 #[utoipa::path(post, path = "/run/reviewer", tag = "roles",

@@ -32,18 +32,18 @@ const ROLE: &str = "developer";
 const BODY_MAX_CHARS: usize = 60_000;
 
 /// A finished change, ready to be proposed.
-struct Done {
-    checks: CheckRun,
+pub(super) struct Done {
+    pub(super) checks: CheckRun,
     /// The fail-to-pass evidence, when a proof was asked for.
-    proof: Option<crate::agent::proof::Proof>,
+    pub(super) proof: Option<crate::agent::proof::Proof>,
     /// The model's own summary of what it did.
-    summary: String,
+    pub(super) summary: String,
 }
 
 /// Why the task could not be done, and what was last seen.
-struct Blocked {
-    reason: String,
-    checks: Option<CheckRun>,
+pub(super) struct Blocked {
+    pub(super) reason: String,
+    pub(super) checks: Option<CheckRun>,
 }
 
 /// Runs the Developer on `wanted`, or on the task work-next picks.
@@ -452,7 +452,7 @@ async fn bootstrap_work(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn model_work(
+pub(super) async fn model_work(
     gaffer: &Gaffer,
     repo: &Repo,
     clone: &Clone,
@@ -605,7 +605,7 @@ fn blocked_body(task: &Task, blocked: &Blocked, stats: &DeveloperRun) -> String 
 }
 
 /// A body within GitHub's limit: the middle is cut, saying so, when it is too long.
-fn bounded_body(body: String) -> String {
+pub(super) fn bounded_body(body: String) -> String {
     if body.chars().count() <= BODY_MAX_CHARS {
         return body;
     }

@@ -6,6 +6,7 @@
 pub mod bootstrap;
 pub mod developer;
 pub mod integrator;
+pub mod iterate;
 pub mod reviewer;
 pub mod taskmaster;
 
@@ -27,6 +28,8 @@ pub enum Action {
     OpenedPr,
     /// Found its pull request already there (a repeated or resumed run).
     ExistingPr,
+    /// Pushed fix commits to an existing PR (an iteration on its feedback).
+    Pushed,
     /// Could not do the task; said why in a PR.
     Blocked,
     /// Posted a review.

@@ -84,6 +84,18 @@ impl Store {
         Ok(())
     }
 
+    /// How many feedback rounds the Developer ran on PR `number` (an iteration limit).
+    pub async fn iterations_on(&self, repo: &FullName, number: u64) -> AppResult<u32> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM developer_runs WHERE repo = ? AND pr_number = ? AND iteration > 0",
+        )
+        .bind(repo.to_string().to_ascii_lowercase())
+        .bind(number as i64)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n as u32)
+    }
+
     pub async fn developer_stats(&self, repo: &FullName) -> AppResult<Vec<DeveloperModelStats>> {
         let rows = sqlx::query(
             "SELECT model, COUNT(*) AS runs, SUM(outcome = 'pr') AS prs, SUM(outcome = 'blocked') AS blocked,

@@ -338,3 +338,88 @@ async fn a_failing_reviewer_model_falls_back_to_the_built_in_review_and_says_so(
     assert!(body.contains("The reviewer model failed"), "{body}");
     assert!(body.contains("judge:1b failed: built-in review"), "{body}");
 }
+
+/// The Reviewer finds a criterion unmet: the Developer's next round works on the same
+/// branch and pushes a fix commit to the same PR (never a new one), the Reviewer reviews
+/// the new head, and `DEV_MAX_ITERATIONS` ends the rounds.
+#[tokio::test]
+async fn unmet_review_criteria_bring_fix_commits_to_the_same_pr_within_the_limit() {
+    let developer = ollama::tool_caller(&[
+        vec![
+            ("edit", json!({"path": "src/app.py",
+                "old": "    status = 0\n    for name in args.files or [\"-\"]:\n",
+                "new": "    status = 0\n    totals = [0, 0, 0]\n    for name in args.files or [\"-\"]:\n"})),
+            ("edit", json!({"path": "src/app.py",
+                "old": "        print(f\"{lines:8} {words:8} {chars:8} {name}\")\n    return status\n",
+                "new": "        print(f\"{lines:8} {words:8} {chars:8} {name}\")\n        totals = [totals[0] + lines, totals[1] + words, totals[2] + chars]\n    if len(args.files) > 1:\n        print(f\"{totals[0]:8} {totals[1]:8} {totals[2]:8} total\")\n    return status\n"})),
+            ("write_file", json!({"path": "tests/test_total.py", "content": TEST_FILE})),
+            ("finish", json!({"summary": "first round"})),
+        ],
+        vec![
+            ("edit", json!({"path": "src/app.py",
+                "old": "    totals = [0, 0, 0]\n",
+                "new": "    totals = [0, 0, 0]  # lines, words, characters of the files counted\n"})),
+            ("finish", json!({"summary": "documented the totals"})),
+        ],
+    ])
+    .await;
+    let verdict = json!({"summary": "Adds a total.", "acceptance": [
+        {"criterion": "a", "met": false, "reason": "the totals are not explained", "evidence": "src/app.py"},
+        {"criterion": "b", "met": true, "reason": "tested", "evidence": "tests/test_total.py"}],
+        "risks": []})
+    .to_string();
+    let reviewer = ollama::always(&verdict).await;
+    let reviewer_url = reviewer.uri();
+    let (fake, app) = setup(
+        &developer,
+        &[
+            ("LLM_REVIEWER_MODEL", "judge:1b"),
+            ("LLM_REVIEWER_BASE_URL", reviewer_url.as_str()),
+            ("DEV_MAX_ITERATIONS", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(post_ok(&app, "/run/developer").await["action"], "opened_pr");
+    let bare = fake.bare_path(REPO);
+    let log =
+        || crate::support::git::git(&bare, &["log", "--format=%s", BRANCH]).unwrap_or_default();
+    // The engine: review -> unmet -> a round on the PR -> review of the new head -> unmet
+    // again -> no second round (the limit).
+    for _ in 0..600 {
+        if fake.reviews(REPO, 1).len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(fake.reviews(REPO, 1).len(), 2, "{}", log());
+    let history = log();
+    assert!(
+        history.contains("T-0001: address review feedback (iteration 1)"),
+        "{history}"
+    );
+    assert_eq!(fake.pulls(REPO).len(), 1, "never a second PR");
+    let app_py = show_file(&bare, BRANCH, "src/app.py").unwrap();
+    assert!(
+        app_py.contains("# lines, words, characters of the files counted"),
+        "{app_py}"
+    );
+    // The second review saw the new head; then the round limit held.
+    let heads: Vec<String> = fake.reviews(REPO, 1).iter().map(|r| r.0.clone()).collect();
+    assert_ne!(heads[0], heads[1]);
+    let mut limited = false;
+    for _ in 0..300 {
+        let runs: Value = app.get("/runs?role=developer").await.json().await.unwrap();
+        limited = runs["runs"].as_array().unwrap().iter().any(|r| {
+            r["summary"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("had its 1 iteration(s) (DEV_MAX_ITERATIONS=1)")
+        });
+        if limited {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(limited, "the second round was refused by the limit");
+    assert_eq!(log().matches("address review feedback").count(), 1);
+}

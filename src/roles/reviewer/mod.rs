@@ -22,6 +22,8 @@ use crate::workspace::checks::CheckRun;
 use crate::Gaffer;
 
 const ROLE: &str = "reviewer";
+/// How a criterion left for a person starts: not a finding for the Developer to fix.
+pub const BY_HAND: &str = "not verified automatically";
 
 mod evidence;
 
@@ -232,7 +234,7 @@ pub async fn review(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<Outc
     o.detail = json!({"review_id": posted.id, "sha": sha, "met": met,
         "criteria": verdict.acceptance.len(), "downgraded": downgraded,
         "fell_back": fell_back, "proof": proof,
-        "unmet": verdict.acceptance.iter().filter(|j| !j.met).map(|j| format!("{}: {}", j.criterion, j.reason)).collect::<Vec<_>>()});
+        "unmet": verdict.acceptance.iter().filter(|j| !j.met && !j.reason.starts_with(BY_HAND)).map(|j| format!("{}: {}", j.criterion, j.reason)).collect::<Vec<_>>()});
     Ok(o)
 }
 
@@ -418,7 +420,7 @@ fn deterministic(acceptance: &[String], files: &[PullFile], checks: &CheckRun) -
             .map(|criterion| Judged {
                 criterion: criterion.clone(),
                 met: false,
-                reason: format!("not verified automatically (no reviewer model); the checks {checks_word}, so check this by hand"),
+                reason: format!("{BY_HAND} (no reviewer model); the checks {checks_word}, so check this by hand"),
                 evidence: String::new(),
             })
             .collect(),
