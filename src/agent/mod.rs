@@ -440,7 +440,7 @@ impl Agent<'_> {
             text.push_str("\n\nThe work so far is already in the files. What to fix:\n");
             text.push_str(&fence("feedback", feedback));
         }
-        text.push_str("\n\nStart: read what you need, then make the change.");
+        text.push_str("\n\nThe most relevant files are shown above in full. Read another only if you need it; otherwise make the change now, with a test.");
         text
     }
 

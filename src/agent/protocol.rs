@@ -38,7 +38,10 @@ use super::tools::Action;
 pub fn stop_sequences() -> Vec<String> {
     vec![
         "\nResults:".into(),
+        "\n   1 | ".into(),
+        "\n[1] ".into(),
         "<<<DATA".into(),
+        "<<<END DATA".into(),
         "Next actions?".into(),
     ]
 }
@@ -570,7 +573,7 @@ mod tests {
         );
         assert_eq!(
             parse("WRITE src/app.py").problems,
-            vec!["WRITE src/app.py is not followed by the file's content"]
+            vec!["WRITE src/app.py is not followed by the file's content: write the whole file in a ``` fence right after it, without line numbers"]
         );
     }
 
