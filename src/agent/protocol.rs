@@ -280,7 +280,7 @@ fn write_command(line: &str) -> Option<String> {
 fn write_block(lines: &[&str], start: usize, path: String, parsed: &mut Parsed) -> usize {
     let Some(first) = (start + 1..lines.len()).find(|&j| !lines[j].trim().is_empty()) else {
         parsed.problems.push(format!(
-            "WRITE {path} is not followed by the file's content"
+            "WRITE {path} is not followed by the file's content: write the whole file in a ``` fence right after it, without line numbers"
         ));
         return lines.len();
     };
