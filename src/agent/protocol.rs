@@ -31,6 +31,7 @@ use std::sync::OnceLock;
 use regex::Regex;
 
 use super::tools::Action;
+use crate::workspace::edits::{is_divider, is_marker};
 
 /// Where a text-protocol reply ends: before the model starts writing the results of its
 /// own actions (small models invent `READ` output, numbered like gaffer's, or a whole
@@ -81,17 +82,6 @@ pub fn parse(reply: &str) -> Parsed {
         i += 1;
     }
     parsed
-}
-
-fn is_marker(line: &str, c: char, word: &str) -> bool {
-    let t = line.trim();
-    let n = t.chars().take_while(|x| *x == c).count();
-    n >= 5 && t[n..].trim() == word
-}
-
-fn is_divider(line: &str) -> bool {
-    let t = line.trim();
-    t.len() >= 5 && t.chars().all(|c| c == '=')
 }
 
 fn is_fence(line: &str) -> bool {

@@ -62,23 +62,64 @@ impl Models {
         }
     }
 
-    /// A chat call with the role's settings but a given model (a repo's override).
-    pub async fn chat_as(
+    /// One chat call with the role's settings but a given model (a repo's override), of the
+    /// given kind: plain (maybe with a schema), stopping at sequences, or offering tools.
+    pub async fn send(
         &self,
         role: Role,
         model: Option<String>,
         messages: &[Message],
-        schema: Option<&Value>,
+        kind: CallKind<'_>,
     ) -> LlmResult<Reply> {
-        match self.provider(role) {
-            Provider::Ollama => {
+        match (self.provider(role), kind) {
+            (Provider::Ollama, CallKind::Plain(schema)) => {
                 self.ollama
                     .chat_as(role, model, messages, schema, &[], &[])
                     .await
             }
-            Provider::OpenAi => self.openai.chat_as(role, model, messages, schema).await,
+            (Provider::Ollama, CallKind::Until(stop)) => {
+                self.ollama
+                    .chat_as(role, model, messages, None, &[], stop)
+                    .await
+            }
+            (Provider::Ollama, CallKind::Tools(tools)) => {
+                self.ollama
+                    .chat_as(role, model, messages, None, tools, &[])
+                    .await
+            }
+            (Provider::OpenAi, CallKind::Plain(schema)) => {
+                self.openai.chat_as(role, model, messages, schema).await
+            }
+            // The OpenAI provider answers without stop sequences (the parser copes).
+            (Provider::OpenAi, CallKind::Until(_)) => {
+                self.openai.chat_as(role, model, messages, None).await
+            }
+            (Provider::OpenAi, CallKind::Tools(_)) => Err(crate::llm::LlmError::ServerFailed {
+                url: self.settings.role(role).base_url.clone(),
+                status: None,
+                message: "the openai provider has no native tool calling in gaffer yet: set LLM_DEVELOPER_EDIT_FORMAT=diff or auto".into(),
+            }),
         }
     }
+
+    /// Whether `model` calls tools natively on the role's server (Ollama only, for now).
+    pub async fn calls_tools(&self, role: Role, model: &str) -> bool {
+        match self.provider(role) {
+            Provider::Ollama => self.ollama.model_calls_tools(role, model).await,
+            Provider::OpenAi => false,
+        }
+    }
+}
+
+/// What kind of chat call [`Models::send`] makes.
+#[derive(Debug, Clone, Copy)]
+pub enum CallKind<'a> {
+    /// A plain answer, JSON for the schema when one is given.
+    Plain(Option<&'a Value>),
+    /// A plain answer that ends at the first of these sequences.
+    Until(&'a [String]),
+    /// Native tool calls offered.
+    Tools(&'a [ToolSpec]),
 }
 
 #[async_trait]
@@ -100,58 +141,8 @@ impl Llm for Models {
         messages: &[Message],
         schema: Option<&Value>,
     ) -> LlmResult<Reply> {
-        self.chat_as(role, self.model(role), messages, schema).await
-    }
-}
-
-impl Models {
-    /// Whether `model` calls tools natively on the role's server (Ollama only, for now).
-    pub async fn calls_tools(&self, role: Role, model: &str) -> bool {
-        match self.provider(role) {
-            Provider::Ollama => self.ollama.model_calls_tools(role, model).await,
-            Provider::OpenAi => false,
-        }
-    }
-
-    /// A plain chat to a given model that stops at `stop` (Ollama's `stop` option; the
-    /// OpenAI provider answers without it).
-    pub async fn chat_until_as(
-        &self,
-        role: Role,
-        model: Option<String>,
-        messages: &[Message],
-        stop: &[String],
-    ) -> LlmResult<Reply> {
-        match self.provider(role) {
-            Provider::Ollama => {
-                self.ollama
-                    .chat_as(role, model, messages, None, &[], stop)
-                    .await
-            }
-            Provider::OpenAi => self.openai.chat_as(role, model, messages, None).await,
-        }
-    }
-
-    /// A chat call offering native tools to a given model (Ollama only, for now).
-    pub async fn chat_tools_as(
-        &self,
-        role: Role,
-        model: Option<String>,
-        messages: &[Message],
-        tools: &[ToolSpec],
-    ) -> LlmResult<Reply> {
-        match self.provider(role) {
-            Provider::Ollama => {
-                self.ollama
-                    .chat_as(role, model, messages, None, tools, &[])
-                    .await
-            }
-            Provider::OpenAi => Err(crate::llm::LlmError::ServerFailed {
-                url: self.settings.role(role).base_url.clone(),
-                status: None,
-                message: "the openai provider has no native tool calling in gaffer yet: set LLM_DEVELOPER_EDIT_FORMAT=diff or auto".into(),
-            }),
-        }
+        self.send(role, self.model(role), messages, CallKind::Plain(schema))
+            .await
     }
 }
 
@@ -191,23 +182,7 @@ impl Llm for RepoLlm<'_> {
         messages: &[Message],
         schema: Option<&Value>,
     ) -> LlmResult<Reply> {
-        let model = self.model(role);
-        let settings = self.inner.settings();
-        let host = settings.role(role).base_url.clone();
-        // One model host serves LLM_MAX_PARALLEL calls at once, whatever runs ask.
-        let _slot = crate::llm::host_slot(&host, settings.max_parallel).await;
-        let reply = self
-            .inner
-            .chat_as(role, model.clone(), messages, schema)
-            .await;
-        crate::engine::transcript::model_call(
-            role.as_str(),
-            model.as_deref().unwrap_or("none"),
-            messages,
-            reply.as_ref(),
-        )
-        .await;
-        reply
+        self.call(role, messages, CallKind::Plain(schema)).await
     }
 
     async fn chat_until(
@@ -216,22 +191,7 @@ impl Llm for RepoLlm<'_> {
         messages: &[Message],
         stop: &[String],
     ) -> LlmResult<Reply> {
-        let model = self.model(role);
-        let settings = self.inner.settings();
-        let host = settings.role(role).base_url.clone();
-        let _slot = crate::llm::host_slot(&host, settings.max_parallel).await;
-        let reply = self
-            .inner
-            .chat_until_as(role, model.clone(), messages, stop)
-            .await;
-        crate::engine::transcript::model_call(
-            role.as_str(),
-            model.as_deref().unwrap_or("none"),
-            messages,
-            reply.as_ref(),
-        )
-        .await;
-        reply
+        self.call(role, messages, CallKind::Until(stop)).await
     }
 
     async fn supports_tools(&self, role: Role) -> bool {
@@ -247,14 +207,19 @@ impl Llm for RepoLlm<'_> {
         messages: &[Message],
         tools: &[ToolSpec],
     ) -> LlmResult<Reply> {
+        self.call(role, messages, CallKind::Tools(tools)).await
+    }
+}
+
+impl RepoLlm<'_> {
+    /// One call with the repo's model for the role: within the model host's
+    /// `LLM_MAX_PARALLEL` (whatever runs ask), recorded in the run's transcript.
+    async fn call(&self, role: Role, messages: &[Message], kind: CallKind<'_>) -> LlmResult<Reply> {
         let model = self.model(role);
         let settings = self.inner.settings();
         let host = settings.role(role).base_url.clone();
         let _slot = crate::llm::host_slot(&host, settings.max_parallel).await;
-        let reply = self
-            .inner
-            .chat_tools_as(role, model.clone(), messages, tools)
-            .await;
+        let reply = self.inner.send(role, model.clone(), messages, kind).await;
         crate::engine::transcript::model_call(
             role.as_str(),
             model.as_deref().unwrap_or("none"),

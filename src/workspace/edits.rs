@@ -111,13 +111,15 @@ pub fn parse(reply: &str) -> Result<Vec<EditBlock>, String> {
     Ok(blocks)
 }
 
-fn is_marker(line: &str, c: char, word: &str) -> bool {
+/// A `<<<<<<< SEARCH` / `>>>>>>> REPLACE` marker line (five or more of `c`, then `word`).
+pub fn is_marker(line: &str, c: char, word: &str) -> bool {
     let t = line.trim();
     let n = t.chars().take_while(|x| *x == c).count();
     n >= 5 && t[n..].trim() == word
 }
 
-fn is_divider(line: &str) -> bool {
+/// The `=======` line between SEARCH and REPLACE.
+pub fn is_divider(line: &str) -> bool {
     let t = line.trim();
     t.len() >= 5 && t.chars().all(|c| c == '=')
 }
@@ -432,9 +434,10 @@ pub async fn syntax_errors(clone: &Path, files: &[String]) -> Vec<String> {
     broken
 }
 
-/// `Some(first error line)` when a syntax checker that reads stdin and runs nothing
-/// (`node --check`, `bash -n`) refuses `source`; `None` when it accepts it or is not there.
-async fn checker_error(program: &str, args: &[&str], source: &str) -> Option<String> {
+/// Runs a syntax checker that reads `source` on stdin and runs nothing (Python's `ast`,
+/// `node --check`, `bash -n`) with an empty environment; its exit code, stdout and stderr,
+/// or `None` when it is not there or hangs.
+async fn run_checker(program: &str, args: &[&str], source: &str) -> Option<std::process::Output> {
     use tokio::io::AsyncWriteExt;
     let mut child = tokio::process::Command::new(program)
         .args(args)
@@ -442,7 +445,7 @@ async fn checker_error(program: &str, args: &[&str], source: &str) -> Option<Str
         .env("PATH", crate::safety::git::safe_path())
         .current_dir("/")
         .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -457,6 +460,13 @@ async fn checker_error(program: &str, args: &[&str], source: &str) -> Option<Str
         .ok()?
         .ok()?;
     let _ = writer.await;
+    Some(output)
+}
+
+/// `Some(first error lines)` when `node --check` or `bash -n` refuses `source`; `None`
+/// when it accepts it or is not there.
+async fn checker_error(program: &str, args: &[&str], source: &str) -> Option<String> {
+    let output = run_checker(program, args, source).await?;
     if output.status.success() {
         return None;
     }
@@ -474,29 +484,8 @@ async fn checker_error(program: &str, args: &[&str], source: &str) -> Option<Str
 /// `Some(message)` when `source` is not valid Python (or `None` when it is, or when no
 /// Python is there to say).
 async fn python_syntax_error(source: &str) -> Option<String> {
-    use tokio::io::AsyncWriteExt;
     const CHECK: &str = "import ast, sys\ntry:\n    ast.parse(sys.stdin.read())\nexcept SyntaxError as e:\n    print(f'line {e.lineno}: {e.msg}'); sys.exit(1)\n";
-    let mut child = tokio::process::Command::new("python3")
-        .args(["-I", "-c", CHECK])
-        .env_clear()
-        .env("PATH", crate::safety::git::safe_path())
-        .current_dir("/")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .ok()?;
-    let mut stdin = child.stdin.take()?;
-    let text = source.to_string();
-    let writer = tokio::spawn(async move {
-        let _ = stdin.write_all(text.as_bytes()).await;
-    });
-    let output = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
-        .await
-        .ok()?
-        .ok()?;
-    let _ = writer.await;
+    let output = run_checker("python3", &["-I", "-c", CHECK], source).await?;
     (output.status.code() == Some(1))
         .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
 }

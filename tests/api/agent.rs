@@ -35,6 +35,28 @@ fn pr_body(fake: &FakeGithub) -> String {
     fake.pulls(REPO)[0]["body"].as_str().unwrap().to_string()
 }
 
+/// The total line as native tool calls: two edits of `main` and the test file.
+fn total_change() -> Vec<(&'static str, Value)> {
+    vec![
+        (
+            "edit",
+            json!({"path": "src/app.py",
+            "old": "    status = 0\n    for name in args.files or [\"-\"]:\n",
+            "new": "    status = 0\n    totals = [0, 0, 0]\n    for name in args.files or [\"-\"]:\n"}),
+        ),
+        (
+            "edit",
+            json!({"path": "src/app.py",
+            "old": "        print(f\"{lines:8} {words:8} {chars:8} {name}\")\n    return status\n",
+            "new": "        print(f\"{lines:8} {words:8} {chars:8} {name}\")\n        totals = [totals[0] + lines, totals[1] + words, totals[2] + chars]\n    if len(args.files) > 1:\n        print(f\"{totals[0]:8} {totals[1]:8} {totals[2]:8} total\")\n    return status\n"}),
+        ),
+        (
+            "write_file",
+            json!({"path": "tests/test_total.py", "content": TEST_FILE}),
+        ),
+    ]
+}
+
 /// The whole loop in the text protocol, one step per scripted reply.
 #[tokio::test]
 async fn the_agent_explores_edits_undoes_a_broken_edit_adds_a_test_and_proves_it() {
@@ -154,17 +176,18 @@ async fn a_test_that_passes_on_the_base_is_no_proof_and_the_pr_says_why() {
 #[tokio::test]
 async fn a_tool_calling_model_works_through_native_tools() {
     let model = ollama::tool_caller(&[
-        vec![("read_file", json!({"path": "src/app.py", "from_line": 1, "to_line": 10}))],
-        vec![
-            ("edit", json!({"path": "src/app.py",
-                "old": "    status = 0\n    for name in args.files or [\"-\"]:\n",
-                "new": "    status = 0\n    totals = [0, 0, 0]\n    for name in args.files or [\"-\"]:\n"})),
-            ("edit", json!({"path": "src/app.py",
-                "old": "        print(f\"{lines:8} {words:8} {chars:8} {name}\")\n    return status\n",
-                "new": "        print(f\"{lines:8} {words:8} {chars:8} {name}\")\n        totals = [totals[0] + lines, totals[1] + words, totals[2] + chars]\n    if len(args.files) > 1:\n        print(f\"{totals[0]:8} {totals[1]:8} {totals[2]:8} total\")\n    return status\n"})),
-            ("write_file", json!({"path": "tests/test_total.py", "content": TEST_FILE})),
-            ("finish", json!({"summary": "total line added, with a test"})),
-        ],
+        vec![(
+            "read_file",
+            json!({"path": "src/app.py", "from_line": 1, "to_line": 10}),
+        )],
+        [
+            total_change(),
+            vec![(
+                "finish",
+                json!({"summary": "total line added, with a test"}),
+            )],
+        ]
+        .concat(),
     ])
     .await;
     let (fake, app) = setup(&model, &[]).await;
@@ -225,17 +248,11 @@ async fn a_model_that_never_edits_runs_out_of_steps_and_says_so() {
 }
 
 async fn agent_pr_then_reviewer(reviewer_reply: &str) -> (FakeGithub, Value, TestApp) {
-    let developer = ollama::tool_caller(&[vec![
-        ("edit", json!({"path": "src/app.py",
-            "old": "    status = 0\n    for name in args.files or [\"-\"]:\n",
-            "new": "    status = 0\n    totals = [0, 0, 0]\n    for name in args.files or [\"-\"]:\n"})),
-        ("edit", json!({"path": "src/app.py",
-            "old": "        print(f\"{lines:8} {words:8} {chars:8} {name}\")\n    return status\n",
-            "new": "        print(f\"{lines:8} {words:8} {chars:8} {name}\")\n        totals = [totals[0] + lines, totals[1] + words, totals[2] + chars]\n    if len(args.files) > 1:\n        print(f\"{totals[0]:8} {totals[1]:8} {totals[2]:8} total\")\n    return status\n"})),
-        ("write_file", json!({"path": "tests/test_total.py", "content": TEST_FILE})),
-        ("finish", json!({"summary": "done"})),
-    ]])
-    .await;
+    let developer =
+        ollama::tool_caller(&[
+            [total_change(), vec![("finish", json!({"summary": "done"}))]].concat(),
+        ])
+        .await;
     let reviewer = ollama::always(reviewer_reply).await;
     let reviewer_url = reviewer.uri();
     let (fake, app) = setup(
@@ -345,16 +362,7 @@ async fn a_failing_reviewer_model_falls_back_to_the_built_in_review_and_says_so(
 #[tokio::test]
 async fn unmet_review_criteria_bring_fix_commits_to_the_same_pr_within_the_limit() {
     let developer = ollama::tool_caller(&[
-        vec![
-            ("edit", json!({"path": "src/app.py",
-                "old": "    status = 0\n    for name in args.files or [\"-\"]:\n",
-                "new": "    status = 0\n    totals = [0, 0, 0]\n    for name in args.files or [\"-\"]:\n"})),
-            ("edit", json!({"path": "src/app.py",
-                "old": "        print(f\"{lines:8} {words:8} {chars:8} {name}\")\n    return status\n",
-                "new": "        print(f\"{lines:8} {words:8} {chars:8} {name}\")\n        totals = [totals[0] + lines, totals[1] + words, totals[2] + chars]\n    if len(args.files) > 1:\n        print(f\"{totals[0]:8} {totals[1]:8} {totals[2]:8} total\")\n    return status\n"})),
-            ("write_file", json!({"path": "tests/test_total.py", "content": TEST_FILE})),
-            ("finish", json!({"summary": "first round"})),
-        ],
+        [total_change(), vec![("finish", json!({"summary": "first round"}))]].concat(),
         vec![
             ("edit", json!({"path": "src/app.py",
                 "old": "    totals = [0, 0, 0]\n",

@@ -19,7 +19,7 @@ use crate::support::ollama;
 
 const REPO: &str = "acme/tally";
 const SECRET: &str = "dashboard-secret";
-const GOOD_EDIT: &str = "src/app.py\n<<<<<<< SEARCH\n    parser.add_argument(\"--version\", action=\"version\", version=f\"tally {__version__}\")\n=======\n    parser.add_argument(\"--version\", action=\"version\", version=f\"tally {__version__}\")\n    parser.add_argument(\"--json\", action=\"store_true\", help=\"print JSON\")\n>>>>>>> REPLACE\n";
+const GOOD_EDIT: &str = ollama::JSON_FLAG_WITH_TEST;
 
 fn task(id: &str, title: &str, deps: &[&str]) -> String {
     let deps = deps.join(", ");

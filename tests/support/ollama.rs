@@ -25,6 +25,10 @@ pub fn ndjson(pieces: &[&str], eval_count: u64) -> String {
     lines.join("\n") + "\n"
 }
 
+/// A Developer reply (text protocol) that adds a `--json` flag and a test that fails
+/// without it: a change with a fail-to-pass proof, on the sample target.
+pub const JSON_FLAG_WITH_TEST: &str = "src/app.py\n<<<<<<< SEARCH\n    parser.add_argument(\"--version\", action=\"version\", version=f\"tally {__version__}\")\n=======\n    parser.add_argument(\"--version\", action=\"version\", version=f\"tally {__version__}\")\n    parser.add_argument(\"--json\", action=\"store_true\", help=\"print JSON\")\n>>>>>>> REPLACE\n\ntests/test_json.py\n<<<<<<< SEARCH\n=======\nimport sys\nimport unittest\nfrom pathlib import Path\n\nsys.path.insert(0, str(Path(__file__).resolve().parents[1]))\n\nfrom src.app import build_parser  # noqa: E402\n\n\nclass JsonFlagTest(unittest.TestCase):\n    def test_flag_parses(self):\n        self.assertTrue(build_parser().parse_args([\"--json\"]).json)\n>>>>>>> REPLACE\n";
+
 /// A chat answer made of `pieces`.
 pub fn answer(pieces: &[&str], eval_count: u64) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_raw(ndjson(pieces, eval_count), "application/x-ndjson")

@@ -200,21 +200,24 @@ pub async fn review(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<Outc
         .mark_reviewed(&name, number, &sha, posted.id)
         .await?;
     let met = verdict.acceptance.iter().filter(|j| j.met).count();
-    gaffer
-        .store
-        .record_review_verdict(&crate::store::ReviewVerdict {
-            repo: name.to_string(),
-            pr: number,
-            sha: sha.clone(),
-            model: model.clone().unwrap_or_else(|| "builtin".into()),
-            criteria: verdict.acceptance.len() as u32,
-            met: met as u32,
-            downgraded,
-            fell_back: fell_back.is_some(),
-            checks_passed: checks.passed,
-            fail_to_pass: proof.as_ref().map(|p| p.proven),
-        })
-        .await?;
+    // Per model: the built-in review without a model is no model's verdict.
+    if let Some(model) = &model {
+        gaffer
+            .store
+            .record_review_verdict(&crate::store::ReviewVerdict {
+                repo: name.to_string(),
+                pr: number,
+                sha: sha.clone(),
+                model: model.clone(),
+                criteria: verdict.acceptance.len() as u32,
+                met: met as u32,
+                downgraded,
+                fell_back: fell_back.is_some(),
+                checks_passed: checks.passed,
+                fail_to_pass: proof.as_ref().map(|p| p.proven),
+            })
+            .await?;
+    }
     let judged = match model {
         Some(_) => format!("{met}/{} acceptance items met", verdict.acceptance.len()),
         None => format!(
