@@ -499,6 +499,12 @@ impl Workbench<'_> {
         if self.read(checked.as_str()).is_none() {
             return Observation::failed(format!("{path}: no such file"));
         }
+        // A failing test is fixed, never removed to make the checks pass.
+        if super::outline::is_test_path(checked.as_str()) {
+            return Observation::failed(format!(
+                "{path}: deleting a test file is not allowed; fix the code (or the test) instead"
+            ));
+        }
         match paths::remove(self.dir, &checked) {
             Ok(()) => {
                 Observation::changed(format!("{}: deleted", checked.as_str()), checked.as_str())

@@ -431,3 +431,20 @@ async fn unmet_review_criteria_bring_fix_commits_to_the_same_pr_within_the_limit
     assert!(limited, "the second round was refused by the limit");
     assert_eq!(log().matches("address review feedback").count(), 1);
 }
+
+/// Tests are fixed, never deleted to make the checks pass.
+#[tokio::test]
+async fn a_test_file_cannot_be_deleted_to_make_the_checks_pass() {
+    let model = ollama::in_turn(&["DELETE tests/test_smoke.py", "DONE"]).await;
+    let (fake, app) = setup(&model, &[("DEV_MAX_STEPS", "2")]).await;
+    let outcome = post_ok(&app, "/run/developer").await;
+    assert_eq!(outcome["action"], "blocked", "{outcome:#}");
+    let asks = ollama::last_user_messages(&model).await;
+    assert!(
+        asks[1].contains("deleting a test file is not allowed"),
+        "{}",
+        asks[1]
+    );
+    let bare = fake.bare_path(REPO);
+    assert!(show_file(&bare, BRANCH, "tests/test_smoke.py").is_some());
+}
