@@ -171,6 +171,14 @@ impl Agent<'_> {
             &files,
             budget_tokens / 3,
         );
+        // The opening without the files shown whole, for when the window is full.
+        let small_opening = self.opening(&repomap::build(
+            self.clone,
+            self.task,
+            self.config,
+            &files,
+            0,
+        ));
         let mut messages = vec![
             Message::system(self.system_prompt(native)),
             Message::user(self.opening(&map)),
@@ -208,7 +216,7 @@ impl Agent<'_> {
                     last_checks,
                 ));
             }
-            stats.elided += fit(&mut messages, budget_tokens);
+            stats.elided += fit(&mut messages, budget_tokens, &small_opening);
             stats.steps += 1;
             let reply = if native {
                 self.llm
@@ -613,13 +621,16 @@ impl Agent<'_> {
         calls: &[ToolCall],
         results: Vec<(String, String)>,
     ) {
+        // One result gets at most a quarter of the window (about 3 characters a token).
+        let max = (self.llm.prompt_budget(Role::Developer) as usize * 3 / 4)
+            .clamp(800, OBSERVATION_MAX_CHARS);
         if native && !calls.is_empty() {
             let mut results = results.into_iter();
             for _ in calls {
                 let (label, text) = results
                     .next()
                     .unwrap_or(("note".into(), "no result".into()));
-                messages.push(Message::tool(fence(&label, &bounded(&text))));
+                messages.push(Message::tool(fence(&label, &bounded(&text, max))));
             }
             let rest: Vec<String> = results.map(|(l, t)| format!("{l}: {t}")).collect();
             if !rest.is_empty() {
@@ -631,7 +642,7 @@ impl Agent<'_> {
             .iter()
             .enumerate()
             .map(|(i, (label, text))| {
-                format!("[{}] {label}\n{}", i + 1, fence(label, &bounded(text)))
+                format!("[{}] {label}\n{}", i + 1, fence(label, &bounded(text, max)))
             })
             .collect();
         messages.push(Message::user(format!(
@@ -720,11 +731,11 @@ fn reply_summary(text: &str) -> String {
     out.join(" ").chars().take(500).collect()
 }
 
-fn bounded(text: &str) -> String {
-    if text.chars().count() <= OBSERVATION_MAX_CHARS {
+fn bounded(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
         return text.to_string();
     }
-    let kept: String = text.chars().take(OBSERVATION_MAX_CHARS).collect();
+    let kept: String = text.chars().take(max).collect();
     format!("{kept}\n[... cut: ask for a narrower range]")
 }
 
@@ -737,12 +748,18 @@ fn first_line(text: &str) -> String {
         .collect()
 }
 
-/// Elides the oldest tool results (user and tool messages after the opening) to a one-line
-/// note until the conversation fits `budget` tokens; returns how many were elided.
-fn fit(messages: &mut [Message], budget: u64) -> u32 {
+/// Makes the conversation fit `budget` tokens: first the oldest tool results (user and tool
+/// messages after the opening) become a one-line note, and long old replies are cut; if
+/// that is not enough, the opening loses the files it showed whole (`small_opening`), and
+/// old replies are cut shorter. The last message is never touched. Returns how many
+/// messages were shortened.
+fn fit(messages: &mut [Message], budget: u64, small_opening: &str) -> u32 {
     let mut elided = 0;
-    let mut i = 2;
-    while estimate_messages(messages) > budget && i < messages.len().saturating_sub(1) {
+    let last = messages.len().saturating_sub(1);
+    for i in 2..last {
+        if estimate_messages(messages) <= budget {
+            return elided;
+        }
         let m = &mut messages[i];
         if matches!(m.speaker, Speaker::User | Speaker::Tool) && !m.content.starts_with("[elided") {
             let first = m
@@ -763,7 +780,21 @@ fn fit(messages: &mut [Message], budget: u64) -> u32 {
                 format!("{head}\n[... the rest of this earlier reply was elided to save room]");
             elided += 1;
         }
-        i += 1;
+    }
+    if estimate_messages(messages) > budget && messages.len() > 2 && last > 1 {
+        messages[1].content = small_opening.to_string();
+        elided += 1;
+        for i in 2..last {
+            if estimate_messages(messages) <= budget {
+                break;
+            }
+            let m = &mut messages[i];
+            if m.content.chars().count() > 120 {
+                let head: String = m.content.chars().take(100).collect();
+                m.content = format!("{head} [...]");
+                elided += 1;
+            }
+        }
     }
     elided
 }
@@ -782,7 +813,7 @@ mod tests {
             Message::assistant("READ b"),
             Message::user("Results: small"),
         ];
-        let elided = fit(&mut messages, 200);
+        let elided = fit(&mut messages, 200, "small opening");
         assert_eq!(elided, 1);
         assert_eq!(messages[1].content, "opening");
         assert!(messages[3].content.starts_with("[elided"));
@@ -812,6 +843,24 @@ mod tests {
             salvage("some prose\n```\n"),
             "",
             "a fence without a path is no action"
+        );
+    }
+
+    #[test]
+    fn a_full_window_drops_the_shown_files_from_the_opening() {
+        let mut messages = vec![
+            Message::system("s"),
+            Message::user(format!("task and map and files {}", "f".repeat(3000))),
+            Message::assistant("x".repeat(700)),
+            Message::user("Results: more"),
+        ];
+        let elided = fit(&mut messages, 300, "task and map");
+        assert_eq!(messages[1].content, "task and map");
+        assert!(estimate_messages(&messages) <= 300, "{messages:?}");
+        assert!(elided >= 2);
+        assert_eq!(
+            messages[3].content, "Results: more",
+            "the last message is kept"
         );
     }
 
