@@ -1,7 +1,7 @@
 //! The text protocol for models without native tool calling, parsed tolerantly of what
 //! small models really write. One reply may hold several actions:
 //!
-//! ```text
+//! ~~~text
 //! READ src/app.py 1-80            LIST src/**/*.py      FIND def main
 //! OUTLINE src/app.py              CHECKS                DONE added the total line
 //! DELETE old.txt
@@ -13,11 +13,11 @@
 //! new lines
 //! >>>>>>> REPLACE
 //!
-//! tests/test_total.py
+//! WRITE tests/test_total.py
 //! ```python
 //! the whole new file
 //! ```
-//! ```
+//! ~~~
 //!
 //! Accepted as well: whole-file answers (a path line, or a path in the fence's info string,
 //! then the file in a fence), language fences inside SEARCH/REPLACE sections, a missing
