@@ -247,23 +247,35 @@ async fn a_model_that_never_edits_runs_out_of_steps_and_says_so() {
     assert!(pr_body(&fake).contains("DEV_MAX_STEPS"));
 }
 
+/// The sample target with a scripted Developer and a Reviewer model (`judge:1b`) on its own
+/// server answering `reply`; `extra` is one more setting.
+async fn with_reviewer(
+    developer: &wiremock::MockServer,
+    reply: &str,
+    extra: (&str, &str),
+) -> (FakeGithub, TestApp, wiremock::MockServer) {
+    let reviewer = ollama::always(reply).await;
+    let reviewer_url = reviewer.uri();
+    let (fake, app) = setup(
+        developer,
+        &[
+            ("LLM_REVIEWER_MODEL", "judge:1b"),
+            ("LLM_REVIEWER_BASE_URL", reviewer_url.as_str()),
+            extra,
+        ],
+    )
+    .await;
+    (fake, app, reviewer)
+}
+
 async fn agent_pr_then_reviewer(reviewer_reply: &str) -> (FakeGithub, Value, TestApp) {
     let developer =
         ollama::tool_caller(&[
             [total_change(), vec![("finish", json!({"summary": "done"}))]].concat(),
         ])
         .await;
-    let reviewer = ollama::always(reviewer_reply).await;
-    let reviewer_url = reviewer.uri();
-    let (fake, app) = setup(
-        &developer,
-        &[
-            ("LLM_REVIEWER_MODEL", "judge:1b"),
-            ("LLM_REVIEWER_BASE_URL", reviewer_url.as_str()),
-            ("LLM_STRUCTURED_RETRIES", "1"),
-        ],
-    )
-    .await;
+    let (fake, app, _reviewer) =
+        with_reviewer(&developer, reviewer_reply, ("LLM_STRUCTURED_RETRIES", "1")).await;
     assert_eq!(post_ok(&app, "/run/developer").await["action"], "opened_pr");
     // The engine reviews the new head by itself (or this call does): either way, exactly
     // one review, whose run's outcome is read back.
@@ -376,17 +388,8 @@ async fn unmet_review_criteria_bring_fix_commits_to_the_same_pr_within_the_limit
         {"criterion": "b", "met": true, "reason": "tested", "evidence": "tests/test_total.py"}],
         "risks": []})
     .to_string();
-    let reviewer = ollama::always(&verdict).await;
-    let reviewer_url = reviewer.uri();
-    let (fake, app) = setup(
-        &developer,
-        &[
-            ("LLM_REVIEWER_MODEL", "judge:1b"),
-            ("LLM_REVIEWER_BASE_URL", reviewer_url.as_str()),
-            ("DEV_MAX_ITERATIONS", "1"),
-        ],
-    )
-    .await;
+    let (fake, app, _reviewer) =
+        with_reviewer(&developer, &verdict, ("DEV_MAX_ITERATIONS", "1")).await;
     assert_eq!(post_ok(&app, "/run/developer").await["action"], "opened_pr");
     let bare = fake.bare_path(REPO);
     let log =
