@@ -15,7 +15,7 @@ It prints a line per run and a summary (counts, wall time and model tokens per t
 writes everything to --out as JSON. It prints figures; it asserts nothing.
 
   scripts/bench-developer.py --gaffer target/debug/gaffer \
-      --url "$(../shared/llm/serve-qwen-coder.sh)" --model qwen2.5-coder:1.5b --runs 1
+      --url http://127.0.0.1:11434 --model qwen2.5-coder:1.5b --runs 1
 
 Extra gaffer settings can be passed with --set NAME=VALUE (repeatable), e.g.
 --set LLM_DEVELOPER_EDIT_FORMAT=diff to measure one edit format.
