@@ -91,7 +91,18 @@ pub fn parse(output: &str) -> TestResults {
                     .get(i + 1)
                     .and_then(|next| next.trim_end().rsplit_once(" ... ").map(|(_, s)| s))
             };
-            if let Some(status) = tail.and_then(unittest_status) {
+            // What the test printed (a warning, say) can come between its line and its
+            // status: then the status is the first later line that is only a status, before
+            // the next test's line.
+            let status = tail.and_then(unittest_status).or_else(|| {
+                lines
+                    .iter()
+                    .skip(i + 1)
+                    .take(20)
+                    .take_while(|l| unittest_id(l.trim()).is_none())
+                    .find_map(|l| unittest_status(l))
+            });
+            if let Some(status) = status {
                 results.set(id, status);
                 continue;
             }
@@ -385,6 +396,18 @@ mod tests {
                 ("tests/test_b.py".into(), TestStatus::Failed),
             ]
         );
+    }
+
+    #[test]
+    fn a_warning_between_a_test_and_its_status() {
+        let out = "test_main (tests.test_smoke.SmokeTest.test_main) ... /tmp/x/src/app.py:28: ResourceWarning: unclosed file <_io.TextIOWrapper name='/tmp/a.txt'>\n  text = open(name).read()\nResourceWarning: Enable tracemalloc to get the object allocation traceback\nok\ntest_version (tests.test_smoke.SmokeTest.test_version) ... ok\n";
+        let results = parse(out);
+        assert_eq!(
+            results.tests.get("tests.test_smoke.SmokeTest.test_main"),
+            Some(&TestStatus::Passed),
+            "{results:?}"
+        );
+        assert_eq!(results.tests.len(), 2);
     }
 
     #[test]
