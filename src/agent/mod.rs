@@ -552,12 +552,7 @@ impl Agent<'_> {
                 run.command, run.comparison.reason
             )
         } else {
-            format!(
-                "The checks (`{}`) fail: {}\n{}",
-                run.command,
-                run.comparison.reason,
-                crate::workspace::checks::tail(&run.output_tail, 3000)
-            )
+            format!("The {}", checks_failure(&run))
         };
         (run, text)
     }
@@ -588,12 +583,7 @@ impl Agent<'_> {
         let run = last_checks.clone().expect("set above");
         // `checks.require_tests: false`: the checks inform, they do not block.
         if !run.passed && self.config.require_tests {
-            return Err(format!(
-                "the checks (`{}`) fail: {}\n{}",
-                run.command,
-                run.comparison.reason,
-                crate::workspace::checks::tail(&run.output_tail, 3000)
-            ));
+            return Err(format!("the {}", checks_failure(&run)));
         }
         if !self.require_proof {
             return Ok(Finished {
@@ -672,6 +662,16 @@ fn native_actions(calls: &[ToolCall], text: &str) -> (Vec<Action>, Vec<String>) 
         }
     }
     (actions, problems)
+}
+
+/// "checks (`cmd`) fail: why" and the output's last part, for the model and the PR.
+fn checks_failure(run: &CheckRun) -> String {
+    format!(
+        "checks (`{}`) fail: {}\n{}",
+        run.command,
+        run.comparison.reason,
+        crate::workspace::checks::tail(&run.output_tail, 3000)
+    )
 }
 
 /// The complete part of a cut-off reply: up to the end of its last complete edit block
