@@ -11,7 +11,8 @@ use sqlx::Row;
 
 use super::{
     CiState, CiStatus, Comment, DirEntry, EntryKind, FileContent, Forge, ForgeError, ForgeResult,
-    NewPull, NewReview, PullFile, PullRequest, PullState, PullUpdate, RepoInfo, Review,
+    Issue, MergeMethod, NewPull, NewReview, PullFile, PullRequest, PullState, PullUpdate, RepoInfo,
+    Review,
 };
 use crate::registry::FullName;
 use crate::store::Store;
@@ -160,6 +161,7 @@ impl LocalForge {
             updated_at: row.try_get("updated_at").map_err(db)?,
             draft: false,
             labels: serde_json::from_str(&labels).unwrap_or_default(),
+            mergeable: Some(state == "open"),
         })
     }
 
@@ -641,6 +643,45 @@ impl Forge for LocalForge {
             checks: Vec::new(),
         })
     }
+
+    /// A local origin has no issue tracker: no issue exists.
+    async fn issue(&self, repo: &FullName, number: u64) -> ForgeResult<Issue> {
+        Err(refused(
+            404,
+            format!("no issue #{number} in {repo}: the local forge has no issues"),
+        ))
+    }
+
+    async fn list_issues(&self, _repo: &FullName, _label: &str) -> ForgeResult<Vec<Issue>> {
+        Ok(Vec::new())
+    }
+
+    async fn close_issue(&self, repo: &FullName, number: u64) -> ForgeResult<()> {
+        self.issue(repo, number).await.map(|_| ())
+    }
+
+    async fn react(&self, _repo: &FullName, _comment_id: u64, _content: &str) -> ForgeResult<()> {
+        Err(refused(405, "the local forge has no reactions"))
+    }
+
+    /// A real merge commit whatever `method` says (the local forge has one merge button);
+    /// refused when the head moved from `sha`.
+    async fn merge_pull(
+        &self,
+        repo: &FullName,
+        number: u64,
+        _method: MergeMethod,
+        sha: &str,
+    ) -> ForgeResult<String> {
+        let pull = self.pull(repo, number).await?;
+        if pull.head_sha != sha {
+            return Err(refused(
+                409,
+                format!("Head branch was modified. Review and try the merge again (#{number})"),
+            ));
+        }
+        self.merge(repo, number).await
+    }
 }
 
 impl LocalForge {
@@ -662,6 +703,8 @@ fn comment_from_row(row: &SqliteRow) -> ForgeResult<Comment> {
         id: id as u64,
         body: row.try_get("body").map_err(db)?,
         author: row.try_get("author").map_err(db)?,
+        // Everyone who can write rows into gaffer's database owns the repo.
+        author_association: Some("OWNER".into()),
         created_at: row.try_get("created_at").map_err(db)?,
         updated_at: row.try_get("updated_at").map_err(db)?,
     })

@@ -88,6 +88,9 @@ pub struct PullRequest {
     pub updated_at: String,
     pub draft: bool,
     pub labels: Vec<String>,
+    /// GitHub's `mergeable` (only `GET /pulls/{n}` computes it; `None` while GitHub is
+    /// still working it out, and in listings).
+    pub mergeable: Option<bool>,
 }
 
 impl PullRequest {
@@ -130,8 +133,47 @@ pub struct Comment {
     pub id: u64,
     pub body: String,
     pub author: String,
+    /// The author's `author_association` on the repo: whether a command in the comment
+    /// is obeyed ([`crate::safety::trust`]).
+    pub author_association: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// An issue (never a pull request: listings leave those out), with what the issue work
+/// source decides on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Issue {
+    pub number: u64,
+    pub title: String,
+    pub body: String,
+    pub state: PullState,
+    pub author: String,
+    /// GitHub's `author_association` of the issue's author: an outsider's issue never
+    /// becomes a task.
+    pub author_association: Option<String>,
+    pub labels: Vec<String>,
+    pub html_url: String,
+    pub updated_at: String,
+}
+
+/// How a pull request is merged (`.llm-team.yml` `workflow.merge_strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MergeMethod {
+    Merge,
+    Squash,
+    Rebase,
+}
+
+impl MergeMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MergeMethod::Merge => "merge",
+            MergeMethod::Squash => "squash",
+            MergeMethod::Rebase => "rebase",
+        }
+    }
 }
 
 /// What a review says about the PR. gaffer only ever comments: it never approves or
@@ -362,4 +404,22 @@ pub trait Forge: Send + Sync + fmt::Debug {
     async fn remove_label(&self, repo: &FullName, number: u64, label: &str) -> ForgeResult<()>;
     /// The CI state of a commit: commit statuses and check runs combined.
     async fn ci_status(&self, repo: &FullName, git_ref: &str) -> ForgeResult<CiStatus>;
+    /// An issue by number (`NotFound` for a pull request's number or no such issue).
+    async fn issue(&self, repo: &FullName, number: u64) -> ForgeResult<Issue>;
+    /// Open issues carrying `label`, newest first; pull requests are left out.
+    async fn list_issues(&self, repo: &FullName, label: &str) -> ForgeResult<Vec<Issue>>;
+    /// Closes an issue as completed (closing a closed issue changes nothing).
+    async fn close_issue(&self, repo: &FullName, number: u64) -> ForgeResult<()>;
+    /// Adds a reaction (`+1`, `eyes`, `confused`, ...) to a conversation comment: how a
+    /// command is acknowledged. Reacting twice leaves one reaction.
+    async fn react(&self, repo: &FullName, comment_id: u64, content: &str) -> ForgeResult<()>;
+    /// Merges an open PR with `method`, only if its head is still `sha` (GitHub refuses
+    /// otherwise, so a push after the checks is never merged unseen); the merge commit.
+    async fn merge_pull(
+        &self,
+        repo: &FullName,
+        number: u64,
+        method: MergeMethod,
+        sha: &str,
+    ) -> ForgeResult<String>;
 }

@@ -274,6 +274,7 @@ mod tests {
             estimate: None,
             acceptance: vec![],
             auto_policy: None,
+            source: None,
             body: String::new(),
         }
     }

@@ -151,6 +151,8 @@ pub struct Task {
     pub estimate: Option<String>,
     pub acceptance: Vec<String>,
     pub auto_policy: Option<String>,
+    /// Where the task came from, e.g. `issue #12` (a task made from a GitHub issue).
+    pub source: Option<String>,
     #[serde(skip)]
     pub body: String,
 }
@@ -167,6 +169,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "estimate",
     "acceptance",
     "auto_policy",
+    "source",
 ];
 
 /// The largest task file gaffer reads; a larger one is a problem for that file only.
@@ -387,6 +390,7 @@ pub fn parse_task(path: &str, text: &str) -> (Option<Task>, Vec<Problem>) {
     let owner = text_field("owner", &mut problems, false);
     let estimate = text_field("estimate", &mut problems, false);
     let auto_policy = text_field("auto_policy", &mut problems, false);
+    let source = text_field("source", &mut problems, false);
     let has_errors = problems.iter().any(Problem::is_error);
     let task = match (id, title, task_type, priority, status) {
         (Some(id), Some(title), Some(task_type), Some(priority), Some(status)) if !has_errors => {
@@ -402,6 +406,7 @@ pub fn parse_task(path: &str, text: &str) -> (Option<Task>, Vec<Problem>) {
                 estimate,
                 acceptance,
                 auto_policy,
+                source,
                 body: content.to_string(),
             })
         }

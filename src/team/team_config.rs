@@ -24,6 +24,28 @@ pub enum MergeStrategy {
     Rebase,
 }
 
+/// A kind of PR gaffer may merge by itself (`workflow.auto_merge`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoMerge {
+    /// The Taskmaster's plan PRs (task files only).
+    Plan,
+    /// The Integrator's PRs moving a task to `ready_for_integration` or `done`.
+    Integration,
+    /// The Developer's work PRs, for tasks whose `auto_policy` allows it.
+    Code,
+}
+
+impl AutoMerge {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AutoMerge::Plan => "plan",
+            AutoMerge::Integration => "integration",
+            AutoMerge::Code => "code",
+        }
+    }
+}
+
 /// Which roles may run on this repo.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RolesEnabled {
@@ -43,6 +65,9 @@ pub struct TeamConfig {
     /// Every branch gaffer pushes starts with this.
     pub branch_prefix: String,
     pub merge_strategy: MergeStrategy,
+    /// `workflow.auto_merge`: the PR kinds gaffer merges itself when their conditions hold
+    /// (default none: a person merges everything).
+    pub auto_merge: Vec<AutoMerge>,
     /// Plan and report, but open no PR and post nothing.
     pub dry_run: bool,
     pub roles: RolesEnabled,
@@ -72,6 +97,7 @@ impl Default for TeamConfig {
             protected_paths: vec![".github/".into()],
             branch_prefix: "feature/".into(),
             merge_strategy: MergeStrategy::Squash,
+            auto_merge: Vec::new(),
             dry_run: false,
             roles: RolesEnabled {
                 planner: true,
@@ -97,7 +123,23 @@ impl Default for TeamConfig {
     }
 }
 
+impl MergeStrategy {
+    /// The forge's merge method for this strategy.
+    pub fn method(self) -> crate::forge::MergeMethod {
+        match self {
+            MergeStrategy::Merge => crate::forge::MergeMethod::Merge,
+            MergeStrategy::Squash => crate::forge::MergeMethod::Squash,
+            MergeStrategy::Rebase => crate::forge::MergeMethod::Rebase,
+        }
+    }
+}
+
 impl TeamConfig {
+    /// Whether gaffer may merge PRs of `kind` itself.
+    pub fn auto_merges(&self, kind: AutoMerge) -> bool {
+        self.auto_merge.contains(&kind)
+    }
+
     /// Whether the Integrator moves a merged task to `ready_for_integration` first.
     pub fn uses_ready_for_integration(&self) -> bool {
         self.states.contains(&Status::ReadyForIntegration)
@@ -115,6 +157,7 @@ const KNOWN: &[&str] = &[
     "project.protected_paths",
     "workflow.branch_prefix",
     "workflow.merge_strategy",
+    "workflow.auto_merge",
     "workflow.dry_run",
     "roles.planner.enabled",
     "roles.taskmaster.enabled",
@@ -215,6 +258,25 @@ pub fn parse(text: Option<&str>) -> (TeamConfig, Vec<Problem>) {
             Some("squash") => config.merge_strategy = MergeStrategy::Squash,
             Some("rebase") => config.merge_strategy = MergeStrategy::Rebase,
             _ => bad("workflow.merge_strategy", "merge, squash or rebase"),
+        }
+    }
+    if let Some(v) = get("workflow.auto_merge") {
+        let parsed: Option<Vec<AutoMerge>> = string_list(v).and_then(|list| {
+            list.iter()
+                .map(|kind| match kind.trim() {
+                    "plan" => Some(AutoMerge::Plan),
+                    "integration" => Some(AutoMerge::Integration),
+                    "code" => Some(AutoMerge::Code),
+                    _ => None,
+                })
+                .collect()
+        });
+        match parsed {
+            Some(kinds) => config.auto_merge = kinds,
+            None => bad(
+                "workflow.auto_merge",
+                "a list of PR kinds from plan, integration, code",
+            ),
         }
     }
     if let Some(v) = get("workflow.dry_run") {
@@ -358,13 +420,15 @@ mod tests {
 
     #[test]
     fn reads_every_key() {
-        let text = "project:\n  name: demo\n  protected_paths: [.github/, infra/, secrets/]\nworkflow:\n  branch_prefix: gaffer/\n  merge_strategy: merge\n  dry_run: true\nroles:\n  reviewer:\n    enabled: false\ntasks:\n  dir: work/tasks\n  states: [queued, in_review, ready_for_integration, done, blocked]\nchecks:\n  require_tests: false\n  coverage_min: 80\n  test_command: make test\n  setup: make deps\n  lint: make lint\n  known_failures: [\"tests/flaky_*\"]\n";
+        let text = "project:\n  name: demo\n  protected_paths: [.github/, infra/, secrets/]\nworkflow:\n  branch_prefix: gaffer/\n  merge_strategy: merge\n  auto_merge: [plan, integration]\n  dry_run: true\nroles:\n  reviewer:\n    enabled: false\ntasks:\n  dir: work/tasks\n  states: [queued, in_review, ready_for_integration, done, blocked]\nchecks:\n  require_tests: false\n  coverage_min: 80\n  test_command: make test\n  setup: make deps\n  lint: make lint\n  known_failures: [\"tests/flaky_*\"]\n";
         let (config, problems) = parse(Some(text));
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(config.project_name.as_deref(), Some("demo"));
         assert_eq!(config.protected_paths, [".github/", "infra/", "secrets/"]);
         assert_eq!(config.branch_prefix, "gaffer/");
         assert_eq!(config.merge_strategy, MergeStrategy::Merge);
+        assert_eq!(config.auto_merge, [AutoMerge::Plan, AutoMerge::Integration]);
+        assert!(config.auto_merges(AutoMerge::Integration) && !config.auto_merges(AutoMerge::Code));
         assert!(config.dry_run);
         assert!(!config.roles.reviewer && config.roles.developer);
         assert_eq!(config.tasks_dir, "work/tasks");
@@ -383,11 +447,12 @@ mod tests {
 
     #[test]
     fn unknown_keys_warn_and_bad_values_keep_defaults() {
-        let text = "workflow:\n  branch_prefix: 'has space/'\n  dry_rn: true\nroles:\n  reviewer:\n    enabled: sometimes\nchecks:\n  coverage_min: 150\n";
+        let text = "workflow:\n  branch_prefix: 'has space/'\n  auto_merge: [plan, everything]\n  dry_rn: true\nroles:\n  reviewer:\n    enabled: sometimes\nchecks:\n  coverage_min: 150\n";
         let (config, problems) = parse(Some(text));
         assert_eq!(config.branch_prefix, "feature/");
         assert!(config.roles.reviewer);
         assert_eq!(config.coverage_min, None);
+        assert!(config.auto_merge.is_empty());
         let warning = problems.iter().find(|p| !p.is_error()).unwrap();
         assert_eq!(warning.field.as_deref(), Some("workflow.dry_rn"));
         let errors: Vec<_> = problems
@@ -399,6 +464,7 @@ mod tests {
             errors,
             [
                 "workflow.branch_prefix",
+                "workflow.auto_merge",
                 "roles.reviewer.enabled",
                 "checks.coverage_min"
             ]

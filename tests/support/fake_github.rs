@@ -219,6 +219,22 @@ struct IssueComment {
     issue: u64,
     body: String,
     user: String,
+    /// The commenter's `author_association`.
+    association: String,
+    created_at: String,
+    updated_at: String,
+}
+
+/// An issue (PRs are kept apart, but share the number sequence as on GitHub).
+#[derive(Debug, Clone)]
+struct Issue {
+    number: u64,
+    title: String,
+    body: String,
+    state: &'static str,
+    user: String,
+    association: String,
+    labels: Vec<String>,
     created_at: String,
     updated_at: String,
 }
@@ -240,6 +256,9 @@ struct Repo {
     default_branch: String,
     bare: PathBuf,
     pulls: Vec<Pull>,
+    issues: Vec<Issue>,
+    /// `(comment id, content, user)` of each reaction.
+    reactions: Vec<(u64, String, String)>,
     comments: Vec<IssueComment>,
     reviews: Vec<PullReview>,
     statuses: HashMap<String, Vec<(String, String)>>,
@@ -489,6 +508,8 @@ impl FakeGithub {
                 bare: bare.to_path_buf(),
                 pulls: Vec::new(),
                 comments: Vec::new(),
+                issues: Vec::new(),
+                reactions: Vec::new(),
                 reviews: Vec::new(),
                 statuses: HashMap::new(),
                 check_runs: HashMap::new(),
@@ -648,15 +669,116 @@ impl FakeGithub {
             .collect()
     }
 
-    /// Labels on a PR.
+    /// Labels on a PR or an issue.
     pub fn labels(&self, full_name: &str, number: u64) -> Vec<String> {
+        let mut state = self.lock();
+        let repo = state
+            .repos
+            .get_mut(&full_name.to_ascii_lowercase())
+            .expect("repo");
+        labels_of(repo, number).cloned().unwrap_or_default()
+    }
+
+    /// Opens an issue as `login` (with that `author_association`) carrying `labels`.
+    pub fn open_issue(
+        &self,
+        full_name: &str,
+        title: &str,
+        body: &str,
+        login: &str,
+        association: &str,
+        labels: &[&str],
+    ) -> u64 {
+        let mut state = self.lock();
+        let now = state.now();
+        let repo = state
+            .repos
+            .get_mut(&full_name.to_ascii_lowercase())
+            .expect("repo");
+        let number = next_number(repo);
+        repo.issues.push(Issue {
+            number,
+            title: title.into(),
+            body: body.into(),
+            state: "open",
+            user: login.into(),
+            association: association.into(),
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+            created_at: now.clone(),
+            updated_at: now,
+        });
+        number
+    }
+
+    /// Adds a label to an issue or PR, as a maintainer does.
+    pub fn label(&self, full_name: &str, number: u64, label: &str) {
+        let mut state = self.lock();
+        let repo = state
+            .repos
+            .get_mut(&full_name.to_ascii_lowercase())
+            .expect("repo");
+        let labels = labels_of(repo, number).expect("issue or PR");
+        if !labels.iter().any(|l| l == label) {
+            labels.push(label.to_string());
+        }
+    }
+
+    /// An issue as the API shows it.
+    pub fn issue(&self, full_name: &str, number: u64) -> Value {
         let state = self.lock();
         let repo = &state.repos[&full_name.to_ascii_lowercase()];
-        repo.pulls
+        let issue = repo
+            .issues
             .iter()
-            .find(|p| p.number == number)
-            .map(|p| p.labels.clone())
-            .unwrap_or_default()
+            .find(|i| i.number == number)
+            .expect("issue");
+        issue_json(repo, issue)
+    }
+
+    /// Posts a conversation comment as `login` (with that `author_association`); its id.
+    pub fn comment_as(
+        &self,
+        full_name: &str,
+        number: u64,
+        body: &str,
+        login: &str,
+        association: &str,
+    ) -> u64 {
+        let mut state = self.lock();
+        let id = state.id();
+        let now = state.now();
+        let repo = state
+            .repos
+            .get_mut(&full_name.to_ascii_lowercase())
+            .expect("repo");
+        repo.comments.push(IssueComment {
+            id,
+            issue: number,
+            body: body.into(),
+            user: login.into(),
+            association: association.into(),
+            created_at: now.clone(),
+            updated_at: now,
+        });
+        id
+    }
+
+    /// A comment as the API shows it (for webhook payloads).
+    pub fn comment_json(&self, full_name: &str, id: u64) -> Value {
+        let state = self.lock();
+        let repo = &state.repos[&full_name.to_ascii_lowercase()];
+        comment_json(repo.comments.iter().find(|c| c.id == id).expect("comment"))
+    }
+
+    /// The reactions gaffer left on a comment.
+    pub fn reactions(&self, full_name: &str, comment_id: u64) -> Vec<String> {
+        let state = self.lock();
+        let repo = &state.repos[&full_name.to_ascii_lowercase()];
+        repo.reactions
+            .iter()
+            .filter(|(c, _, _)| *c == comment_id)
+            .map(|(_, what, _)| what.clone())
+            .collect()
     }
 
     /// A commit status, as an external CI posts it.
@@ -1172,7 +1294,13 @@ fn route(req: &HttpRequest, body: &[u8], s: &mut State) -> Reply {
             let n = number(n).unwrap_or_default();
             let now = s.now();
             let repo = s.repos.get_mut(&key).unwrap();
-            let Some(pull) = repo.pulls.iter_mut().find(|p| p.number == n) else {
+            if let Some(pull) = repo.pulls.iter_mut().find(|p| p.number == n) {
+                pull.updated_at = now.clone();
+            }
+            if let Some(issue) = repo.issues.iter_mut().find(|i| i.number == n) {
+                issue.updated_at = now;
+            }
+            let Some(labels) = labels_of(repo, n) else {
                 return Reply::not_found();
             };
             for label in json_body["labels"]
@@ -1181,15 +1309,13 @@ fn route(req: &HttpRequest, body: &[u8], s: &mut State) -> Reply {
                 .flatten()
                 .filter_map(|l| l.as_str())
             {
-                if !pull.labels.iter().any(|l| l == label) {
-                    pull.labels.push(label.to_string());
+                if !labels.iter().any(|l| l == label) {
+                    labels.push(label.to_string());
                 }
             }
-            pull.updated_at = now;
             Reply::json(
                 200,
-                json!(pull
-                    .labels
+                json!(labels
                     .iter()
                     .map(|l| json!({"name": l}))
                     .collect::<Vec<_>>()),
@@ -1198,21 +1324,69 @@ fn route(req: &HttpRequest, body: &[u8], s: &mut State) -> Reply {
         ("DELETE", ["issues", n, "labels", label]) => {
             let n = number(n).unwrap_or_default();
             let repo = s.repos.get_mut(&key).unwrap();
-            let Some(pull) = repo.pulls.iter_mut().find(|p| p.number == n) else {
+            let Some(labels) = labels_of(repo, n) else {
                 return Reply::not_found();
             };
-            let before = pull.labels.len();
-            pull.labels.retain(|l| l != label);
-            if before == pull.labels.len() {
+            let before = labels.len();
+            labels.retain(|l| l != label);
+            if before == labels.len() {
                 return Reply::error(404, "Label does not exist");
             }
             Reply::json(
                 200,
-                json!(pull
-                    .labels
+                json!(labels
                     .iter()
                     .map(|l| json!({"name": l}))
                     .collect::<Vec<_>>()),
+            )
+        }
+        ("GET", ["issues"]) => list_issues(&s.repos[&key], &query, &link_base),
+        ("GET", ["issues", n]) => {
+            let repo = &s.repos[&key];
+            let n = number(n).unwrap_or_default();
+            if let Some(issue) = repo.issues.iter().find(|i| i.number == n) {
+                return Reply::json(200, issue_json(repo, issue));
+            }
+            match find_pull(repo, n) {
+                Some(p) => Reply::json(200, pull_as_issue(repo, p)),
+                None => Reply::not_found(),
+            }
+        }
+        ("PATCH", ["issues", n]) => {
+            let n = number(n).unwrap_or_default();
+            let now = s.now();
+            let repo = s.repos.get_mut(&key).unwrap();
+            let Some(issue) = repo.issues.iter_mut().find(|i| i.number == n) else {
+                return Reply::not_found();
+            };
+            match json_body["state"].as_str() {
+                Some("closed") => issue.state = "closed",
+                Some("open") => issue.state = "open",
+                _ => {}
+            }
+            issue.updated_at = now;
+            let issue = issue.clone();
+            Reply::json(200, issue_json(&s.repos[&key], &issue))
+        }
+        ("POST", ["issues", "comments", id, "reactions"]) => {
+            let id = number(id).unwrap_or_default();
+            let Some(content) = json_body["content"].as_str().map(str::to_string) else {
+                return Reply::validation("Validation Failed", json!([{"field": "content"}]));
+            };
+            let repo = s.repos.get_mut(&key).unwrap();
+            if !repo.comments.iter().any(|c| c.id == id) {
+                return Reply::not_found();
+            }
+            let known = repo
+                .reactions
+                .iter()
+                .any(|(c, what, user)| *c == id && *what == content && user == BOT_LOGIN);
+            if !known {
+                repo.reactions.push((id, content.clone(), BOT_LOGIN.into()));
+            }
+            Reply::json(
+                if known { 200 } else { 201 },
+                json!({"id": id + 70000, "content": content, "user": user_json(BOT_LOGIN)}),
             )
         }
         ("GET", ["commits", git_ref, "status"]) => {
@@ -1384,6 +1558,94 @@ fn create_ref(repo: &Repo, body: &Value) -> Reply {
     )
 }
 
+/// Issues and PRs share one sequence of numbers.
+fn next_number(repo: &Repo) -> u64 {
+    let pulls = repo.pulls.iter().map(|p| p.number);
+    let issues = repo.issues.iter().map(|i| i.number);
+    pulls.chain(issues).max().unwrap_or(0) + 1
+}
+
+fn issue_json(repo: &Repo, issue: &Issue) -> Value {
+    let full_name = format!("{}/{}", repo.owner, repo.name);
+    json!({
+        "id": issue.number + 9000, "number": issue.number, "state": issue.state,
+        "title": issue.title, "body": issue.body, "user": user_json(&issue.user),
+        "labels": issue.labels.iter().map(|l| json!({"name": l})).collect::<Vec<_>>(),
+        "html_url": format!("https://github.com/{full_name}/issues/{}", issue.number),
+        "created_at": issue.created_at, "updated_at": issue.updated_at,
+        "author_association": issue.association, "comments": repo.comments.iter().filter(|c| c.issue == issue.number).count(),
+    })
+}
+
+/// A PR as `GET /issues` shows it: an issue with a `pull_request` key.
+fn pull_as_issue(repo: &Repo, pull: &Pull) -> Value {
+    let mut value = pull_json(repo, pull, false);
+    value["pull_request"] =
+        json!({"url": format!("/repos/{}/{}/pulls/{}", repo.owner, repo.name, pull.number)});
+    value
+}
+
+fn list_issues(repo: &Repo, query: &HashMap<String, String>, link_base: &str) -> Reply {
+    let wanted = query.get("state").map(String::as_str).unwrap_or("open");
+    let labels: Vec<&str> = query
+        .get("labels")
+        .map(|l| l.split(',').filter(|l| !l.is_empty()).collect())
+        .unwrap_or_default();
+    let keep = |state: &str, have: &[String]| {
+        (wanted == "all" || state == wanted) && labels.iter().all(|l| have.iter().any(|h| h == l))
+    };
+    let mut items: Vec<(u64, Value)> = repo
+        .issues
+        .iter()
+        .filter(|i| keep(i.state, &i.labels))
+        .map(|i| (i.number, issue_json(repo, i)))
+        .chain(
+            repo.pulls
+                .iter()
+                .filter(|p| keep(p.state, &p.labels))
+                .map(|p| (p.number, pull_as_issue(repo, p))),
+        )
+        .collect();
+    items.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+    paginate(
+        items.into_iter().map(|(_, v)| v).collect(),
+        query,
+        link_base,
+    )
+}
+
+/// The labels of issue or PR `number`, to change in place.
+fn labels_of(repo: &mut Repo, number: u64) -> Option<&mut Vec<String>> {
+    if let Some(pull) = repo.pulls.iter_mut().find(|p| p.number == number) {
+        return Some(&mut pull.labels);
+    }
+    repo.issues
+        .iter_mut()
+        .find(|i| i.number == number)
+        .map(|i| &mut i.labels)
+}
+
+/// GitHub's closing keywords in a merged PR's body close those issues.
+fn closes(body: &str) -> Vec<u64> {
+    let lower = body.to_ascii_lowercase();
+    let mut found = Vec::new();
+    for word in [
+        "close", "closes", "closed", "fix", "fixes", "fixed", "resolve", "resolves", "resolved",
+    ] {
+        for (at, _) in lower.match_indices(&format!("{word} #")) {
+            let boundary = at == 0 || !lower.as_bytes()[at - 1].is_ascii_alphanumeric();
+            let digits: String = lower[at + word.len() + 2..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            if let (true, Ok(n)) = (boundary, digits.parse()) {
+                found.push(n);
+            }
+        }
+    }
+    found
+}
+
 fn find_pull(repo: &Repo, number: u64) -> Option<&Pull> {
     repo.pulls.iter().find(|p| p.number == number)
 }
@@ -1548,7 +1810,7 @@ fn create_pull(s: &mut State, key: &str, body: &Value, user: &str) -> Reply {
     }
     let now = s.now();
     let repo = s.repos.get_mut(key).unwrap();
-    let number = repo.pulls.iter().map(|p| p.number).max().unwrap_or(0) + 1;
+    let number = next_number(repo);
     let pull = Pull {
         number,
         title,
@@ -1648,6 +1910,12 @@ fn merge_pull(s: &mut State, key: &str, number: u64, body: &Value) -> Reply {
     ) else {
         return Reply::error(405, "Pull Request is not mergeable");
     };
+    if body["sha"].as_str().is_some_and(|sha| sha != head) {
+        return Reply::error(
+            409,
+            "Head branch was modified. Review and try the merge again.",
+        );
+    }
     let Ok(tree) = git(&bare, &["merge-tree", "--write-tree", &base, &head]) else {
         return Reply::error(405, "Pull Request is not mergeable");
     };
@@ -1656,7 +1924,7 @@ fn merge_pull(s: &mut State, key: &str, number: u64, body: &Value) -> Reply {
         "Merge pull request #{number} from {}/{}",
         repo.owner, pull.head_ref
     );
-    let squash = body["merge_method"].as_str() == Some("squash");
+    let squash = matches!(body["merge_method"].as_str(), Some("squash" | "rebase"));
     let mut args = vec!["commit-tree", tree.as_str(), "-p", base.as_str()];
     if !squash {
         args.extend(["-p", head.as_str()]);
@@ -1678,7 +1946,19 @@ fn merge_pull(s: &mut State, key: &str, number: u64, body: &Value) -> Reply {
     pull.closed_base_sha = Some(base);
     pull.merged_at = Some(now.clone());
     pull.merge_commit_sha = Some(commit.clone());
-    pull.updated_at = now;
+    pull.updated_at = now.clone();
+    let into_default = pull.base_ref == repo.default_branch;
+    let closing = closes(&pull.body);
+    if into_default {
+        for issue in repo
+            .issues
+            .iter_mut()
+            .filter(|i| closing.contains(&i.number))
+        {
+            issue.state = "closed";
+            issue.updated_at = now.clone();
+        }
+    }
     Reply::json(
         200,
         json!({"sha": commit, "merged": true, "message": "Pull Request successfully merged"}),
@@ -1728,7 +2008,7 @@ fn create_review(s: &mut State, key: &str, number: u64, body: &Value) -> Reply {
 
 fn comment_json(c: &IssueComment) -> Value {
     json!({"id": c.id, "body": c.body, "user": user_json(&c.user), "created_at": c.created_at,
-           "updated_at": c.updated_at, "author_association": "OWNER"})
+           "updated_at": c.updated_at, "author_association": c.association})
 }
 
 fn create_comment(s: &mut State, key: &str, number: u64, body: &Value) -> Reply {
@@ -1738,7 +2018,10 @@ fn create_comment(s: &mut State, key: &str, number: u64, body: &Value) -> Reply 
             json!([{"resource": "IssueComment", "code": "missing_field", "field": "body"}]),
         );
     };
-    if !s.repos[key].pulls.iter().any(|p| p.number == number) {
+    let repo = &s.repos[key];
+    if !repo.pulls.iter().any(|p| p.number == number)
+        && !repo.issues.iter().any(|i| i.number == number)
+    {
         return Reply::not_found();
     }
     let id = s.id();
@@ -1748,6 +2031,7 @@ fn create_comment(s: &mut State, key: &str, number: u64, body: &Value) -> Reply 
         issue: number,
         body: text.to_string(),
         user: BOT_LOGIN.into(),
+        association: "NONE".into(),
         created_at: now.clone(),
         updated_at: now,
     };

@@ -18,12 +18,13 @@ pub use governor::WriteLimits;
 pub use pace::{PaceLimits, PaceSnapshot};
 
 use self::types::{
-    status_state, ApiCheckRuns, ApiCombinedStatus, ApiComment, ApiContent, ApiPull, ApiPullFile,
-    ApiRef, ApiRepo, ApiReview,
+    status_state, ApiCheckRuns, ApiCombinedStatus, ApiComment, ApiContent, ApiIssue, ApiPull,
+    ApiPullFile, ApiRef, ApiRepo, ApiReview,
 };
 use super::{
-    CiState, CiStatus, Comment, DirEntry, FileContent, Forge, ForgeError, ForgeResult, NewPull,
-    NewReview, PullFile, PullRequest, PullState, PullUpdate, RepoInfo, Review, ReviewEvent,
+    CiState, CiStatus, Comment, DirEntry, FileContent, Forge, ForgeError, ForgeResult, Issue,
+    MergeMethod, NewPull, NewReview, PullFile, PullRequest, PullState, PullUpdate, RepoInfo,
+    Review, ReviewEvent,
 };
 use crate::registry::FullName;
 
@@ -393,5 +394,89 @@ impl Forge for GithubForge {
             CiState::Success
         };
         Ok(CiStatus { state, checks })
+    }
+
+    async fn issue(&self, repo: &FullName, number: u64) -> ForgeResult<Issue> {
+        let api: ApiIssue = self
+            .client
+            .get_json(self.repo_url(repo, &["issues", &number.to_string()]))
+            .await?;
+        if api.pull_request.is_some() {
+            return Err(ForgeError::NotFound {
+                what: format!("issue #{number} of {repo} (it is a pull request)"),
+            });
+        }
+        Ok(api.into())
+    }
+
+    /// Every page of `GET /issues?state=open&labels=...` (conditional, so an unchanged
+    /// listing costs no rate limit), pull requests dropped.
+    async fn list_issues(&self, repo: &FullName, label: &str) -> ForgeResult<Vec<Issue>> {
+        let mut url = self.repo_url(repo, &["issues"]);
+        url.query_pairs_mut()
+            .append_pair("state", "open")
+            .append_pair("labels", label)
+            .append_pair("sort", "created")
+            .append_pair("direction", "desc")
+            .append_pair("per_page", "100");
+        let issues: Vec<ApiIssue> = self
+            .client
+            .get_all(url)
+            .await
+            .map_err(|e| e.for_repo(repo))?;
+        Ok(issues
+            .into_iter()
+            .filter(|i| i.pull_request.is_none())
+            .map(Issue::from)
+            .collect())
+    }
+
+    async fn close_issue(&self, repo: &FullName, number: u64) -> ForgeResult<()> {
+        self.client
+            .write(
+                Method::PATCH,
+                self.repo_url(repo, &["issues", &number.to_string()]),
+                Some(&json!({"state": "closed", "state_reason": "completed"})),
+                // Closing a closed issue changes nothing.
+                Replay::Safe,
+            )
+            .await
+    }
+
+    async fn react(&self, repo: &FullName, comment_id: u64, content: &str) -> ForgeResult<()> {
+        self.client
+            .write(
+                Method::POST,
+                self.repo_url(
+                    repo,
+                    &["issues", "comments", &comment_id.to_string(), "reactions"],
+                ),
+                Some(&json!({"content": content})),
+                // GitHub answers 200 with the existing reaction when it is there already.
+                Replay::Safe,
+            )
+            .await
+    }
+
+    async fn merge_pull(
+        &self,
+        repo: &FullName,
+        number: u64,
+        method: MergeMethod,
+        sha: &str,
+    ) -> ForgeResult<String> {
+        #[derive(serde::Deserialize)]
+        struct Merged {
+            sha: String,
+        }
+        let merged: Merged = self
+            .client
+            .write_json(
+                Method::PUT,
+                self.repo_url(repo, &["pulls", &number.to_string(), "merge"]),
+                &json!({"merge_method": method.as_str(), "sha": sha}),
+            )
+            .await?;
+        Ok(merged.sha)
     }
 }

@@ -5,8 +5,8 @@ use base64::Engine;
 use serde::Deserialize;
 
 use crate::forge::{
-    CiCheck, CiState, Comment, DirEntry, EntryKind, FileContent, ForgeError, PullFile, PullRequest,
-    PullState, RepoInfo, Review,
+    CiCheck, CiState, Comment, DirEntry, EntryKind, FileContent, ForgeError, Issue, PullFile,
+    PullRequest, PullState, RepoInfo, Review,
 };
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +151,8 @@ pub struct ApiPull {
     pub draft: Option<bool>,
     #[serde(default)]
     pub labels: Vec<ApiLabel>,
+    #[serde(default)]
+    pub mergeable: Option<bool>,
 }
 
 impl From<ApiPull> for PullRequest {
@@ -174,6 +176,7 @@ impl From<ApiPull> for PullRequest {
             updated_at: p.updated_at,
             draft: p.draft.unwrap_or(false),
             labels: p.labels.into_iter().map(|l| l.name).collect(),
+            mergeable: p.mergeable,
         }
     }
 }
@@ -213,6 +216,8 @@ pub struct ApiComment {
     pub user: Option<ApiUser>,
     pub created_at: String,
     pub updated_at: String,
+    #[serde(default)]
+    pub author_association: Option<String>,
 }
 
 impl From<ApiComment> for Comment {
@@ -221,8 +226,49 @@ impl From<ApiComment> for Comment {
             id: c.id,
             body: c.body.unwrap_or_default(),
             author: login(c.user),
+            author_association: c.author_association,
             created_at: c.created_at,
             updated_at: c.updated_at,
+        }
+    }
+}
+
+/// An issue as `GET /issues` lists it; pull requests come with a `pull_request` key.
+#[derive(Debug, Deserialize)]
+pub struct ApiIssue {
+    pub number: u64,
+    pub title: String,
+    #[serde(default)]
+    pub body: Option<String>,
+    pub state: String,
+    /// `nullable-simple-user`.
+    pub user: Option<ApiUser>,
+    #[serde(default)]
+    pub author_association: Option<String>,
+    #[serde(default)]
+    pub labels: Vec<ApiLabel>,
+    pub html_url: String,
+    pub updated_at: String,
+    #[serde(default)]
+    pub pull_request: Option<serde_json::Value>,
+}
+
+impl From<ApiIssue> for Issue {
+    fn from(i: ApiIssue) -> Self {
+        Issue {
+            number: i.number,
+            title: i.title,
+            body: i.body.unwrap_or_default(),
+            state: if i.state == "open" {
+                PullState::Open
+            } else {
+                PullState::Closed
+            },
+            author: login(i.user),
+            author_association: i.author_association,
+            labels: i.labels.into_iter().map(|l| l.name).collect(),
+            html_url: i.html_url,
+            updated_at: i.updated_at,
         }
     }
 }
