@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod forge;
 pub mod http;
+pub mod issues;
 pub mod llm;
 pub mod locks;
 pub mod pipeline;

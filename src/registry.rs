@@ -255,6 +255,53 @@ pub struct RepoOverrides {
     /// At most this many runs start per UTC day for this repo; later ones wait.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_runs_per_day: Option<u32>,
+    /// The issue workflow's labels: the one that hands an issue to gaffer, and the ones
+    /// mirroring its state.
+    #[serde(default, skip_serializing_if = "IssueLabels::is_default")]
+    pub labels: IssueLabels,
+}
+
+/// The labels of the issue workflow (each may be renamed per repo).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct IssueLabels {
+    /// An open issue carrying it, by a trusted author, becomes a task.
+    pub trigger: String,
+    pub queued: String,
+    pub running: String,
+    pub review: String,
+    pub done: String,
+    pub blocked: String,
+}
+
+impl Default for IssueLabels {
+    fn default() -> Self {
+        IssueLabels {
+            trigger: "gaffer".into(),
+            queued: "gaffer:queued".into(),
+            running: "gaffer:running".into(),
+            review: "gaffer:review".into(),
+            done: "gaffer:done".into(),
+            blocked: "gaffer:blocked".into(),
+        }
+    }
+}
+
+impl IssueLabels {
+    fn is_default(&self) -> bool {
+        self == &IssueLabels::default()
+    }
+
+    fn all(&self) -> [(&'static str, &String); 6] {
+        [
+            ("trigger", &self.trigger),
+            ("queued", &self.queued),
+            ("running", &self.running),
+            ("review", &self.review),
+            ("done", &self.done),
+            ("blocked", &self.blocked),
+        ]
+    }
 }
 
 /// A daily window in UTC, `HH:MM-HH:MM` (it may wrap past midnight).
@@ -364,6 +411,15 @@ impl RepoOverrides {
                     ASSOCIATIONS.join(", ")
                 ))
                 .with_detail(json!({"field": "allowed_associations"})));
+            }
+        }
+        for (field, label) in self.labels.all() {
+            // GitHub's issue listing takes labels comma-separated; 50 is its length limit.
+            if label.trim().is_empty() || label.contains(',') || label.chars().count() > 50 {
+                return Err(AppError::bad_request(format!(
+                    "invalid labels.{field} {label:?}: expected a label name of 1 to 50 characters without commas"
+                ))
+                .with_detail(json!({"field": format!("labels.{field}")})));
             }
         }
         if let Some(var) = &self.webhook_secret_env {

@@ -44,28 +44,43 @@ pub enum Job {
     Reviewer(Option<u64>),
     /// `None`: what work-next finds merged.
     Integrator(Option<u64>),
-    /// The Developer's next round on its PR's feedback (review, CI).
+    /// The Developer's next round on its PR's feedback (review, CI, `/gaffer fix`).
     Fix(u64),
+    /// The Developer on a labelled issue (stored as task `issue #N`).
+    Issue(u64),
 }
 
 impl Job {
     pub fn role(&self) -> &'static str {
         match self {
             Job::Taskmaster => "taskmaster",
-            Job::Developer(_) | Job::Fix(_) => "developer",
+            Job::Developer(_) | Job::Fix(_) | Job::Issue(_) => "developer",
             Job::Reviewer(_) => "reviewer",
             Job::Integrator(_) => "integrator",
         }
     }
 
-    fn task(&self) -> Option<String> {
+    /// The job for a pipeline step (`None` for "nothing").
+    pub fn for_step(step: &crate::pipeline::Step) -> Option<Job> {
+        use crate::pipeline::Step;
+        Some(match step {
+            Step::Taskmaster => Job::Taskmaster,
+            Step::Developer { task } => Job::Developer(Some(task.clone())),
+            Step::Issue { number } => Job::Issue(*number),
+            Step::Integrator { pull, .. } => Job::Integrator(Some(*pull)),
+            Step::Nothing => return None,
+        })
+    }
+
+    pub(crate) fn task(&self) -> Option<String> {
         match self {
             Job::Developer(Some(task)) => Some(task.to_string()),
+            Job::Issue(n) => Some(format!("{ISSUE_TASK}{n}")),
             _ => None,
         }
     }
 
-    fn pr(&self) -> Option<u64> {
+    pub(crate) fn pr(&self) -> Option<u64> {
         match self {
             Job::Reviewer(pr) | Job::Integrator(pr) => *pr,
             Job::Fix(pr) => Some(*pr),
@@ -87,6 +102,12 @@ impl Job {
             "taskmaster" => Job::Taskmaster,
             "developer" => match (run.task.as_deref(), run.pr) {
                 (None, Some(pr)) => Job::Fix(pr),
+                (Some(task), _) if task.starts_with(ISSUE_TASK) => {
+                    match task[ISSUE_TASK.len()..].parse() {
+                        Ok(n) => Job::Issue(n),
+                        Err(_) => Job::Developer(None),
+                    }
+                }
                 (task, _) => Job::Developer(task.and_then(TaskId::parse)),
             },
             "reviewer" => Job::Reviewer(run.pr),
@@ -101,6 +122,9 @@ impl Job {
     }
 }
 
+/// How an issue job is stored in a run's `task` column.
+const ISSUE_TASK: &str = "issue #";
+
 /// What started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
@@ -110,6 +134,8 @@ pub enum Trigger {
     Cli,
     Schedule,
     Retry,
+    /// A `/gaffer` command in a comment.
+    Command,
 }
 
 impl Trigger {
@@ -121,6 +147,7 @@ impl Trigger {
             Trigger::Cli => "cli",
             Trigger::Schedule => "schedule",
             Trigger::Retry => "retry",
+            Trigger::Command => "command",
         }
     }
 }
@@ -186,6 +213,7 @@ pub async fn enqueue(gaffer: &Gaffer, repo: &Repo, job: &Job, trigger: Trigger) 
             .store
             .add_run_event(id, "progress", &format!("queued by {}", trigger.as_str()))
             .await?;
+        crate::issues::track::queued(gaffer, repo, id, job).await;
         gaffer.engine.wake.notify_one();
     }
     Ok(id)
@@ -416,6 +444,7 @@ async fn perform(gaffer: &Gaffer, repo: &Repo, job: &Job) -> AppResult<Vec<Outco
             vec![Box::pin(roles::reviewer::review(gaffer, repo, *pr)).await?]
         }
         Job::Fix(pr) => vec![Box::pin(roles::iterate::iterate(gaffer, repo, *pr)).await?],
+        Job::Issue(n) => vec![Box::pin(crate::issues::work_issue(gaffer, repo, *n)).await?],
         Job::Reviewer(None) => Box::pin(roles::reviewer::review_open(gaffer, repo)).await?,
         Job::Integrator(Some(pr)) => {
             vec![Box::pin(roles::integrator::integrate(gaffer, repo, *pr)).await?]
@@ -449,7 +478,18 @@ async fn execute(gaffer: &Gaffer, run: RunRecord) -> AppResult<RunRecord> {
         .await;
         let repo = gaffer.registry.get(&FullName::parse(&run.repo)?).await?;
         let job = Job::from_record(&run)?;
+        // `/gaffer stop` holds off what the crew would start by itself; a person's
+        // explicit request (API, CLI, a command) still runs.
+        let automatic = !matches!(run.trigger.as_str(), "api" | "cli" | "command" | "retry");
+        if automatic {
+            if let Some(why) = crate::issues::track::stopped(gaffer, &repo, &job).await {
+                let held = Outcome::new(job.role(), &repo, Action::Nothing, why);
+                return Ok::<_, AppError>((repo, ended_from(&[held], &run.role)));
+            }
+        }
+        crate::issues::track::started(gaffer, &repo, id, &job).await;
         let outcomes = perform(gaffer, &repo, &job).await?;
+        crate::issues::track::ended(gaffer, &repo, id, &job, &outcomes).await;
         Ok::<_, AppError>((repo, ended_from(&outcomes, &run.role)))
     };
     let heartbeat = async {
@@ -498,6 +538,11 @@ async fn execute(gaffer: &Gaffer, run: RunRecord) -> AppResult<RunRecord> {
             }
         }
         Some(Err(e)) => {
+            if let (Ok(name), Ok(job)) = (FullName::parse(&run.repo), Job::from_record(&run)) {
+                if let Ok(repo) = gaffer.registry.get(&name).await {
+                    crate::issues::track::failed(gaffer, &repo, id, &job, &e.message).await;
+                }
+            }
             let detail = json!({"kind": e.kind, "detail": e.detail});
             store
                 .finish_run(id, &owner, "failed", &e.message, Some(&detail), now())
@@ -556,11 +601,8 @@ pub async fn drive(
     if repo.mode != Mode::Pr || gaffer.store.repo_paused(&repo_key(repo)).await? {
         return Ok((reason, None));
     }
-    let job = match &decided.decision.step {
-        crate::pipeline::Step::Taskmaster => Job::Taskmaster,
-        crate::pipeline::Step::Developer { task } => Job::Developer(Some(task.clone())),
-        crate::pipeline::Step::Integrator { pull, .. } => Job::Integrator(Some(*pull)),
-        crate::pipeline::Step::Nothing => return Ok((reason, None)),
+    let Some(job) = Job::for_step(&decided.decision.step) else {
+        return Ok((reason, None));
     };
     Ok((reason, Some(enqueue(gaffer, repo, &job, trigger).await?)))
 }

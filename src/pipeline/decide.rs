@@ -5,9 +5,11 @@
 //! 1. A task still `in_review` whose Developer PR was merged gets the Integrator.
 //! 2. While any task PR is open, nothing new starts (one task in flight at a time keeps
 //!    branches from conflicting and reviews meaningful).
-//! 3. The most urgent `queued` task whose dependencies are all `done` gets the Developer
+//! 3. An issue labelled for gaffer by a trusted author, with no PR yet, gets the
+//!    Developer (oldest first).
+//! 4. The most urgent `queued` task whose dependencies are all `done` gets the Developer
 //!    (priority P0 first, then lowest id).
-//! 4. With no `queued` task at all, the Taskmaster plans one.
+//! 5. With no `queued` task at all, the Taskmaster plans one.
 //!
 //! A role switched off in `.llm-team.yml` is never chosen; the reason says what would
 //! have run.
@@ -40,6 +42,17 @@ pub struct RepoState<'a> {
     pub open_pulls: &'a [TaskPull],
     /// Recently closed task PRs that were merged.
     pub merged_pulls: &'a [TaskPull],
+    /// Labelled issues by trusted authors that no PR works yet (oldest first).
+    pub issues: &'a [IssueCandidate],
+}
+
+/// An issue the Developer may take: open, labelled for gaffer, by a trusted author, with
+/// no PR of gaffer's working it and not stopped, done or blocked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IssueCandidate {
+    pub number: u64,
+    pub title: String,
+    pub author: String,
 }
 
 /// The role to run next.
@@ -47,8 +60,17 @@ pub struct RepoState<'a> {
 #[serde(tag = "role", rename_all = "lowercase")]
 pub enum Step {
     Taskmaster,
-    Developer { task: TaskId },
-    Integrator { task: TaskId, pull: u64 },
+    Developer {
+        task: TaskId,
+    },
+    /// The Developer works a labelled issue directly (its task file comes in the same PR).
+    Issue {
+        number: u64,
+    },
+    Integrator {
+        task: TaskId,
+        pull: u64,
+    },
     Nothing,
 }
 
@@ -128,7 +150,30 @@ pub fn decide(state: &RepoState<'_>) -> Decision {
         return Decision::new(Step::Nothing, format!("nothing: {what}"));
     }
 
-    // 3. The most urgent ready task.
+    // 3. Issues handed to gaffer come before planned work, oldest first.
+    if let Some(issue) = state.issues.iter().min_by_key(|i| i.number) {
+        return if roles.developer {
+            Decision::new(
+                Step::Issue {
+                    number: issue.number,
+                },
+                format!(
+                    "Developer on issue #{}: labelled for gaffer, by {}",
+                    issue.number, issue.author
+                ),
+            )
+        } else {
+            Decision::new(
+                Step::Nothing,
+                format!(
+                    "nothing: issue #{} waits, but the Developer is disabled in .llm-team.yml",
+                    issue.number
+                ),
+            )
+        };
+    }
+
+    // 4. The most urgent ready task.
     let cycles = tasks_in_cycles(state.tasks);
     let mut queued: Vec<&Task> = state
         .tasks
@@ -190,7 +235,7 @@ pub fn decide(state: &RepoState<'_>) -> Decision {
         return Decision::new(Step::Nothing, format!("nothing: {}", waiting.join("; ")));
     }
 
-    // 4. Nothing queued: plan.
+    // 5. Nothing queued: plan.
     if roles.taskmaster {
         Decision::new(Step::Taskmaster, "Taskmaster: no queued task")
     } else {
@@ -330,7 +375,42 @@ mod tests {
             tasks,
             open_pulls: open,
             merged_pulls: merged,
+            issues: &[],
         })
+    }
+
+    #[test]
+    fn a_labelled_issue_comes_before_planned_work_but_after_open_prs() {
+        let issues = [
+            IssueCandidate {
+                number: 9,
+                title: "b".into(),
+                author: "bob".into(),
+            },
+            IssueCandidate {
+                number: 4,
+                title: "a".into(),
+                author: "alice".into(),
+            },
+        ];
+        let tasks = [task("T-0001", Queued, P0, &[])];
+        let config = TeamConfig::default();
+        let state = |open: &'static [TaskPull]| RepoState {
+            config: &config,
+            tasks: &tasks,
+            open_pulls: open,
+            merged_pulls: &[],
+            issues: &issues,
+        };
+        let d = decide(&state(&[]));
+        assert_eq!(d.step, Step::Issue { number: 4 });
+        assert_eq!(
+            d.reason,
+            "Developer on issue #4: labelled for gaffer, by alice"
+        );
+        let open: &'static [TaskPull] =
+            Box::leak(Box::new([pull(3, PullKind::Develop, "T-0001", false)]));
+        assert_eq!(decide(&state(open)).step, Step::Nothing);
     }
 
     use Priority::*;

@@ -4,12 +4,12 @@
 
 pub mod decide;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 use serde_json::{json, Value};
 
-pub use decide::{Decision, Step, TaskPull};
+pub use decide::{Decision, IssueCandidate, Step, TaskPull};
 
 use crate::error::{AppError, AppResult};
 use crate::forge::{EntryKind, Forge, PullRequest, PullState};
@@ -38,7 +38,18 @@ pub struct ScanReport {
     pub open_prs: usize,
     /// The task the Developer would take next, if that is the next step.
     pub next_task: Option<TaskId>,
+    /// Labelled issues the Developer may take (no PR works them yet).
+    pub issues: Vec<IssueCandidate>,
+    /// Labelled issues left alone, and why (an outsider's, say).
+    pub issues_ignored: Vec<IgnoredIssue>,
     pub next: Decision,
+}
+
+/// A labelled issue gaffer does not take, with the reason.
+#[derive(Debug, Clone, Serialize)]
+pub struct IgnoredIssue {
+    pub number: u64,
+    pub why: String,
 }
 
 /// `GET /repos/{owner}/{name}/status`.
@@ -92,7 +103,14 @@ pub fn ensure_enabled(repo: &Repo) -> AppResult<()> {
 pub async fn scan(gaffer: &Gaffer, repo: &Repo) -> AppResult<ScanReport> {
     ensure_enabled(repo)?;
     let forge = gaffer.forge(repo);
-    let mut report = read_repo(forge.as_ref(), repo).await?;
+    let held: HashMap<u64, String> = gaffer
+        .store
+        .issue_works(&repo.full_name)
+        .await?
+        .into_iter()
+        .map(|w| (w.issue, w.state))
+        .collect();
+    let mut report = read_repo(forge.as_ref(), repo, &held).await?;
     let json = serde_json::to_string(&report).map_err(|e| AppError::internal(e.to_string()))?;
     report.scanned_at = gaffer.store.save_scan(&repo.full_name(), &json).await?;
     // Store again with the time filled in, so the stored copy says when it was made.
@@ -182,8 +200,13 @@ async fn stored_scan(gaffer: &Gaffer, repo: &Repo) -> AppResult<Option<Value>> {
         .and_then(|text| serde_json::from_str(&text).ok()))
 }
 
-/// Reads everything a decision needs from the forge.
-async fn read_repo(forge: &dyn Forge, repo: &Repo) -> AppResult<ScanReport> {
+/// Reads everything a decision needs from the forge; `held`: the issue states gaffer
+/// keeps (stopped, done and blocked issues are not taken again).
+async fn read_repo(
+    forge: &dyn Forge,
+    repo: &Repo,
+    held: &HashMap<u64, String>,
+) -> AppResult<ScanReport> {
     let name = repo.full_name();
     // Tells "no such repo / no access" apart from "no such branch"; a 304 after the first.
     forge.repo_info(&name).await?;
@@ -289,11 +312,14 @@ async fn read_repo(forge: &dyn Forge, repo: &Repo) -> AppResult<ScanReport> {
         ));
     }
 
+    let (issues, issues_ignored) =
+        issue_candidates(forge, repo, &open, &closed, held, &mut problems).await;
     let next = decide::decide(&decide::RepoState {
         config: &config,
         tasks: &tasks,
         open_pulls: &open_task_prs,
         merged_pulls: &merged_task_prs,
+        issues: &issues,
     });
     let mut counts: BTreeMap<&'static str, usize> =
         Status::ALL.iter().map(|s| (s.as_str(), 0)).collect();
@@ -317,7 +343,84 @@ async fn read_repo(forge: &dyn Forge, repo: &Repo) -> AppResult<ScanReport> {
         problems,
         open_task_prs,
         open_prs: open.len(),
+        issues,
+        issues_ignored,
     })
+}
+
+/// The labelled issues the Developer may take, and those it leaves alone with the reason.
+/// An issue is taken when it is open, carries the repo's trigger label, its author may
+/// start roles ([`crate::safety::trust`]), no PR of gaffer's (open, merged or closed)
+/// names it, and gaffer has not recorded it done, blocked or stopped. A listing that fails
+/// (a token without issue access) is a warning, not a failed scan.
+async fn issue_candidates(
+    forge: &dyn Forge,
+    repo: &Repo,
+    open: &[PullRequest],
+    closed: &[PullRequest],
+    held: &HashMap<u64, String>,
+    problems: &mut Vec<Problem>,
+) -> (Vec<IssueCandidate>, Vec<IgnoredIssue>) {
+    let label = &repo.overrides.labels.trigger;
+    let listed = match forge.list_issues(&repo.full_name(), label).await {
+        Ok(listed) => listed,
+        Err(e) => {
+            problems.push(Problem::warning(
+                "issues",
+                None,
+                format!("cannot list issues labelled {label}: {e}"),
+            ));
+            return (Vec::new(), Vec::new());
+        }
+    };
+    if listed.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let identity = forge.identity().await.ok();
+    let claimed: HashSet<u64> = open
+        .iter()
+        .chain(closed)
+        .filter(|p| {
+            identity
+                .as_deref()
+                .is_some_and(|me| me.eq_ignore_ascii_case(&p.author))
+        })
+        .filter_map(|p| crate::issues::issue_in_body(&p.body))
+        .collect();
+    let (mut take, mut ignored) = (Vec::new(), Vec::new());
+    for issue in listed {
+        if claimed.contains(&issue.number) {
+            continue;
+        }
+        if let Some(state) = held
+            .get(&issue.number)
+            .filter(|s| matches!(s.as_str(), "done" | "blocked" | "stopped"))
+        {
+            ignored.push(IgnoredIssue {
+                number: issue.number,
+                why: format!("gaffer recorded it {state} (comment /gaffer retry to take it again)"),
+            });
+            continue;
+        }
+        match crate::safety::trust::may_start_role(
+            repo,
+            identity.as_deref(),
+            &issue.author,
+            issue.author_association.as_deref(),
+        ) {
+            Ok(_) => take.push(IssueCandidate {
+                number: issue.number,
+                title: issue.title,
+                author: issue.author,
+            }),
+            Err(why) => ignored.push(IgnoredIssue {
+                number: issue.number,
+                why: format!("not taken: {why}"),
+            }),
+        }
+    }
+    take.sort_by_key(|i| i.number);
+    (take, ignored)
 }
 
 /// A repo's `.llm-team.yml` at a ref (defaults when absent or broken).

@@ -134,6 +134,18 @@ pub async fn bootstrap(gaffer: &Gaffer, repo: &Repo) -> AppResult<Outcome> {
     develop(gaffer, repo, &report, task, Some(text)).await
 }
 
+/// The Developer on a task that is not on the default branch yet: its file (`text`) is
+/// added by the same PR (a task made from an issue).
+pub async fn develop_new(
+    gaffer: &Gaffer,
+    repo: &Repo,
+    report: &ScanReport,
+    task: Task,
+    text: String,
+) -> AppResult<Outcome> {
+    develop(gaffer, repo, report, task, Some(text)).await
+}
+
 /// The Developer's work on one task. `new_task_file`: the task is not on the default
 /// branch yet and is added by this PR.
 async fn develop(
@@ -386,11 +398,12 @@ async fn resume(
         format!("{}: {}", task.id, task.title)
     };
     let body = format!(
-        "{}\n**{}: {}** (`{}`, now `{status}`). This PR was opened on resuming a run that had pushed the branch; see the commits for the change.\n",
+        "{}\n**{}: {}** (`{}`, now `{status}`). This PR was opened on resuming a run that had pushed the branch; see the commits for the change.\n{}",
         marker(&task.id, ROLE),
         task.id,
         task.title,
-        task.path
+        task.path,
+        crate::issues::pr_footer(task, status == Status::InReview)
     );
     let pull = NewPull {
         title,
@@ -548,7 +561,7 @@ fn pr_body(task: &Task, done: &Done, stats: &DeveloperRun) -> String {
         )
     };
     format!(
-        "{}\nImplements **{}: {}** (`{}`, now `in_review`).{summary}\n\n### Acceptance\n{}\n\n### Checks\n{}\n\n### Proof\n{}\n\nMade by gaffer's Developer ({}, {} format) in {} step(s).\n",
+        "{}\nImplements **{}: {}** (`{}`, now `in_review`).{summary}\n\n### Acceptance\n{}\n\n### Checks\n{}\n\n### Proof\n{}\n\nMade by gaffer's Developer ({}, {} format) in {} step(s).\n{}",
         marker(&task.id, ROLE),
         task.id,
         task.title,
@@ -558,7 +571,8 @@ fn pr_body(task: &Task, done: &Done, stats: &DeveloperRun) -> String {
         proof_section(done.proof.as_ref()),
         stats.model,
         stats.edit_format,
-        stats.attempts
+        stats.attempts,
+        crate::issues::pr_footer(task, true)
     )
 }
 
@@ -592,14 +606,15 @@ fn blocked_body(task: &Task, blocked: &Blocked, stats: &DeveloperRun) -> String 
         &stats.edit_format
     };
     let body = format!(
-        "{}\n**{}: {}** could not be done by gaffer's Developer ({}, {format} format, {} step(s)), so this PR only moves the task to `blocked`.\n\n### Why\n```text\n{}\n```\n\n### Last checks\n{}\n\nMerge to record the block; fix the cause (or the task) and set it back to `queued` to retry.\n",
+        "{}\n**{}: {}** could not be done by gaffer's Developer ({}, {format} format, {} step(s)), so this PR only moves the task to `blocked`.\n\n### Why\n```text\n{}\n```\n\n### Last checks\n{}\n\nMerge to record the block; fix the cause (or the task) and set it back to `queued` to retry.\n{}",
         marker(&task.id, ROLE),
         task.id,
         task.title,
         stats.model,
         stats.attempts,
         blocked.reason.replace("```", "'''"),
-        checks
+        checks,
+        crate::issues::pr_footer(task, false)
     );
     bounded_body(body)
 }

@@ -1,7 +1,9 @@
 //! The Developer's next round on its own PR: when the Reviewer found criteria unmet or the
 //! checks failing, or CI failed on the head, the agent works again on the PR's branch with
 //! that feedback and pushes fix commits to the same PR (never a new one), at most
-//! `DEV_MAX_ITERATIONS` times per PR; the Reviewer then reviews the new head as usual.
+//! `DEV_MAX_ITERATIONS` times per PR; the Reviewer then reviews the new head as usual. A
+//! maintainer's `/gaffer fix <what>` adds its text to the feedback and gets a round even
+//! past that limit.
 //!
 //! The clone is put at the merge base with the branch's tree as the work, so the checks and
 //! the fail-to-pass proof judge the whole change against the base; the result is committed
@@ -44,12 +46,33 @@ pub async fn iterate(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<Out
     };
     let max = gaffer.settings.work.max_iterations;
     let done = gaffer.store.iterations_on(&name, number).await?;
-    if done >= max {
+    // `/gaffer fix` requests: a person asked, so the automatic rounds' limit does not apply.
+    let asked = gaffer
+        .store
+        .pending_pr_feedback(&repo.full_name, number)
+        .await?;
+    if done >= max && asked.is_empty() {
         return nothing(format!(
             "PR #{number} had its {done} iteration(s) (DEV_MAX_ITERATIONS={max}): a person takes it from here"
         ));
     }
-    let Some(feedback) = feedback_on(gaffer, repo, number, &pull.head_sha).await? else {
+    let found = feedback_on(gaffer, repo, number, &pull.head_sha).await?;
+    let feedback = match (asked.is_empty(), found) {
+        (true, found) => found,
+        (false, found) => {
+            let requests: Vec<String> = asked
+                .iter()
+                .map(|(who, text)| format!("A maintainer (@{who}) asked on the PR: {text}"))
+                .collect();
+            Some(
+                std::iter::once(requests.join("\n"))
+                    .chain(found)
+                    .collect::<Vec<_>>()
+                    .join("\n\n"),
+            )
+        }
+    };
+    let Some(feedback) = feedback else {
         return nothing(format!(
             "PR #{number} at {} has no unmet review criteria and no failing checks to fix",
             short(&pull.head_sha)
@@ -95,6 +118,10 @@ pub async fn iterate(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<Out
     )
     .await;
     let round = done + 1;
+    gaffer
+        .store
+        .consume_pr_feedback(&repo.full_name, number)
+        .await?;
     match work {
         Ok(finished) => {
             stats.outcome = "pr".into();

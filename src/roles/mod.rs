@@ -112,11 +112,8 @@ pub async fn work_next(
     if repo.mode != Mode::Pr {
         return Ok(answer);
     }
-    let job = match &answer.decision.step {
-        crate::pipeline::Step::Taskmaster => Job::Taskmaster,
-        crate::pipeline::Step::Developer { task } => Job::Developer(Some(task.clone())),
-        crate::pipeline::Step::Integrator { pull, .. } => Job::Integrator(Some(*pull)),
-        crate::pipeline::Step::Nothing => return Ok(answer),
+    let Some(job) = Job::for_step(&answer.decision.step) else {
+        return Ok(answer);
     };
     if !wait {
         answer.run = Some(engine::enqueue(gaffer, repo, &job, trigger).await?);

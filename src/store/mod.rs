@@ -4,6 +4,7 @@
 mod check_baselines;
 mod deliveries;
 mod developer_runs;
+mod issue_work;
 mod llm_calls;
 mod poll_state;
 mod repos;
@@ -16,6 +17,7 @@ pub use deliveries::{
     Delivery, DeliveryWrite, NewDelivery, PendingDelivery, RetryRefused, RETRYABLE_BY_HAND,
 };
 pub use developer_runs::{DeveloperModelStats, DeveloperRun};
+pub use issue_work::{IssueWork, StatusLine, StatusRecord};
 pub use llm_calls::{LlmCall, ModelStats};
 pub use poll_state::{CachedAnswer, PollState};
 pub use review_verdicts::ReviewVerdict;

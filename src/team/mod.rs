@@ -1,6 +1,7 @@
 //! The target repo's contract: task files, `.llm-team.yml`, and the branch names that tie
 //! PRs to tasks. Pure code: text in, values and problems out; no I/O.
 
+pub mod charter;
 pub mod task;
 pub mod team_config;
 pub mod yaml;

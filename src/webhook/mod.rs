@@ -54,6 +54,34 @@ struct Envelope {
     #[serde(rename = "ref")]
     pushed_ref: Option<String>,
     pull_request: Option<PullFields>,
+    issue: Option<IssueFields>,
+    label: Option<LabelFields>,
+    comment: Option<CommentFields>,
+}
+
+#[derive(Deserialize)]
+struct IssueFields {
+    number: u64,
+    user: Option<UserFields>,
+    author_association: Option<String>,
+    #[serde(default)]
+    labels: Vec<LabelFields>,
+    /// Present when the "issue" is a pull request (comments on PRs are issue comments).
+    pull_request: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct LabelFields {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct CommentFields {
+    id: u64,
+    user: Option<UserFields>,
+    author_association: Option<String>,
+    #[serde(default)]
+    body: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -89,6 +117,27 @@ pub struct Routing {
     /// The PR author's login (gaffer's own PRs are recognised by it, never by their text).
     pub author: Option<String>,
     pub merged: bool,
+    /// `issues` and `issue_comment` events: the issue (or PR) number, whether it is a PR,
+    /// its author and their association, its labels and the label just added.
+    pub issue: Option<u64>,
+    pub issue_is_pull: bool,
+    pub issue_author: Option<String>,
+    pub issue_association: Option<String>,
+    pub issue_labels: Vec<String>,
+    pub label: Option<String>,
+    /// `issue_comment`: the comment's id, author and association, and its text from the
+    /// first `/gaffer` line on (bounded; nothing is kept of a comment without a command).
+    pub comment_id: Option<u64>,
+    pub comment_author: Option<String>,
+    pub comment_association: Option<String>,
+    pub command: Option<String>,
+}
+
+/// The part of a comment kept for routing: from its first `/gaffer` on, at most 4 KiB.
+fn command_text(body: &str) -> Option<String> {
+    let at = body.find("/gaffer")?;
+    let start = body[..at].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    Some(body[start..].chars().take(4_096).collect())
 }
 
 impl From<&Envelope> for Routing {
@@ -102,6 +151,35 @@ impl From<&Envelope> for Routing {
             association: pull.and_then(|p| p.author_association.clone()),
             author: pull.and_then(|p| p.user.as_ref()).map(|u| u.login.clone()),
             merged: pull.and_then(|p| p.merged).unwrap_or(false),
+            issue: e.issue.as_ref().map(|i| i.number),
+            issue_is_pull: e.issue.as_ref().is_some_and(|i| i.pull_request.is_some()),
+            issue_author: e
+                .issue
+                .as_ref()
+                .and_then(|i| i.user.as_ref())
+                .map(|u| u.login.clone()),
+            issue_association: e.issue.as_ref().and_then(|i| i.author_association.clone()),
+            issue_labels: e
+                .issue
+                .as_ref()
+                .map(|i| i.labels.iter().map(|l| l.name.clone()).collect())
+                .unwrap_or_default(),
+            label: e.label.as_ref().map(|l| l.name.clone()),
+            comment_id: e.comment.as_ref().map(|c| c.id),
+            comment_author: e
+                .comment
+                .as_ref()
+                .and_then(|c| c.user.as_ref())
+                .map(|u| u.login.clone()),
+            comment_association: e
+                .comment
+                .as_ref()
+                .and_then(|c| c.author_association.clone()),
+            command: e
+                .comment
+                .as_ref()
+                .and_then(|c| c.body.as_deref())
+                .and_then(command_text),
         }
     }
 }
@@ -405,6 +483,51 @@ async fn route(gaffer: &Gaffer, event: &str, repo: &Repo, routing: &Routing) -> 
             } else {
                 Ok(format!("push to {pushed}: recorded"))
             }
+        }
+        ("issues", "labeled" | "opened" | "reopened") => {
+            let number = routing
+                .issue
+                .ok_or_else(|| AppError::bad_request("issue.number missing"))?;
+            let trigger = &repo.overrides.labels.trigger;
+            let labelled = match action {
+                "labeled" => routing.label.as_deref() == Some(trigger.as_str()),
+                _ => routing.issue_labels.iter().any(|l| l == trigger),
+            };
+            if !labelled {
+                return Ok(format!(
+                    "issue #{number} {action}: not labelled {trigger}, recorded"
+                ));
+            }
+            crate::issues::on_labeled(
+                gaffer,
+                repo,
+                number,
+                routing.issue_author.as_deref().unwrap_or(""),
+                routing.issue_association.as_deref(),
+                Trigger::Webhook,
+            )
+            .await
+        }
+        ("issue_comment", "created") => {
+            let (Some(number), Some(comment_id)) = (routing.issue, routing.comment_id) else {
+                return Err(AppError::bad_request("issue.number or comment.id missing"));
+            };
+            let Some(body) = routing.command.clone() else {
+                return Ok(format!("comment on #{number}: no command, recorded"));
+            };
+            crate::issues::commands::obey(
+                gaffer,
+                repo,
+                &crate::issues::commands::CommentEvent {
+                    number,
+                    is_pull: routing.issue_is_pull,
+                    comment_id,
+                    author: routing.comment_author.clone().unwrap_or_default(),
+                    association: routing.comment_association.clone(),
+                    body,
+                },
+            )
+            .await
         }
         ("issues" | "issue_comment", _) => Ok(format!("{event} {action}: recorded")),
         _ => Ok(format!("{event} {action}: recorded, nothing to do")),

@@ -17,7 +17,7 @@ const TASK: &str = "---\nid: T-0001\ntitle: Print a total line\ntype: feature\np
 /// The sum is computed where `main` prints each file.
 const SOURCE_EDIT: &str = "I will add the total.\n\nsrc/app.py\n<<<<<<< SEARCH\n    status = 0\n    for name in args.files or [\"-\"]:\n=======\n    status = 0\n    totals = [0, 0, 0]\n    for name in args.files or [\"-\"]:\n>>>>>>> REPLACE\n\nsrc/app.py\n<<<<<<< SEARCH\n        print(f\"{lines:8} {words:8} {chars:8} {name}\")\n    return status\n=======\n        print(f\"{lines:8} {words:8} {chars:8} {name}\")\n        totals = [totals[0] + lines, totals[1] + words, totals[2] + chars]\n    if len(args.files) > 1:\n        print(f\"{totals[0]:8} {totals[1]:8} {totals[2]:8} total\")\n    return status\n>>>>>>> REPLACE\n";
 
-const TEST_FILE: &str = "import io\nimport sys\nimport tempfile\nimport unittest\nfrom contextlib import redirect_stdout\nfrom pathlib import Path\n\nsys.path.insert(0, str(Path(__file__).resolve().parents[1]))\n\nfrom src.app import main  # noqa: E402\n\n\nclass TotalTest(unittest.TestCase):\n    def test_two_files_get_a_total(self):\n        with tempfile.TemporaryDirectory() as tmp:\n            a = Path(tmp) / \"a.txt\"\n            b = Path(tmp) / \"b.txt\"\n            a.write_text(\"one two\\n\")\n            b.write_text(\"three\\n\")\n            out = io.StringIO()\n            with redirect_stdout(out):\n                main([str(a), str(b)])\n            self.assertTrue(out.getvalue().splitlines()[-1].endswith(\"total\"))\n";
+pub(crate) const TEST_FILE: &str = "import io\nimport sys\nimport tempfile\nimport unittest\nfrom contextlib import redirect_stdout\nfrom pathlib import Path\n\nsys.path.insert(0, str(Path(__file__).resolve().parents[1]))\n\nfrom src.app import main  # noqa: E402\n\n\nclass TotalTest(unittest.TestCase):\n    def test_two_files_get_a_total(self):\n        with tempfile.TemporaryDirectory() as tmp:\n            a = Path(tmp) / \"a.txt\"\n            b = Path(tmp) / \"b.txt\"\n            a.write_text(\"one two\\n\")\n            b.write_text(\"three\\n\")\n            out = io.StringIO()\n            with redirect_stdout(out):\n                main([str(a), str(b)])\n            self.assertTrue(out.getvalue().splitlines()[-1].endswith(\"total\"))\n";
 
 async fn setup(model: &wiremock::MockServer, extra: &[(&str, &str)]) -> (FakeGithub, TestApp) {
     let uri = model.uri();
@@ -36,7 +36,7 @@ fn pr_body(fake: &FakeGithub) -> String {
 }
 
 /// The total line as native tool calls: two edits of `main` and the test file.
-fn total_change() -> Vec<(&'static str, Value)> {
+pub(crate) fn total_change() -> Vec<(&'static str, Value)> {
     vec![
         (
             "edit",

@@ -15,6 +15,7 @@ mod exactly_once;
 mod github_client;
 mod github_recorded;
 mod health;
+mod issues;
 mod llm_canned;
 mod llm_openai_canned;
 mod llm_openai_real;
