@@ -280,6 +280,7 @@ const SETTINGS: &[Setting] = &[
     ),
     secret("GITHUB_WEBHOOK_SECRET", "webhook.secret"),
     setting("POLL_CONCURRENCY", "polling.concurrency", Some("4")),
+    setting("POLL_ISSUES", "polling.issues", Some("true")),
     setting("WEBHOOK_RETENTION", "webhook.retention", Some("10000")),
     setting(
         "WEBHOOK_RETRY_ATTEMPTS",
@@ -513,6 +514,9 @@ pub struct PollingSettings {
     pub min_remaining_budget: u32,
     /// Repos polled at once (GitHub asks for few, mostly serial requests per token).
     pub concurrency: usize,
+    /// Whether the poller also reads labelled issues and `/gaffer` commands of `pr` repos
+    /// (two conditional GETs per repo and cycle) for set-ups without webhooks.
+    pub issues: bool,
 }
 
 /// How the roles work in a clone.
@@ -906,6 +910,7 @@ impl RawSettings<'_> {
                 "a number of repos polled at once, from 1 to 64",
                 |v| v.parse::<usize>().ok().filter(|n| (1..=64).contains(n)),
             )?,
+            issues: self.required("POLL_ISSUES", "true or false", parse_bool)?,
         };
         if polling.interval_idle < polling.interval_active {
             return Err(ConfigError(format!(

@@ -144,17 +144,35 @@ async fn cycle(
     // (repo, a batch showed it changed); the flag, not a `&str`, keeps the stream's
     // closure free of lifetimes (the loop's future must be `Send` for any of them).
     let mut to_poll: Vec<(Repo, bool)> = Vec::new();
+    // Repos a batch found unchanged still get their issues and commands read.
+    let mut issues_only: Vec<(Repo, RepoPoll)> = Vec::new();
+    let reads_issues = |r: &Repo| gaffer.settings.polling.issues && r.mode == Mode::Pr;
     for repo in repos {
         match verdicts.get(&repo.full_name.to_ascii_lowercase()) {
             Some(batch::Verdict::Unchanged { in_flight }) => {
                 let mut report = RepoPoll::new(&repo, "graphql");
                 report.in_flight = *in_flight;
-                skipped.push(report);
+                if reads_issues(&repo) {
+                    issues_only.push((repo, report));
+                } else {
+                    skipped.push(report);
+                }
             }
             Some(batch::Verdict::Changed) => to_poll.push((repo, true)),
             None => to_poll.push((repo, false)),
         }
     }
+    let issue_reports: Vec<RepoPoll> = futures_util::stream::iter(issues_only)
+        .map(|(repo, mut report)| async move {
+            if let Err(e) = poll_issues(gaffer, &repo, &mut report).await {
+                report.errors.push(e.message);
+            }
+            report
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    skipped.extend(issue_reports);
     // Spread over the interval only when every repo is polled over REST: after a batch,
     // the few changed repos are fetched at once (the pace still holds).
     let spread = spread.filter(|_| !batched);
@@ -379,6 +397,11 @@ pub async fn poll_repo(gaffer: &Gaffer, repo: &Repo) -> RepoPoll {
     if let Err(e) = poll_repo_inner(gaffer, repo, &mut report).await {
         report.errors.push(e.message);
     }
+    if gaffer.settings.polling.issues && repo.mode == Mode::Pr {
+        if let Err(e) = poll_issues(gaffer, repo, &mut report).await {
+            report.errors.push(e.message);
+        }
+    }
     if !report.actions.is_empty() {
         let summary = format!("poll: {}", report.actions.join("; "));
         if let Err(e) = gaffer
@@ -519,6 +542,79 @@ async fn poll_repo_inner(gaffer: &Gaffer, repo: &Repo, report: &mut RepoPoll) ->
         .store
         .save_poll_state(&name, &state, report.changed)
         .await?;
+    Ok(())
+}
+
+/// Issues labelled for gaffer and `/gaffer` commands in comments, for set-ups without
+/// webhooks: two conditional GETs (a 304 when nothing changed). A new labelled issue is
+/// taken as a webhook would take it; each command comment is obeyed once (the store
+/// remembers it), whichever path saw it first. The first cycle only notes where the
+/// comment listing stands: older comments are history, not commands.
+async fn poll_issues(gaffer: &Gaffer, repo: &Repo, report: &mut RepoPoll) -> AppResult<()> {
+    let name = repo.full_name();
+    let forge = gaffer.forge(repo);
+    for issue in forge
+        .list_issues(&name, &repo.overrides.labels.trigger)
+        .await?
+    {
+        if gaffer
+            .store
+            .issue_work(&repo.full_name, issue.number)
+            .await?
+            .is_some()
+        {
+            continue;
+        }
+        let verdict = crate::issues::on_labeled(
+            gaffer,
+            repo,
+            issue.number,
+            &issue.author,
+            issue.author_association.as_deref(),
+            Trigger::Poll,
+        )
+        .await?;
+        report.actions.push(verdict);
+    }
+    let Some(since) = gaffer.store.comment_cursor(&repo.full_name).await? else {
+        // The forge's own clock (no skew with ours): after the newest comment there is.
+        let start = forge
+            .newest_comment_at(&name)
+            .await?
+            .unwrap_or_else(|| "1970-01-01T00:00:00Z".into());
+        return gaffer
+            .store
+            .set_comment_cursor(&repo.full_name, &start)
+            .await;
+    };
+    let mut newest = since.clone();
+    for thread in forge.comments_since(&name, &since).await? {
+        let comment = thread.comment;
+        if comment.updated_at > newest {
+            newest = comment.updated_at.clone();
+        }
+        if crate::issues::commands::parse(&comment.body).is_none() {
+            continue;
+        }
+        let event = crate::issues::commands::CommentEvent {
+            number: thread.number,
+            is_pull: thread.on_pull,
+            comment_id: comment.id,
+            author: comment.author,
+            association: comment.author_association,
+            body: comment.body,
+        };
+        let verdict = crate::issues::commands::obey(gaffer, repo, &event).await?;
+        if !verdict.contains("obeyed already") && !verdict.contains("gaffer's own") {
+            report.actions.push(verdict);
+        }
+    }
+    if newest != since {
+        gaffer
+            .store
+            .set_comment_cursor(&repo.full_name, &newest)
+            .await?;
+    }
     Ok(())
 }
 

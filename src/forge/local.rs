@@ -656,6 +656,19 @@ impl Forge for LocalForge {
         Ok(Vec::new())
     }
 
+    /// Commands on the local forge come through the API, not comments: none are listed.
+    async fn comments_since(
+        &self,
+        _repo: &FullName,
+        _since: &str,
+    ) -> ForgeResult<Vec<super::ThreadComment>> {
+        Ok(Vec::new())
+    }
+
+    async fn newest_comment_at(&self, _repo: &FullName) -> ForgeResult<Option<String>> {
+        Ok(None)
+    }
+
     async fn close_issue(&self, repo: &FullName, number: u64) -> ForgeResult<()> {
         self.issue(repo, number).await.map(|_| ())
     }

@@ -157,6 +157,15 @@ pub struct Issue {
     pub updated_at: String,
 }
 
+/// A conversation comment with the issue or PR it is on (from the repo-wide listing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ThreadComment {
+    pub number: u64,
+    /// On a pull request's conversation rather than an issue's.
+    pub on_pull: bool,
+    pub comment: Comment,
+}
+
 /// How a pull request is merged (`.llm-team.yml` `workflow.merge_strategy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -410,6 +419,13 @@ pub trait Forge: Send + Sync + fmt::Debug {
     async fn list_issues(&self, repo: &FullName, label: &str) -> ForgeResult<Vec<Issue>>;
     /// Closes an issue as completed (closing a closed issue changes nothing).
     async fn close_issue(&self, repo: &FullName, number: u64) -> ForgeResult<()>;
+    /// The repo's conversation comments (issues and PRs) updated at or after `since`
+    /// (RFC 3339), oldest first: how the poller finds `/gaffer` commands without webhooks.
+    async fn comments_since(&self, repo: &FullName, since: &str)
+        -> ForgeResult<Vec<ThreadComment>>;
+    /// When the repo's most recently updated conversation comment was updated (the
+    /// forge's own clock), or `None` when there is none: where a comment listing starts.
+    async fn newest_comment_at(&self, repo: &FullName) -> ForgeResult<Option<String>>;
     /// Adds a reaction (`+1`, `eyes`, `confused`, ...) to a conversation comment: how a
     /// command is acknowledged. Reacting twice leaves one reaction.
     async fn react(&self, repo: &FullName, comment_id: u64, content: &str) -> ForgeResult<()>;

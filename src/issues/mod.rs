@@ -207,10 +207,18 @@ pub async fn on_labeled(
             .store
             .add_event(&repo.full_name(), "trust", &note)
             .await?;
+        // Noted once: the poller does not take it up again each cycle.
+        gaffer
+            .store
+            .set_issue_state(&repo.full_name, number, "ignored", "")
+            .await?;
         return Ok(note);
     }
     let work = gaffer.store.issue_work(&repo.full_name, number).await?;
-    if let Some(w) = work.as_ref().filter(|w| w.state != "queued") {
+    if let Some(w) = work
+        .as_ref()
+        .filter(|w| w.state != "queued" && w.state != "ignored")
+    {
         return Ok(format!("issue #{number} is {} already", w.state));
     }
     gaffer

@@ -127,9 +127,15 @@ pub fn render(subject: Subject, lines: &[StatusLine]) -> String {
 }
 
 fn now_utc() -> String {
+    utc_now(' ')
+}
+
+/// The time now in UTC, `YYYY-MM-DD<sep>HH:MM:SS` (`T` and a `Z` added: RFC 3339).
+pub fn utc_now(sep: char) -> String {
     let now = time::OffsetDateTime::now_utc();
+    let zone = if sep == 'T' { "Z" } else { "" };
     format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        "{:04}-{:02}-{:02}{sep}{:02}:{:02}:{:02}{zone}",
         now.year(),
         u8::from(now.month()),
         now.day(),

@@ -275,6 +275,31 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Where the poller is in the repo's comment listing (`None` before the first cycle).
+    pub async fn comment_cursor(&self, repo: &str) -> AppResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT since FROM comment_cursors WHERE repo = ?")
+                .bind(key(repo))
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Moves the poller's place in the comment listing.
+    pub async fn set_comment_cursor(&self, repo: &str, since: &str) -> AppResult<()> {
+        sqlx::query(
+            "INSERT INTO comment_cursors (repo, since) VALUES (?, ?)
+             ON CONFLICT (repo) DO UPDATE SET since = excluded.since",
+        )
+        .bind(key(repo))
+        .bind(since)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
 fn issue_work_of(row: &sqlx::sqlite::SqliteRow) -> AppResult<IssueWork> {
     Ok(IssueWork {
         issue: row.try_get::<i64, _>("issue")? as u64,

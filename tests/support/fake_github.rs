@@ -221,6 +221,9 @@ struct IssueComment {
     user: String,
     /// The commenter's `author_association`.
     association: String,
+    /// `owner/name`, and whether `issue` is a PR (for the comment's URLs).
+    repo: String,
+    on_pull: bool,
     created_at: String,
     updated_at: String,
 }
@@ -751,12 +754,16 @@ impl FakeGithub {
             .repos
             .get_mut(&full_name.to_ascii_lowercase())
             .expect("repo");
+        let on_pull = repo.pulls.iter().any(|p| p.number == number);
+        let full_name = format!("{}/{}", repo.owner, repo.name);
         repo.comments.push(IssueComment {
             id,
             issue: number,
             body: body.into(),
             user: login.into(),
             association: association.into(),
+            repo: full_name,
+            on_pull,
             created_at: now.clone(),
             updated_at: now,
         });
@@ -1272,6 +1279,7 @@ fn route(req: &HttpRequest, body: &[u8], s: &mut State) -> Reply {
             Some(n) => create_review(s, &key, n, &json_body),
             None => Reply::not_found(),
         },
+        ("GET", ["issues", "comments"]) => repo_comments(&s.repos[&key], &query, &link_base),
         ("GET", ["issues", n, "comments"]) => {
             let n = number(n).unwrap_or_default();
             let items = s.repos[&key]
@@ -2007,8 +2015,38 @@ fn create_review(s: &mut State, key: &str, number: u64, body: &Value) -> Reply {
 }
 
 fn comment_json(c: &IssueComment) -> Value {
+    let kind = if c.on_pull { "pull" } else { "issues" };
     json!({"id": c.id, "body": c.body, "user": user_json(&c.user), "created_at": c.created_at,
-           "updated_at": c.updated_at, "author_association": c.association})
+           "updated_at": c.updated_at, "author_association": c.association,
+           "issue_url": format!("https://api.github.com/repos/{}/issues/{}", c.repo, c.issue),
+           "html_url": format!("https://github.com/{}/{kind}/{}#issuecomment-{}", c.repo, c.issue, c.id)})
+}
+
+/// `GET /issues/comments`: every conversation comment of the repo, `since` an updated
+/// time (inclusive), sorted by `sort` in `direction`.
+fn repo_comments(repo: &Repo, query: &HashMap<String, String>, link_base: &str) -> Reply {
+    let since = query.get("since").cloned().unwrap_or_default();
+    let mut items: Vec<&IssueComment> = repo
+        .comments
+        .iter()
+        .filter(|c| c.updated_at >= since)
+        .collect();
+    let by_updated = query.get("sort").map(String::as_str) == Some("updated");
+    items.sort_by(|a, b| {
+        if by_updated {
+            a.updated_at.cmp(&b.updated_at).then(a.id.cmp(&b.id))
+        } else {
+            a.id.cmp(&b.id)
+        }
+    });
+    if query.get("direction").map(String::as_str) == Some("desc") {
+        items.reverse();
+    }
+    paginate(
+        items.into_iter().map(comment_json).collect(),
+        query,
+        link_base,
+    )
 }
 
 fn create_comment(s: &mut State, key: &str, number: u64, body: &Value) -> Reply {
@@ -2024,6 +2062,8 @@ fn create_comment(s: &mut State, key: &str, number: u64, body: &Value) -> Reply 
     {
         return Reply::not_found();
     }
+    let on_pull = repo.pulls.iter().any(|p| p.number == number);
+    let full_name = format!("{}/{}", repo.owner, repo.name);
     let id = s.id();
     let now = s.now();
     let comment = IssueComment {
@@ -2032,6 +2072,8 @@ fn create_comment(s: &mut State, key: &str, number: u64, body: &Value) -> Reply 
         body: text.to_string(),
         user: BOT_LOGIN.into(),
         association: "NONE".into(),
+        repo: full_name,
+        on_pull,
         created_at: now.clone(),
         updated_at: now,
     };

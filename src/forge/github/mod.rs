@@ -431,6 +431,49 @@ impl Forge for GithubForge {
             .collect())
     }
 
+    async fn comments_since(
+        &self,
+        repo: &FullName,
+        since: &str,
+    ) -> ForgeResult<Vec<super::ThreadComment>> {
+        let mut url = self.repo_url(repo, &["issues", "comments"]);
+        url.query_pairs_mut()
+            .append_pair("sort", "updated")
+            .append_pair("direction", "asc")
+            .append_pair("since", since)
+            .append_pair("per_page", "100");
+        let comments: Vec<ApiComment> = self
+            .client
+            .get_all(url)
+            .await
+            .map_err(|e| e.for_repo(repo))?;
+        Ok(comments
+            .into_iter()
+            .filter_map(|c| {
+                let (number, on_pull) = c.thread()?;
+                Some(super::ThreadComment {
+                    number,
+                    on_pull,
+                    comment: c.into(),
+                })
+            })
+            .collect())
+    }
+
+    async fn newest_comment_at(&self, repo: &FullName) -> ForgeResult<Option<String>> {
+        let mut url = self.repo_url(repo, &["issues", "comments"]);
+        url.query_pairs_mut()
+            .append_pair("sort", "updated")
+            .append_pair("direction", "desc")
+            .append_pair("per_page", "1");
+        let newest: Vec<ApiComment> = self
+            .client
+            .get_json(url)
+            .await
+            .map_err(|e| e.for_repo(repo))?;
+        Ok(newest.into_iter().next().map(|c| c.updated_at))
+    }
+
     async fn close_issue(&self, repo: &FullName, number: u64) -> ForgeResult<()> {
         self.client
             .write(

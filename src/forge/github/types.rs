@@ -218,6 +218,30 @@ pub struct ApiComment {
     pub updated_at: String,
     #[serde(default)]
     pub author_association: Option<String>,
+    /// `.../issues/12` (also for a PR's conversation).
+    #[serde(default)]
+    pub issue_url: Option<String>,
+    /// `.../pull/12#issuecomment-1` on a PR, `.../issues/12#...` on an issue.
+    #[serde(default)]
+    pub html_url: Option<String>,
+}
+
+impl ApiComment {
+    /// The issue or PR number this comment is on, and whether it is a PR.
+    pub fn thread(&self) -> Option<(u64, bool)> {
+        let number = self
+            .issue_url
+            .as_deref()?
+            .rsplit('/')
+            .next()?
+            .parse()
+            .ok()?;
+        let on_pull = self
+            .html_url
+            .as_deref()
+            .is_some_and(|u| u.contains("/pull/"));
+        Some((number, on_pull))
+    }
 }
 
 impl From<ApiComment> for Comment {

@@ -43,3 +43,9 @@ CREATE TABLE pr_feedback (
     consumed   INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (repo, comment_id)
 );
+
+-- The poller's place in each repo's comment listing (`GET /issues/comments?since=`).
+CREATE TABLE comment_cursors (
+    repo  TEXT PRIMARY KEY,
+    since TEXT NOT NULL
+);
