@@ -196,8 +196,17 @@ fn detected_plan(
 pub fn plan_key(plan: &Plan) -> String {
     use sha2::Digest;
     let text = format!(
-        "{}\n{:?}\n{}\n{:?}\n{:?}",
-        plan.detected, plan.setup, plan.test, plan.lint, plan.env
+        "{}\n{:?}\n{}\n{:?}\n{:?}{}",
+        plan.detected,
+        plan.setup,
+        plan.test,
+        plan.lint,
+        plan.env,
+        // Only when measuring, so the keys of earlier baselines still match without it.
+        plan.measured_test
+            .as_deref()
+            .map(|m| format!("\n{m}"))
+            .unwrap_or_default()
     );
     hex::encode(&sha2::Sha256::digest(text.as_bytes())[..8])
 }
@@ -235,7 +244,7 @@ pub async fn run_plan(
         clone,
         cache,
         plan,
-        &plan.test,
+        plan.measured_test.as_deref().unwrap_or(&plan.test),
         false,
         settings.timeout,
         settings,

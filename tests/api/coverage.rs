@@ -104,10 +104,25 @@ const SHAPES_UNTESTED: &str = "\"\"\"A tiny module with no dependency files: gaf
 
 #[tokio::test]
 async fn a_change_below_coverage_min_fails_the_developers_and_the_reviewers_checks() {
-    let (fake, app, _model) = shapes("checks:\n  coverage_min: 90\n", UNTESTED).await;
+    let (fake, app, model) = shapes("checks:\n  coverage_min: 90\n", UNTESTED).await;
     let outcome = post_ok(&app, &format!("/run/developer?repo={REPO}")).await;
     assert_eq!(outcome["action"], "blocked", "{outcome:#}");
     let checks = &outcome["checks"];
+    // The model is told the minimum; people and the model see the plain command, the test
+    // phase says what really ran.
+    let prompts = ollama::last_user_messages(&model).await.join("\n");
+    assert!(
+        prompts.contains("line coverage must be at least 90%"),
+        "{prompts}"
+    );
+    assert!(
+        !checks["command"].as_str().unwrap().contains("coverage"),
+        "{checks:#}"
+    );
+    assert!(checks["test"]["command"]
+        .as_str()
+        .unwrap()
+        .contains("python3 -m coverage run --data-file="));
     assert_eq!(
         checks["detected"], "python (no dependency files)",
         "{checks:#}"

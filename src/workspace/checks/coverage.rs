@@ -18,8 +18,8 @@ const UNAVAILABLE: &str = "coverage-unavailable";
 /// Files named in a reason and a PR, the least covered first.
 const FILES_SHOWN: usize = 3;
 
-/// The test command that measures coverage, in place of `plan.test`, when gaffer can
-/// measure it for this plan (a detected Python command); the plan is left alone otherwise.
+/// Sets the test command that measures coverage ([`Plan::measured_test`], run in place of
+/// `plan.test`) when gaffer can measure it for this plan (a detected Python command).
 pub fn wrap(plan: &mut Plan) {
     let CoverageSupport::Python { python } = &plan.coverage else {
         return;
@@ -30,7 +30,7 @@ pub fn wrap(plan: &mut Plan) {
         &format!("{python} -m coverage run --data-file={data} --source=. -m"),
     );
     let plain = python_test(python, &format!("exec {python} -m"));
-    plan.test = format!(
+    plan.measured_test = Some(format!(
         r#"if {python} -c "import coverage" 2>/dev/null; then
 {measured}
 status=$?
@@ -41,7 +41,7 @@ else
 : > "$GAFFER_REPORTS/{UNAVAILABLE}"
 {plain}
 fi"#
-    );
+    ));
 }
 
 /// How the measured coverage compares with `checks.coverage_min`.
@@ -383,17 +383,22 @@ mod tests {
         let files = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let mut p =
             super::super::detect::plan(&files(&["requirements.txt"]), &none, &Default::default());
+        let shown = p.test.clone();
         wrap(&mut p);
+        assert_eq!(p.test, shown, "the command shown stays the plain one");
+        let measured = p.measured_test.clone().unwrap();
         assert!(
-            p.test.contains("python -m coverage run --data-file=\"$GAFFER_REPORTS/.coverage\" --source=. -m pytest"),
-            "{}",
-            p.test
+            measured.contains("python -m coverage run --data-file=\"$GAFFER_REPORTS/.coverage\" --source=. -m pytest"),
+            "{measured}"
         );
-        assert!(p.test.contains("exec python -m unittest discover"));
-        assert!(p.test.contains("coverage json -q"));
+        assert!(measured.contains("exec python -m unittest discover"));
+        assert!(measured.contains("coverage json -q"));
         let mut p = super::super::detect::plan(&files(&["app.py"]), &none, &Default::default());
         wrap(&mut p);
-        assert!(p.test.contains("python3 -m coverage run"), "{}", p.test);
+        assert!(p
+            .measured_test
+            .as_deref()
+            .is_some_and(|t| t.contains("python3 -m coverage run")));
 
         for (list, configured) in [
             (&["Cargo.toml"][..], None),
@@ -404,9 +409,8 @@ mod tests {
                 ..Default::default()
             };
             let mut p = super::super::detect::plan(&files(list), &none, &conf);
-            let before = p.test.clone();
             wrap(&mut p);
-            assert_eq!(p.test, before);
+            assert_eq!(p.measured_test, None);
             let CoverageSupport::Unsupported { reason } = &p.coverage else {
                 panic!("{:?}", p.coverage)
             };

@@ -25,6 +25,9 @@ pub struct Plan {
     pub path_first: Vec<String>,
     /// Whether gaffer can measure the tests' line coverage (for `checks.coverage_min`).
     pub coverage: CoverageSupport,
+    /// [`Plan::test`] under coverage.py, run in its place when set (see
+    /// [`super::coverage::wrap`]); `test` stays the command people and the model are shown.
+    pub measured_test: Option<String>,
 }
 
 /// Whether [`Plan::test`] is one gaffer knows how to run under a coverage tool: only its
@@ -201,6 +204,7 @@ pub fn plan(
         env,
         path_first,
         coverage,
+        measured_test: None,
     }
 }
 
