@@ -248,3 +248,37 @@ async fn coverage_min_on_a_language_gaffer_cannot_measure_is_not_measured_never_
     assert!(body.contains("Coverage: **not measured**"), "{body}");
     assert!(show_file(&fake.bare_path("acme/tiny-node"), "main", ".coverage").is_none());
 }
+
+#[tokio::test]
+async fn a_venv_without_coverage_py_is_not_measured_and_says_how_to_fix_it() {
+    // The python fixture's requirements install only its one dependency into the venv.
+    let (fake, app) = fake_with_app("acme/calc", "pr", Some(&fixture("python")), &[]).await;
+    fake.commit(
+        "acme/calc",
+        "main",
+        &[(".llm-team.yml", "checks:\n  coverage_min: 80\n")],
+        "policy",
+    );
+    let outcome = post_ok(&app, "/repos/acme/calc/bootstrap").await;
+    assert_eq!(outcome["action"], "opened_pr", "{outcome:#}");
+    let checks = &outcome["checks"];
+    assert_eq!(checks["passed"], true, "{checks:#}");
+    // The tests ran as usual, without coverage.py.
+    assert_eq!(
+        checks["results"]["tests"]["tests.test_calc.CalcTest.test_add"], "passed",
+        "{checks:#}"
+    );
+    let coverage = &checks["coverage"];
+    assert_eq!(coverage["status"], "not_measured", "{coverage:#}");
+    let summary = coverage["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("coverage.py is not importable by the `python` that runs the tests")
+            && summary.contains("add `coverage` (or `pytest-cov`) to the repo's requirements"),
+        "{summary}"
+    );
+    let body = fake.pulls("acme/calc")[0]["body"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(body.contains("Coverage: **not measured**"), "{body}");
+}
