@@ -36,7 +36,7 @@ async fn repo_check(gaffer: &Gaffer, repo: &Repo) -> Option<Check> {
     let config = crate::pipeline::read_team_config(forge.as_ref(), repo, branch)
         .await
         .ok()?;
-    let min = config.coverage_min?;
+    let min = config.coverage_required()?;
     let label = format!("coverage:{name}");
     let files: Vec<String> = match forge.list_dir(&name, "", branch).await {
         Ok(Some(entries)) => entries.into_iter().map(|e| e.path).collect(),

@@ -259,7 +259,7 @@ impl RepoChecks {
             cache: settings.cache_dir(&repo.owner, &repo.name),
             settings,
             known_failures: config.known_failures.clone(),
-            coverage_min: config.coverage_min,
+            coverage_min: config.coverage_required(),
         }
     }
 

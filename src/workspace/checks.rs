@@ -161,7 +161,7 @@ pub fn plan_for(
     config: &crate::team::team_config::TeamConfig,
 ) -> Plan {
     let mut plan = detected_plan(clone, files, config);
-    if config.coverage_min.is_some() {
+    if config.coverage_required().is_some() {
         coverage::wrap(&mut plan);
     }
     plan
