@@ -1,6 +1,9 @@
 //! Is this machine ready? Database, git, the sandbox, Ollama and each configured model,
-//! the GitHub token and its access to each registered repo. `gaffer doctor` prints it and
+//! the GitHub token and its access to each registered repo, and (`gaffer doctor` only)
+//! whether each repo's `checks.coverage_min` can be measured here. `gaffer doctor` prints it and
 //! exits non-zero on a failure; `/health` returns the same checks as JSON.
+
+mod coverage;
 
 use std::collections::BTreeMap;
 
@@ -81,6 +84,9 @@ async fn run_checks(gaffer: &Gaffer, per_repo: bool, probe_writes: bool) -> Repo
     checks.extend(ollama(gaffer).await);
     checks.extend(openai_servers(gaffer).await);
     checks.extend(github(gaffer, per_repo, probe_writes).await);
+    if probe_writes {
+        checks.extend(coverage::checks(gaffer).await);
+    }
     Report {
         ok: checks.iter().all(|c| c.outcome != Outcome::Failure),
         checks,

@@ -427,8 +427,15 @@ impl Agent<'_> {
             acceptance.join("\n"),
             task.body
         );
+        let coverage = match self.checks.coverage_min {
+            Some(min) if self.checks.plan.measured_test.is_some() => format!(
+                "\nline coverage must be at least {}: test the code you add",
+                crate::workspace::checks::coverage::fmt_percent(min)
+            ),
+            _ => String::new(),
+        };
         let settings = format!(
-            "checks command: {}\nprotected paths (do not edit): {}, {}/",
+            "checks command: {}{coverage}\nprotected paths (do not edit): {}, {}/",
             self.checks.plan.test,
             self.config.protected_paths.join(", "),
             self.config.tasks_dir

@@ -444,6 +444,7 @@ async fn bootstrap_work(
         settings: checks.settings.clone(),
         cache: checks.cache.clone(),
         known_failures: checks.known_failures.clone(),
+        coverage_min: checks.coverage_min,
     };
     let run = replanned.run(clone, baseline).await;
     clone.restore(&snapshot).await.map_err(io)?;

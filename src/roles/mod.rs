@@ -237,6 +237,8 @@ pub struct RepoChecks {
     pub settings: crate::workspace::checks::CheckSettings,
     pub cache: std::path::PathBuf,
     pub known_failures: Vec<String>,
+    /// `checks.coverage_min`: the line coverage a tree must reach, where it can be measured.
+    pub coverage_min: Option<f64>,
 }
 
 impl RepoChecks {
@@ -254,6 +256,7 @@ impl RepoChecks {
             cache: settings.cache_dir(&repo.owner, &repo.name),
             settings,
             known_failures: config.known_failures.clone(),
+            coverage_min: config.coverage_required(),
         }
     }
 
@@ -270,6 +273,7 @@ impl RepoChecks {
             &self.settings,
             baseline,
             &self.known_failures,
+            self.coverage_min,
         )
         .await
     }
@@ -377,11 +381,48 @@ pub fn checks_markdown(run: &CheckRun) -> String {
     if !c.known.is_empty() {
         out.push_str(&format!("Known failures ignored: {}.\n\n", list(&c.known)));
     }
+    if let Some(cov) = &run.coverage {
+        out.push_str(&coverage_markdown(cov));
+    }
     out.push_str(&format!(
         "<details><summary>test output (last lines)</summary>\n\n```\n{}\n```\n</details>",
         run.output_tail.trim_end().replace("```", "'''")
     ));
     out
+}
+
+/// The coverage line of [`checks_markdown`]: the number, the minimum and the tool, the
+/// least covered files when below, or why it was not measured.
+fn coverage_markdown(cov: &crate::workspace::checks::coverage::Coverage) -> String {
+    use crate::workspace::checks::coverage::{describe, fmt_percent, CoverageStatus};
+    let clean = |s: &str| s.replace('|', "/").replace('`', "'");
+    match (cov.status, cov.percent) {
+        (CoverageStatus::NotMeasured, _) | (_, None) => {
+            format!("Coverage: **not measured** ({}).\n\n", clean(&cov.summary))
+        }
+        (status, Some(pct)) => {
+            let word = if status == CoverageStatus::Below {
+                "below"
+            } else {
+                "meets"
+            };
+            let mut line = format!(
+                "Coverage: **{}** line coverage, {word} checks.coverage_min {} ({}; {} of {} lines).\n\n",
+                fmt_percent(pct),
+                fmt_percent(cov.min),
+                cov.measured_by.as_deref().unwrap_or("?"),
+                cov.covered_lines.unwrap_or(0),
+                cov.statements.unwrap_or(0),
+            );
+            if status == CoverageStatus::Below {
+                for file in &cov.least_covered {
+                    line.push_str(&format!("- `{}`\n", clean(&describe(file))));
+                }
+                line.push('\n');
+            }
+            line
+        }
+    }
 }
 
 fn first_line(text: &str) -> String {

@@ -76,6 +76,7 @@ pub struct TeamConfig {
     /// before `done`.
     pub states: Vec<Status>,
     pub require_tests: bool,
+    /// `checks.coverage_min` (0-100) as written; see [`TeamConfig::coverage_required`].
     pub coverage_min: Option<f64>,
     /// `checks.test` (alias `checks.test_command`): run in the clone, without network, to
     /// check a change; `None` means detected from the repo (see [`crate::workspace::checks::detect`]).
@@ -135,6 +136,12 @@ impl MergeStrategy {
 }
 
 impl TeamConfig {
+    /// The line coverage the checks must reach: `checks.coverage_min` above 0 (0% asks for
+    /// nothing, so nothing is measured or reported for it).
+    pub fn coverage_required(&self) -> Option<f64> {
+        self.coverage_min.filter(|min| *min > 0.0)
+    }
+
     /// Whether gaffer may merge PRs of `kind` itself.
     pub fn auto_merges(&self, kind: AutoMerge) -> bool {
         self.auto_merge.contains(&kind)
@@ -435,6 +442,12 @@ mod tests {
         assert!(config.uses_ready_for_integration());
         assert!(!config.require_tests);
         assert_eq!(config.coverage_min, Some(80.0));
+        assert_eq!(config.coverage_required(), Some(80.0));
+        let zero = parse(Some("checks:\n  coverage_min: 0\n")).0;
+        assert_eq!(
+            (zero.coverage_min, zero.coverage_required()),
+            (Some(0.0), None)
+        );
         assert_eq!(config.test_command.as_deref(), Some("make test"));
         assert_eq!(config.setup_command.as_deref(), Some("make deps"));
         assert_eq!(config.lint_command.as_deref(), Some("make lint"));

@@ -4,7 +4,10 @@
 //! network). Each phase has its own timeout, its output is kept (bounded) with any secret
 //! redacted, per-test results are read from it ([`results`]), and a change is judged against
 //! its base's results ([`results::compare`]), so failures already there do not count.
+//! With `checks.coverage_min`, the test phase's line coverage is measured where gaffer can
+//! ([`coverage`]) and a change below the minimum fails.
 
+pub mod coverage;
 pub mod detect;
 pub mod results;
 
@@ -58,7 +61,7 @@ pub struct Baseline {
 
 /// The outcome of the checks on one tree: the top-level fields describe the test phase
 /// and the verdict (kept flat for the API's users); the phases and the comparison follow.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckRun {
     /// What the commands came from ("python (requirements.txt)", ...).
     pub detected: String,
@@ -83,9 +86,23 @@ pub struct CheckRun {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub baseline: Option<Baseline>,
     pub comparison: Comparison,
+    /// Line coverage against `checks.coverage_min` (absent when the repo sets none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<coverage::Coverage>,
 }
 
 impl CheckRun {
+    /// The verdict on the tests and lint alone, coverage left aside (for the fail-to-pass
+    /// proof, where the base's code running the new tests is expected to cover less).
+    pub fn tests_ok(&self) -> bool {
+        self.comparison.ok || self.coverage_failed()
+    }
+
+    /// Whether coverage below `checks.coverage_min` is what failed the checks.
+    pub fn coverage_failed(&self) -> bool {
+        self.coverage.as_ref().is_some_and(|c| c.failed_checks)
+    }
+
     /// This tree's side of a comparison.
     pub fn side(&self) -> Side {
         side_of(
@@ -143,6 +160,18 @@ pub fn plan_for(
     files: &[String],
     config: &crate::team::team_config::TeamConfig,
 ) -> Plan {
+    let mut plan = detected_plan(clone, files, config);
+    if config.coverage_required().is_some() {
+        coverage::wrap(&mut plan);
+    }
+    plan
+}
+
+fn detected_plan(
+    clone: &Path,
+    files: &[String],
+    config: &crate::team::team_config::TeamConfig,
+) -> Plan {
     let read = |name: &str| {
         crate::safety::paths::RepoPath::parse(name)
             .ok()
@@ -167,14 +196,24 @@ pub fn plan_for(
 pub fn plan_key(plan: &Plan) -> String {
     use sha2::Digest;
     let text = format!(
-        "{}\n{:?}\n{}\n{:?}\n{:?}",
-        plan.detected, plan.setup, plan.test, plan.lint, plan.env
+        "{}\n{:?}\n{}\n{:?}\n{:?}{}",
+        plan.detected,
+        plan.setup,
+        plan.test,
+        plan.lint,
+        plan.env,
+        // Only when measuring, so the keys of earlier baselines still match without it.
+        plan.measured_test
+            .as_deref()
+            .map(|m| format!("\n{m}"))
+            .unwrap_or_default()
     );
     hex::encode(&sha2::Sha256::digest(text.as_bytes())[..8])
 }
 
 /// Runs set-up (if any), the tests and the lint (if any) on the clone as it stands, and
-/// judges the result against `baseline` (`None`: every failure counts).
+/// judges the result against `baseline` (`None`: every failure counts) and, when given,
+/// the line coverage against `coverage_min` (absolute: the tree's number, not a delta).
 pub async fn run_plan(
     clone: &Path,
     cache: &Path,
@@ -182,6 +221,7 @@ pub async fn run_plan(
     settings: &CheckSettings,
     baseline: Option<Baseline>,
     known_failures: &[String],
+    coverage_min: Option<f64>,
 ) -> CheckRun {
     let started = Instant::now();
     let setup = match &plan.setup {
@@ -204,13 +244,14 @@ pub async fn run_plan(
         clone,
         cache,
         plan,
-        &plan.test,
+        plan.measured_test.as_deref().unwrap_or(&plan.test),
         false,
         settings.timeout,
         settings,
     )
     .await;
     let junit = read_junit(&reports);
+    let mut coverage = coverage::judge(plan, &reports, coverage_min);
     let lint = match &plan.lint {
         Some(script) => Some(
             phase(
@@ -260,6 +301,17 @@ pub async fn run_plan(
             settings.timeout.as_secs()
         );
     }
+    // Below the minimum fails a change that passes otherwise; not measured never fails one.
+    if let Some(cov) = coverage
+        .as_mut()
+        .filter(|c| c.status == coverage::CoverageStatus::Below)
+    {
+        if comparison.ok {
+            comparison.ok = false;
+            comparison.reason = cov.summary.clone();
+            cov.failed_checks = true;
+        }
+    }
     CheckRun {
         detected: plan.detected.clone(),
         command: plan.test.clone(),
@@ -275,6 +327,7 @@ pub async fn run_plan(
         results,
         baseline,
         comparison,
+        coverage,
     }
 }
 
@@ -398,8 +451,6 @@ fn fresh_reports_dir(cache: &Path) -> PathBuf {
 /// Every `*.xml` the test phase left in the reports directory, parsed as JUnit. Repo code
 /// wrote them: only regular files are read (never through a symlink), each bounded.
 fn read_junit(dir: &Path) -> TestResults {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
     let mut merged = TestResults::default();
     if !std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
         return merged;
@@ -410,23 +461,30 @@ fn read_junit(dir: &Path) -> TestResults {
     files.retain(|p| p.extension().is_some_and(|e| e == "xml"));
     files.sort();
     for path in files.into_iter().take(REPORTS_MAX_FILES) {
-        if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
-            continue;
-        }
-        let Ok(file) = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&path)
-        else {
-            continue;
-        };
-        let mut bytes = Vec::new();
-        if file.take(REPORT_MAX_BYTES).read_to_end(&mut bytes).is_ok() {
-            let parsed = results::parse_junit(&String::from_utf8_lossy(&bytes));
+        if let Some(text) = read_report(&path) {
+            let parsed = results::parse_junit(&text);
             merged.tests.extend(parsed.tests);
         }
     }
     merged
+}
+
+/// A report the test phase wrote (repo code did): a regular file only, never through a
+/// symlink, at most [`REPORT_MAX_BYTES`].
+fn read_report(path: &Path) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    if !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+        return None;
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let mut bytes = Vec::new();
+    file.take(REPORT_MAX_BYTES).read_to_end(&mut bytes).ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Output kept within [`OUTPUT_MAX_BYTES`]: the head, and a rolling tail.

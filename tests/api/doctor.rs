@@ -11,8 +11,20 @@ const TOKEN: &str = "github_pat_doctor_test";
 /// Registers acme/widget in `mode` and runs `gaffer doctor` with a token holding `grant`;
 /// returns the exit code and stdout.
 async fn doctor(grant: TokenGrant, mode: &str) -> (Option<i32>, String) {
+    doctor_with(grant, mode, &[]).await
+}
+
+/// [`doctor`] with `files` committed on acme/widget's main first.
+async fn doctor_with(
+    grant: TokenGrant,
+    mode: &str,
+    files: &[(&str, &str)],
+) -> (Option<i32>, String) {
     let fake = FakeGithub::start().await;
     fake.create_repo("acme/widget", None);
+    if !files.is_empty() {
+        fake.commit("acme/widget", "main", files, "files for doctor");
+    }
     fake.require_token(TOKEN);
     fake.grant(grant);
     let dir = TempDir::new().unwrap();
@@ -78,6 +90,61 @@ async fn doctor_passes_with_a_correctly_scoped_fine_grained_token() {
     );
     assert!(text.contains("Workflows: Read and write"), "{text}");
     assert!(text.contains("all is well"), "{text}");
+    // No checks.coverage_min, nothing to say about coverage.
+    assert!(!text.contains("coverage:"), "{text}");
+}
+
+#[tokio::test]
+async fn doctor_warns_when_coverage_min_cannot_be_measured_and_says_when_it_can() {
+    let config = (".llm-team.yml", "checks:\n  coverage_min: 85\n");
+    let rust = [
+        config,
+        (
+            "Cargo.toml",
+            "[package]\nname = \"w\"\nversion = \"0.1.0\"\n",
+        ),
+        ("src/lib.rs", "pub fn f() {}\n"),
+    ];
+    let (code, text) = doctor_with(TokenGrant::fine_grained(&FULL), "pr", &rust).await;
+    // A warning, not a failure.
+    assert_eq!(code, Some(0), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("warn coverage:acme/widget"))
+        .unwrap_or_else(|| panic!("no coverage warning in:\n{text}"));
+    assert!(
+        line.contains("checks.coverage_min 85 cannot be checked")
+            && line.contains("only for Python")
+            && line.contains("rust (Cargo.toml)"),
+        "{line}"
+    );
+
+    let configured = [
+        (
+            ".llm-team.yml",
+            "checks:\n  coverage_min: 85\n  test: ./run-tests\n",
+        ),
+        ("app.py", "X = 1\n"),
+    ];
+    let (_, text) = doctor_with(TokenGrant::fine_grained(&FULL), "pr", &configured).await;
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("warn coverage:acme/widget")
+                && l.contains("checks.test is configured (`./run-tests`)")),
+        "{text}"
+    );
+
+    crate::coverage::require_coverage_py();
+    let python = [config, ("app.py", "X = 1\n")];
+    let (code, text) = doctor_with(TokenGrant::fine_grained(&FULL), "pr", &python).await;
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("ok   coverage:acme/widget")
+                && l.contains("measured with coverage.py")
+                && l.contains("via python3")),
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@ mod agent;
 mod chaos;
 mod checks;
 mod cli;
+mod coverage;
 mod dashboard;
 mod deliveries;
 mod demo;

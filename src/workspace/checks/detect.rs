@@ -23,6 +23,23 @@ pub struct Plan {
     pub env: Vec<(String, String)>,
     /// Directories (under the cache) put first on PATH (the venv's `bin`).
     pub path_first: Vec<String>,
+    /// Whether gaffer can measure the tests' line coverage (for `checks.coverage_min`).
+    pub coverage: CoverageSupport,
+    /// [`Plan::test`] under coverage.py, run in its place when set (see
+    /// [`super::coverage::wrap`]); `test` stays the command people and the model are shown.
+    pub measured_test: Option<String>,
+}
+
+/// Whether [`Plan::test`] is one gaffer knows how to run under a coverage tool: only its
+/// own detected Python commands, never a configured one (the repo does not choose how
+/// coverage is measured, and a command gaffer did not write cannot be rewritten safely).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CoverageSupport {
+    /// coverage.py, through this interpreter (`python` in the venv, else `python3`).
+    Python { python: String },
+    /// Why not, in one clause ("gaffer measures coverage only for Python ...").
+    Unsupported { reason: String },
 }
 
 /// The repo's own choices (`checks.setup`, `checks.test`, `checks.lint`).
@@ -43,15 +60,25 @@ if [ -f pyproject.toml ] || [ -f setup.py ]; then
   python -m pip install -e . || python -m pip install .
 fi"#;
 
-const PYTHON_TEST: &str = r#"if python -c "import pytest" 2>/dev/null; then
-  exec python -m pytest -rA --junitxml="$GAFFER_REPORTS/pytest.xml"
+/// The detected Python test command for `python`, each runner started by `run` followed
+/// by the module name (`exec python -m` plainly; coverage.py's `run -m` when measuring).
+pub fn python_test(python: &str, run: &str) -> String {
+    format!(
+        r#"if {python} -c "import pytest" 2>/dev/null; then
+  {run} pytest -rA --junitxml="$GAFFER_REPORTS/pytest.xml"
 elif [ -f tests/__init__.py ]; then
-  exec python -m unittest discover -v -s tests -t .
+  {run} unittest discover -v -s tests -t .
 elif [ -d tests ]; then
-  exec python -m unittest discover -v -s tests
+  {run} unittest discover -v -s tests
 else
-  exec python -m unittest discover -v
-fi"#;
+  {run} unittest discover -v
+fi"#
+    )
+}
+
+fn plain_python_test(python: &str) -> String {
+    python_test(python, &format!("exec {python} -m"))
+}
 
 /// The plan for a clone whose top-level files are `files` (paths relative to the root);
 /// `read` gives a file's text (for `package.json` scripts and `Makefile` targets).
@@ -63,6 +90,7 @@ pub fn plan(
     let has = |name: &str| files.iter().any(|f| f == name);
     let mut env: Vec<(String, String)> = Vec::new();
     let mut path_first = Vec::new();
+    let mut python = None;
     let (detected, setup, test): (String, Option<String>, String) = if has("Cargo.toml") {
         env.push(("CARGO_HOME".into(), "$GAFFER_CACHE/cargo".into()));
         env.push((
@@ -114,10 +142,11 @@ pub fn plan(
         env.push(("PIP_DISABLE_PIP_VERSION_CHECK".into(), "1".into()));
         env.push(("PIP_NO_INPUT".into(), "1".into()));
         path_first.push("venv/bin".into());
+        python = Some("python");
         (
             format!("python ({reason})"),
             Some(PYTHON_SETUP.into()),
-            PYTHON_TEST.into(),
+            plain_python_test("python"),
         )
     } else if has("Makefile") && read("Makefile").is_some_and(|t| has_make_target(&t, "test")) {
         (
@@ -127,12 +156,11 @@ pub fn plan(
         )
     } else if files.iter().any(|f| f.ends_with(".py")) {
         // Python code with no dependency files: no venv, the standard test runners.
+        python = Some("python3");
         (
             "python (no dependency files)".into(),
             None,
-            PYTHON_TEST
-                .replace("python ", "python3 ")
-                .replace("python -", "python3 -"),
+            plain_python_test("python3"),
         )
     } else {
         (
@@ -140,6 +168,22 @@ pub fn plan(
             None,
             "echo 'no test command detected: set checks.test in .llm-team.yml'; exit 1".into(),
         )
+    };
+    let coverage = match (configured.test, python) {
+        (Some(test), _) => CoverageSupport::Unsupported {
+            reason: format!(
+                "checks.test is configured (`{}`): gaffer measures coverage only around the test commands it detects itself",
+                test.lines().next().unwrap_or("").replace('`', "'")
+            ),
+        },
+        (None, Some(python)) => CoverageSupport::Python {
+            python: python.into(),
+        },
+        (None, None) => CoverageSupport::Unsupported {
+            reason: format!(
+                "gaffer measures coverage only for Python (coverage.py), and these checks are {detected}"
+            ),
+        },
     };
     let all_configured = configured.test.is_some() && configured.setup.is_some();
     Plan {
@@ -159,6 +203,8 @@ pub fn plan(
         lint: configured.lint.map(str::to_string),
         env,
         path_first,
+        coverage,
+        measured_test: None,
     }
 }
 
