@@ -54,6 +54,18 @@ struct Envelope {
     #[serde(rename = "ref")]
     pushed_ref: Option<String>,
     pull_request: Option<PullFields>,
+    /// `status` events: the commit and its new state.
+    sha: Option<String>,
+    state: Option<String>,
+    check_suite: Option<CheckFields>,
+    check_run: Option<CheckFields>,
+}
+
+/// A `check_suite` or `check_run`: the commit it ran on and how it ended.
+#[derive(Deserialize)]
+struct CheckFields {
+    head_sha: Option<String>,
+    conclusion: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -89,6 +101,10 @@ pub struct Routing {
     /// The PR author's login (gaffer's own PRs are recognised by it, never by their text).
     pub author: Option<String>,
     pub merged: bool,
+    /// The commit a `status`, `check_suite` or `check_run` event is about.
+    pub sha: Option<String>,
+    /// How that status or check ended (`success`, `failure`, `pending`, ...).
+    pub conclusion: Option<String>,
 }
 
 impl From<&Envelope> for Routing {
@@ -102,6 +118,16 @@ impl From<&Envelope> for Routing {
             association: pull.and_then(|p| p.author_association.clone()),
             author: pull.and_then(|p| p.user.as_ref()).map(|u| u.login.clone()),
             merged: pull.and_then(|p| p.merged).unwrap_or(false),
+            sha: e
+                .sha
+                .clone()
+                .or_else(|| e.check_suite.as_ref().and_then(|c| c.head_sha.clone()))
+                .or_else(|| e.check_run.as_ref().and_then(|c| c.head_sha.clone())),
+            conclusion: e
+                .state
+                .clone()
+                .or_else(|| e.check_suite.as_ref().and_then(|c| c.conclusion.clone()))
+                .or_else(|| e.check_run.as_ref().and_then(|c| c.conclusion.clone())),
         }
     }
 }
@@ -406,9 +432,62 @@ async fn route(gaffer: &Gaffer, event: &str, repo: &Repo, routing: &Routing) -> 
                 Ok(format!("push to {pushed}: recorded"))
             }
         }
+        ("status", _) | ("check_suite" | "check_run", "completed") => {
+            let Some(sha) = routing.sha.as_deref() else {
+                return Ok(format!("{event} {action}: names no commit, recorded"));
+            };
+            let ended = routing.conclusion.as_deref().unwrap_or("");
+            if !matches!(ended, "success" | "neutral" | "skipped") {
+                return Ok(format!(
+                    "{event} {ended} on {}: nothing to merge, recorded",
+                    &sha[..sha.len().min(7)]
+                ));
+            }
+            merge_prs_at(gaffer, repo, sha).await
+        }
+        ("pull_request_review", "submitted" | "dismissed") => {
+            let number = routing
+                .pr
+                .ok_or_else(|| AppError::bad_request("pull_request.number missing"))?;
+            let head_ref = routing.head_ref.as_deref().unwrap_or("");
+            if !looks_like_task_branch(head_ref)
+                || !crate::roles::merger::worth_trying(gaffer, repo, head_ref).await
+            {
+                return Ok(format!(
+                    "review on PR #{number}: recorded (no auto-merge for {head_ref})"
+                ));
+            }
+            run_for_trigger(gaffer, repo, Job::Merge(number), Trigger::Webhook).await
+        }
         ("issues" | "issue_comment", _) => Ok(format!("{event} {action}: recorded")),
         _ => Ok(format!("{event} {action}: recorded, nothing to do")),
     }
+}
+
+/// CI turned green on `sha`: the merge step for each open task PR at that head whose kind
+/// the repo auto-merges (one conditional GET for the open PRs).
+async fn merge_prs_at(gaffer: &Gaffer, repo: &Repo, sha: &str) -> AppResult<String> {
+    let short = &sha[..sha.len().min(7)];
+    let open = gaffer
+        .forge(repo)
+        .list_pulls(&repo.full_name(), crate::forge::PullState::Open)
+        .await?;
+    let mut done = Vec::new();
+    for pull in open
+        .iter()
+        .filter(|p| p.head_sha == sha && looks_like_task_branch(&p.head_ref))
+    {
+        if crate::roles::merger::worth_trying(gaffer, repo, &pull.head_ref).await {
+            done.push(
+                run_for_trigger(gaffer, repo, Job::Merge(pull.number), Trigger::Webhook).await?,
+            );
+        }
+    }
+    Ok(if done.is_empty() {
+        format!("CI green on {short}: no open task PR there to auto-merge")
+    } else {
+        done.join("; ")
+    })
 }
 
 /// A branch that can be a task's (`<prefix>T-NNNN-...`, `<prefix>done-T-NNNN-...`): a
