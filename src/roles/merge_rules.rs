@@ -45,6 +45,9 @@ pub struct CodeFacts {
     pub verdict: Option<Judged>,
     /// Whether the task needs a fail-to-pass proof (tests).
     pub proof_required: bool,
+    /// How many acceptance criteria the task lists: a verdict judging fewer is not "every
+    /// criterion met".
+    pub expected_criteria: u32,
 }
 
 /// One review as the merge rule sees it, in the order they were posted.
@@ -213,6 +216,12 @@ fn code_rules(task: &TaskId, code: &CodeFacts) -> Result<(), String> {
     if v.criteria == 0 {
         return Err(format!("{task} has no acceptance criteria to check"));
     }
+    if v.criteria < code.expected_criteria {
+        return Err(format!(
+            "the Reviewer judged {} of the task's {} acceptance criteria",
+            v.criteria, code.expected_criteria
+        ));
+    }
     if v.met < v.criteria {
         return Err(format!(
             "the Reviewer found {} of {} acceptance criteria met with evidence",
@@ -297,6 +306,7 @@ mod tests {
                 fail_to_pass: Some(true),
             }),
             proof_required: true,
+            expected_criteria: 2,
         }
     }
 
@@ -539,6 +549,10 @@ mod tests {
         })
         .contains("no acceptance criteria"));
         assert!(with(&|c| c.verdict.as_mut().unwrap().fell_back = true).contains("model failed"));
+        assert_eq!(
+            with(&|c| c.expected_criteria = 3),
+            "the Reviewer judged 2 of the task's 3 acceptance criteria"
+        );
         assert_eq!(
             with(&|c| c.verdict.as_mut().unwrap().checks_passed = false),
             "the checks failed on this head"

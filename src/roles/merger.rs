@@ -199,6 +199,7 @@ async fn code_facts(
         proof_required: task.as_ref().is_none_or(|t| {
             super::developer::needs_proof(t, config) && !super::bootstrap::is_bootstrap(&t.title)
         }),
+        expected_criteria: task.as_ref().map_or(0, |t| t.acceptance.len() as u32),
         auto_policy: task.and_then(|t| t.auto_policy),
         verdict,
     })
