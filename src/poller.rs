@@ -497,7 +497,10 @@ async fn poll_repo_inner(gaffer: &Gaffer, repo: &Repo, report: &mut RepoPoll) ->
     }
     state.open_heads = heads;
     if acting && report.in_flight {
-        consider_merges(gaffer, repo, &open, state.cycles, report).await?;
+        // A failure here (CI status unreadable) must not lose the heads seen this cycle.
+        if let Err(e) = consider_merges(gaffer, repo, &open, state.cycles, report).await {
+            report.errors.push(format!("auto-merge: {}", e.message));
+        }
     }
 
     // Recently closed PRs: the Integrator for each newly merged task PR.
