@@ -64,6 +64,9 @@ pub struct Gaffer {
     /// Held while a poll cycle runs: cycles never overlap.
     pub poll_cycle: Arc<tokio::sync::Mutex<()>>,
     pub poll_metrics: Arc<crate::poller::PollMetrics>,
+    /// What the poller last judged for auto-merge, per PR: it asks again only when that
+    /// changes (see `poller::consider_merges`).
+    pub merge_judged: Arc<crate::poller::MergeJudged>,
     /// Group-commits webhook deliveries (see `webhook::writer`).
     pub deliveries: crate::webhook::writer::DeliveryWriter,
     /// Runs: this process's lease identity, the worker's wake-up, local cancels.
@@ -123,6 +126,7 @@ impl Gaffer {
             turns: crate::locks::KeyedLocks::default(),
             poll_cycle: Arc::default(),
             poll_metrics: Arc::default(),
+            merge_judged: Arc::default(),
             deliveries,
             engine,
             started_at: Instant::now(),

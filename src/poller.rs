@@ -6,6 +6,12 @@
 //! on. What was seen is stored, so a restart neither re-reviews nor re-integrates, and its
 //! first cycle is still answered from the persisted ETags.
 //!
+//! Auto-merge (`.llm-team.yml` `workflow.auto_merge`): for each open task PR of gaffer's
+//! own whose kind the repo opts in to (known from the stored scan, no call), the head's CI
+//! state (conditional GETs); when it is green and the PR's (head, CI) was not judged yet,
+//! the merge step. A repo with such a PR is polled over REST even when a GraphQL batch
+//! shows it unchanged, since CI turning green moves no head.
+//!
 //! Before the REST calls, [`batch`] asks GraphQL which repos changed, a few points for
 //! up to 100 repos a query; only those get REST calls (see `batch` for the fall-back).
 
@@ -149,6 +155,12 @@ async fn cycle(
     let reads_issues = |r: &Repo| gaffer.settings.polling.issues && r.mode == Mode::Pr;
     for repo in repos {
         match verdicts.get(&repo.full_name.to_ascii_lowercase()) {
+            Some(batch::Verdict::Unchanged { in_flight: true })
+                if auto_merging(gaffer, &repo).await.is_some() =>
+            {
+                // CI may have turned green without any head moving.
+                to_poll.push((repo, true))
+            }
             Some(batch::Verdict::Unchanged { in_flight }) => {
                 let mut report = RepoPoll::new(&repo, "graphql");
                 report.in_flight = *in_flight;
@@ -507,6 +519,12 @@ async fn poll_repo_inner(gaffer: &Gaffer, repo: &Repo, report: &mut RepoPoll) ->
         report.changed = true;
     }
     state.open_heads = heads;
+    if acting && report.in_flight {
+        // A failure here (CI status unreadable) must not lose the heads seen this cycle.
+        if let Err(e) = consider_merges(gaffer, repo, &open, state.cycles, report).await {
+            report.errors.push(format!("auto-merge: {}", e.message));
+        }
+    }
 
     // Recently closed PRs: the Integrator for each newly merged task PR.
     if vanished || moved || state.cycles % CLOSED_EVERY == 1 {
@@ -614,6 +632,96 @@ async fn poll_issues(gaffer: &Gaffer, repo: &Repo, report: &mut RepoPoll) -> App
             .store
             .set_comment_cursor(&repo.full_name, &newest)
             .await?;
+    }
+    Ok(())
+}
+
+/// What the poller last judged for auto-merge: `(repo, PR)` -> `head|CI|epoch`.
+#[derive(Debug, Default)]
+pub struct MergeJudged(std::sync::Mutex<std::collections::HashMap<(String, u64), String>>);
+
+impl MergeJudged {
+    /// Whether `key` is new for the PR (and remembers it).
+    fn fresh(&self, repo: &str, pr: u64, key: &str) -> bool {
+        let mut seen = self.0.lock().expect("merge memory");
+        let entry = seen.entry((repo.to_ascii_lowercase(), pr)).or_default();
+        if entry == key {
+            return false;
+        }
+        *entry = key.to_string();
+        true
+    }
+
+    /// Forgets the PR's judgement (the merge step failed: try again next cycle).
+    fn forget(&self, repo: &str, pr: u64) {
+        let mut seen = self.0.lock().expect("merge memory");
+        seen.remove(&(repo.to_ascii_lowercase(), pr));
+    }
+}
+
+/// The repo's `workflow.auto_merge` kinds and branch prefix, from its stored scan (no
+/// call); `None` when it auto-merges nothing (or was never scanned).
+async fn auto_merging(gaffer: &Gaffer, repo: &Repo) -> Option<(Vec<String>, String)> {
+    let text = gaffer.store.last_scan(&repo.full_name()).await.ok()??;
+    let scan: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let kinds: Vec<String> = scan["config"]["auto_merge"]
+        .as_array()?
+        .iter()
+        .filter_map(|k| k.as_str().map(str::to_string))
+        .collect();
+    let prefix = scan["config"]["branch_prefix"].as_str()?.to_string();
+    (!kinds.is_empty()).then_some((kinds, prefix))
+}
+
+/// The merge step for open task PRs of gaffer's own, of a kind the repo auto-merges, whose
+/// head's CI is green, once per (head, CI state) and again every [`CLOSED_EVERY`] cycles
+/// (a review lifted, GitHub done computing mergeability). Pending or failing CI costs only
+/// the status GETs (answered 304 while nothing changes).
+async fn consider_merges(
+    gaffer: &Gaffer,
+    repo: &Repo,
+    open: &[crate::forge::PullRequest],
+    cycles: i64,
+    report: &mut RepoPoll,
+) -> AppResult<()> {
+    let Some((kinds, prefix)) = auto_merging(gaffer, repo).await else {
+        return Ok(());
+    };
+    let name = repo.full_name();
+    let forge = gaffer.forge(repo);
+    let Ok(me) = forge.identity().await else {
+        return Ok(());
+    };
+    for pull in open {
+        let Some((kind, _)) = crate::team::classify_branch(&prefix, &pull.head_ref) else {
+            continue;
+        };
+        let opted = kinds
+            .iter()
+            .any(|k| k == crate::roles::merge_rules::kind_of(kind).as_str());
+        if !opted || !pull.author.eq_ignore_ascii_case(&me) {
+            continue;
+        }
+        let ci = forge.ci_status(&name, &pull.head_sha).await?;
+        if ci.state != crate::forge::CiState::Success {
+            continue;
+        }
+        let key = format!("{}|success|{}", pull.head_sha, cycles / CLOSED_EVERY);
+        if !gaffer
+            .merge_judged
+            .fresh(&repo.full_name, pull.number, &key)
+        {
+            continue;
+        }
+        match run_for_trigger(gaffer, repo, Job::Merge(pull.number), Trigger::Poll).await {
+            Ok(summary) => report.actions.push(summary),
+            Err(e) => {
+                gaffer.merge_judged.forget(&repo.full_name, pull.number);
+                report
+                    .errors
+                    .push(format!("PR #{}: {}", pull.number, e.message));
+            }
+        }
     }
     Ok(())
 }

@@ -48,6 +48,8 @@ pub enum Job {
     Fix(u64),
     /// The Developer on a labelled issue (stored as task `issue #N`).
     Issue(u64),
+    /// Merge one of gaffer's own PRs if `workflow.auto_merge` and its conditions allow.
+    Merge(u64),
 }
 
 impl Job {
@@ -57,6 +59,7 @@ impl Job {
             Job::Developer(_) | Job::Fix(_) | Job::Issue(_) => "developer",
             Job::Reviewer(_) => "reviewer",
             Job::Integrator(_) => "integrator",
+            Job::Merge(_) => "merge",
         }
     }
 
@@ -83,7 +86,7 @@ impl Job {
     pub(crate) fn pr(&self) -> Option<u64> {
         match self {
             Job::Reviewer(pr) | Job::Integrator(pr) => *pr,
-            Job::Fix(pr) => Some(*pr),
+            Job::Fix(pr) | Job::Merge(pr) => Some(*pr),
             _ => None,
         }
     }
@@ -112,6 +115,11 @@ impl Job {
             },
             "reviewer" => Job::Reviewer(run.pr),
             "integrator" => Job::Integrator(run.pr),
+            "merge" => {
+                Job::Merge(run.pr.ok_or_else(|| {
+                    AppError::internal(format!("merge run {} names no PR", run.id))
+                })?)
+            }
             other => {
                 return Err(AppError::internal(format!(
                     "unknown role {other:?} in run {}",
@@ -384,6 +392,8 @@ struct Ended {
     /// The Reviewer found this PR short of its criteria or failing: the Developer's next
     /// round.
     fix: Option<u64>,
+    /// PRs this run opened or reviewed that an auto-merge may now take: `(number, branch)`.
+    merge: Vec<(u64, String)>,
 }
 
 fn ended_from(outcomes: &[Outcome], role: &str) -> Ended {
@@ -391,7 +401,7 @@ fn ended_from(outcomes: &[Outcome], role: &str) -> Ended {
     let moved = outcomes.iter().any(|o| {
         matches!(
             o.action,
-            Action::OpenedPr | Action::Blocked | Action::Reviewed | Action::Pushed
+            Action::OpenedPr | Action::Blocked | Action::Reviewed | Action::Pushed | Action::Merged
         )
     });
     let review = outcomes
@@ -407,6 +417,15 @@ fn ended_from(outcomes: &[Outcome], role: &str) -> Ended {
                     || o.checks.as_ref().is_some_and(|c| !c.passed))
         })
         .and_then(|o| o.pr.as_ref().map(|p| p.number));
+    let merge = outcomes
+        .iter()
+        .filter(|o| match role {
+            "taskmaster" | "integrator" => o.action == Action::OpenedPr,
+            "reviewer" => o.action == Action::Reviewed,
+            _ => false,
+        })
+        .filter_map(|o| o.pr.as_ref().map(|p| (p.number, p.branch.clone())))
+        .collect();
     let summary = match outcomes {
         [] => "nothing to do".to_string(),
         [one] => one.summary.clone(),
@@ -428,6 +447,7 @@ fn ended_from(outcomes: &[Outcome], role: &str) -> Ended {
         moved,
         review,
         fix,
+        merge,
     }
 }
 
@@ -452,6 +472,7 @@ async fn perform(gaffer: &Gaffer, repo: &Repo, job: &Job) -> AppResult<Vec<Outco
         Job::Integrator(None) => {
             vec![Box::pin(roles::integrator::integrate_pending(gaffer, repo)).await?]
         }
+        Job::Merge(pr) => vec![Box::pin(roles::merger::merge_if_ready(gaffer, repo, *pr)).await?],
     })
 }
 
@@ -534,7 +555,7 @@ async fn execute(gaffer: &Gaffer, run: RunRecord) -> AppResult<RunRecord> {
                 )
                 .await?;
             if ended.moved {
-                follow_up = Some((repo, ended.review, ended.fix));
+                follow_up = Some((repo, ended.review, ended.fix, ended.merge));
             }
         }
         Some(Err(e)) => {
@@ -570,7 +591,12 @@ async fn execute(gaffer: &Gaffer, run: RunRecord) -> AppResult<RunRecord> {
             }
         }
     }
-    if let Some((repo, review, fix)) = follow_up {
+    if let Some((repo, review, fix, merge)) = follow_up {
+        for (pr, branch) in merge {
+            if roles::merger::worth_trying(gaffer, &repo, &branch).await {
+                enqueue(gaffer, &repo, &Job::Merge(pr), Trigger::Schedule).await?;
+            }
+        }
         if let Some(pr) = review {
             enqueue(gaffer, &repo, &Job::Reviewer(Some(pr)), Trigger::Schedule).await?;
         }
@@ -732,5 +758,45 @@ pub async fn worker(gaffer: Arc<Gaffer>, mut stop: tokio::sync::watch::Receiver<
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
             _ = stop.changed() => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(job: &Job) -> RunRecord {
+        RunRecord {
+            id: 1,
+            repo: "acme/tally".into(),
+            role: job.role().into(),
+            task: job.task(),
+            pr: job.pr(),
+            trigger: "webhook".into(),
+            state: "queued".into(),
+            attempts: 0,
+            summary: String::new(),
+            outcome: None,
+            retry_of: None,
+            created_at: String::new(),
+            started_at: None,
+            finished_at: None,
+            dedupe: job.dedupe("acme/tally"),
+            cancel_requested: false,
+        }
+    }
+
+    #[test]
+    fn a_merge_job_round_trips_through_its_run_record() {
+        let job = Job::Merge(7);
+        let run = record(&job);
+        assert_eq!((run.role.as_str(), run.pr), ("merge", Some(7)));
+        assert_eq!(run.dedupe, "acme/tally|merge|#7");
+        assert_eq!(Job::from_record(&run).unwrap(), job);
+        let broken = RunRecord { pr: None, ..run };
+        assert!(
+            Job::from_record(&broken).is_err(),
+            "a merge run names its PR"
+        );
     }
 }

@@ -94,6 +94,9 @@ pub async fn queued(gaffer: &Gaffer, repo: &Repo, run: i64, job: &Job) {
 
 /// A run started.
 pub async fn started(gaffer: &Gaffer, repo: &Repo, run: i64, job: &Job) {
+    if matches!(job, Job::Merge(_)) {
+        return;
+    }
     let Some(subject) = subject_of(gaffer, repo, job, &[]).await else {
         return;
     };
@@ -159,6 +162,9 @@ pub async fn ended(gaffer: &Gaffer, repo: &Repo, run: i64, job: &Job, outcomes: 
                 }
                 (Phase::Done, format!("PR #{pr} merged: {}", o.summary))
             }
+            (_, Action::Merged) => (Phase::Merged, o.summary.clone()),
+            // "Not yet" from the merge step (CI pending, say) is no news on the status.
+            (Job::Merge(_), _) => continue,
             (_, Action::OpenedPr) => (Phase::Review, o.summary.clone()),
             (_, Action::Blocked) => (Phase::Blocked, o.summary.clone()),
             (_, Action::Pushed) => (Phase::Iterating, o.summary.clone()),

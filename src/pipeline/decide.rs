@@ -2,7 +2,9 @@
 //! every rule is unit-tested without a forge.
 //!
 //! The rules, in order:
-//! 1. A task still `in_review` whose Developer PR was merged gets the Integrator.
+//! 1. A task still `in_review` whose Developer PR was merged gets the Integrator; so does
+//!    a task `ready_for_integration` with no open task PR (its move to `done`, keyed by
+//!    its newest merged task PR).
 //! 2. While any task PR is open, nothing new starts (one task in flight at a time keeps
 //!    branches from conflicting and reviews meaningful).
 //! 3. An issue labelled for gaffer by a trusted author, with no PR yet, gets the
@@ -132,6 +134,49 @@ pub fn decide(state: &RepoState<'_>) -> Decision {
                 )
             };
         }
+    }
+
+    // 1b. Ready for integration, nothing open: the Integrator moves it on to done.
+    let mut ready: Vec<&Task> = state
+        .tasks
+        .iter()
+        .filter(|t| t.status == Status::ReadyForIntegration)
+        .collect();
+    ready.sort_by(|a, b| a.id.cmp(&b.id));
+    for task in &ready {
+        if open_for(&task.id).is_some() {
+            continue;
+        }
+        // The newest merged work or integration PR of the task: what the move follows.
+        let Some(merged) = state
+            .merged_pulls
+            .iter()
+            .filter(|p| p.task == task.id && p.kind != PullKind::Plan)
+            .max_by_key(|p| p.number)
+        else {
+            continue;
+        };
+        let step = Step::Integrator {
+            task: task.id.clone(),
+            pull: merged.number,
+        };
+        return if roles.integrator {
+            Decision::new(
+                step,
+                format!(
+                    "Integrator on {}: ready_for_integration after PR #{} merged, moving it to done",
+                    task.id, merged.number
+                ),
+            )
+        } else {
+            Decision::new(
+                Step::Nothing,
+                format!(
+                    "nothing: {} is ready_for_integration but the Integrator is disabled in .llm-team.yml",
+                    task.id
+                ),
+            )
+        };
     }
 
     // 2. One task in flight at a time.
@@ -494,6 +539,54 @@ mod tests {
         let open = [pull(5, PullKind::Integrate, "T-0002", false)];
         let d = run(&tasks, &open, &merged);
         assert_eq!(d.reason, "nothing: T-0002 waits for its integration PR #5");
+    }
+
+    #[test]
+    fn ready_for_integration_moves_on_to_done_after_its_newest_merged_pr() {
+        let tasks = [
+            task("T-0002", ReadyForIntegration, P1, &[]),
+            task("T-0003", Queued, P0, &[]),
+        ];
+        let merged = [
+            pull(1, PullKind::Plan, "T-0002", true),
+            pull(4, PullKind::Develop, "T-0002", true),
+            pull(5, PullKind::Integrate, "T-0002", true),
+        ];
+        let d = run(&tasks, &[], &merged);
+        assert_eq!(
+            d.step,
+            Step::Integrator {
+                task: TaskId::parse("T-0002").unwrap(),
+                pull: 5
+            }
+        );
+        assert_eq!(
+            d.reason,
+            "Integrator on T-0002: ready_for_integration after PR #5 merged, moving it to done"
+        );
+        // Not while its PR to done is open: that PR holds everything else.
+        let open = [pull(6, PullKind::Integrate, "T-0002", false)];
+        let d = run(&tasks, &open, &merged);
+        assert_eq!(d.reason, "nothing: T-0002 waits for its integration PR #6");
+        // No merged PR of its own (set by hand): left to a person, the queue goes on.
+        let d = run(&tasks, &[], &merged[..1]);
+        assert_eq!(
+            d.step,
+            Step::Developer {
+                task: TaskId::parse("T-0003").unwrap()
+            }
+        );
+        // The Integrator switched off: said so.
+        let mut config = TeamConfig::default();
+        config.roles.integrator = false;
+        let d = run_with(&config, &tasks, &[], &merged);
+        assert_eq!(d.step, Step::Nothing);
+        assert!(
+            d.reason
+                .contains("ready_for_integration but the Integrator is disabled"),
+            "{}",
+            d.reason
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The Integrator: when a task's work PR is merged, a small PR moving the task to `done`
-//! (or to `ready_for_integration` when `.llm-team.yml` lists that state). A PR closed
-//! without merge moves nothing. Once per merged PR (stored, and found by branch).
+//! (or to `ready_for_integration` when `.llm-team.yml` lists that state, from a `ready-`
+//! branch); when that PR is merged, a second small PR (from the `done-` branch) moving it
+//! on to `done`. A PR closed without merge moves nothing. Once per merged PR (stored, and
+//! found by branch).
 
 use super::{ensure_pr_mode, marker, pr_state, task_pr_for, Action, Outcome, PrRef};
 use crate::error::AppResult;
@@ -8,7 +10,7 @@ use crate::forge::NewPull;
 use crate::pipeline::{self, read_task, read_team_config, Step};
 use crate::registry::{Mode, Repo};
 use crate::team::task::{set_front_matter_field, Status};
-use crate::team::{branch_name, classify_branch, PullKind};
+use crate::team::{classify_branch, integration_branch, PullKind};
 use crate::Gaffer;
 
 const ROLE: &str = "integrator";
@@ -49,10 +51,11 @@ pub async fn integrate(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<O
         return nothing(format!("PR #{number} was integrated already in PR #{done}"));
     }
     let config = read_team_config(forge.as_ref(), repo, &repo.default_branch).await?;
-    let Some((PullKind::Develop, task_id)) = classify_branch(&config.branch_prefix, &pull.head_ref)
+    let Some((kind @ (PullKind::Develop | PullKind::Integrate), task_id)) =
+        classify_branch(&config.branch_prefix, &pull.head_ref)
     else {
         return nothing(format!(
-            "PR #{number} ({}) is not a task's work PR",
+            "PR #{number} ({}) is not a task's work or integration PR",
             pull.head_ref
         ));
     };
@@ -73,7 +76,16 @@ pub async fn integrate(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<O
             repo.default_branch
         ));
     };
-    let target = if config.uses_ready_for_integration() {
+    // A task ready for integration moves on to done (after its `ready-` PR merged, or a
+    // late trigger for its work PR); a work PR's task moves to the first state after review.
+    let target = if task.status == Status::ReadyForIntegration {
+        Status::Done
+    } else if kind == PullKind::Integrate {
+        return nothing(format!(
+            "{task_id} is {}: nothing moves after its integration PR #{number}",
+            task.status
+        ));
+    } else if config.uses_ready_for_integration() {
         Status::ReadyForIntegration
     } else {
         Status::Done
@@ -87,9 +99,9 @@ pub async fn integrate(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<O
             task.status
         ));
     }
-    let branch = branch_name(
+    let branch = integration_branch(
         &config.branch_prefix,
-        PullKind::Integrate,
+        target == Status::ReadyForIntegration,
         &task.id,
         &task.title,
     );

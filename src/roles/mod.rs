@@ -7,6 +7,8 @@ pub mod bootstrap;
 pub mod developer;
 pub mod integrator;
 pub mod iterate;
+pub mod merge_rules;
+pub mod merger;
 pub mod reviewer;
 pub mod taskmaster;
 
@@ -34,6 +36,8 @@ pub enum Action {
     Blocked,
     /// Posted a review.
     Reviewed,
+    /// Merged one of gaffer's own PRs (`workflow.auto_merge`, every condition held).
+    Merged,
     /// Nothing to do, with the reason.
     Nothing,
     /// `observe` mode or `dry_run`: what would have been done.

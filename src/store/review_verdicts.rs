@@ -1,6 +1,9 @@
-//! One row per review the Reviewer posted: how its model judged, for `/stats/models`.
+//! One row per review the Reviewer posted: how its model judged, for `/stats/models`, and
+//! what the auto-merge rules read back for a code PR's head.
 
 use serde::Serialize;
+
+use sqlx::Row;
 
 use super::Store;
 use crate::error::AppResult;
@@ -44,5 +47,40 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// The newest verdict on `repo` PR `pr` at head `sha`, if the Reviewer's model judged
+    /// that very head: a code PR is only auto-merged on what was reviewed.
+    pub async fn review_verdict(
+        &self,
+        repo: &str,
+        pr: u64,
+        sha: &str,
+    ) -> AppResult<Option<ReviewVerdict>> {
+        let row = sqlx::query(
+            "SELECT repo, pr, sha, model, criteria, met, downgraded, fell_back, checks_passed,
+                 fail_to_pass FROM review_verdicts WHERE repo = ? AND pr = ? AND sha = ?
+                 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(repo.to_ascii_lowercase())
+        .bind(pr as i64)
+        .bind(sha)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        Ok(Some(ReviewVerdict {
+            repo: r.try_get("repo")?,
+            pr: r.try_get::<i64, _>("pr")? as u64,
+            sha: r.try_get("sha")?,
+            model: r.try_get("model")?,
+            criteria: r.try_get("criteria")?,
+            met: r.try_get("met")?,
+            downgraded: r.try_get("downgraded")?,
+            fell_back: r.try_get("fell_back")?,
+            checks_passed: r.try_get("checks_passed")?,
+            fail_to_pass: r.try_get("fail_to_pass")?,
+        }))
     }
 }

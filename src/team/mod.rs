@@ -60,12 +60,24 @@ pub enum PullKind {
     Plan,
     /// Developer: the task's work.
     Develop,
-    /// Integrator: moves a merged task to done.
+    /// Integrator: moves a merged task to `ready_for_integration` or `done`.
     Integrate,
 }
 
+/// The Integrator's branch for moving a task to `ready_for_integration` (`ready-`) rather
+/// than to `done` (`done-`): the two hops of one task need two branches, since a PR once
+/// made for a branch (in any state) is never made again.
+pub fn integration_branch(prefix: &str, to_ready: bool, id: &TaskId, title: &str) -> String {
+    if to_ready {
+        format!("{prefix}ready-{id}-{}", task::slug(title))
+    } else {
+        branch_name(prefix, PullKind::Integrate, id, title)
+    }
+}
+
 /// The branch a role pushes for a task: `PREFIX T-0003-slug` (Developer),
-/// `PREFIX plan-T-0003-slug` (Taskmaster), `PREFIX done-T-0003-slug` (Integrator).
+/// `PREFIX plan-T-0003-slug` (Taskmaster), `PREFIX done-T-0003-slug` (Integrator; see
+/// [`integration_branch`] for its `ready-` hop).
 pub fn branch_name(prefix: &str, kind: PullKind, id: &TaskId, title: &str) -> String {
     let stem = format!("{id}-{}", task::slug(title));
     match kind {
@@ -80,7 +92,10 @@ pub fn classify_branch(prefix: &str, branch: &str) -> Option<(PullKind, TaskId)>
     let rest = branch.strip_prefix(prefix)?;
     let (kind, rest) = if let Some(r) = rest.strip_prefix("plan-") {
         (PullKind::Plan, r)
-    } else if let Some(r) = rest.strip_prefix("done-") {
+    } else if let Some(r) = rest
+        .strip_prefix("done-")
+        .or_else(|| rest.strip_prefix("ready-"))
+    {
         (PullKind::Integrate, r)
     } else {
         (PullKind::Develop, rest)
@@ -106,6 +121,16 @@ mod tests {
         assert_eq!(
             branch_name("feature/", PullKind::Develop, &id, "Add a CLI"),
             "feature/T-0003-add-a-cli"
+        );
+        let ready = integration_branch("feature/", true, &id, "Add a CLI");
+        assert_eq!(ready, "feature/ready-T-0003-add-a-cli");
+        assert_eq!(
+            classify_branch("feature/", &ready),
+            Some((PullKind::Integrate, id.clone()))
+        );
+        assert_eq!(
+            integration_branch("feature/", false, &id, "Add a CLI"),
+            "feature/done-T-0003-add-a-cli"
         );
         assert_eq!(classify_branch("feature/", "feature/new-login"), None);
         assert_eq!(classify_branch("feature/", "main"), None);

@@ -57,6 +57,11 @@ struct Envelope {
     issue: Option<IssueFields>,
     label: Option<LabelFields>,
     comment: Option<CommentFields>,
+    /// `status` events: the commit and its new state.
+    sha: Option<String>,
+    state: Option<String>,
+    check_suite: Option<CheckFields>,
+    check_run: Option<CheckFields>,
 }
 
 #[derive(Deserialize)]
@@ -82,6 +87,13 @@ struct CommentFields {
     author_association: Option<String>,
     #[serde(default)]
     body: Option<String>,
+}
+
+/// A `check_suite` or `check_run`: the commit it ran on and how it ended.
+#[derive(Deserialize)]
+struct CheckFields {
+    head_sha: Option<String>,
+    conclusion: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -131,6 +143,10 @@ pub struct Routing {
     pub comment_author: Option<String>,
     pub comment_association: Option<String>,
     pub command: Option<String>,
+    /// The commit a `status`, `check_suite` or `check_run` event is about.
+    pub sha: Option<String>,
+    /// How that status or check ended (`success`, `failure`, `pending`, ...).
+    pub conclusion: Option<String>,
 }
 
 /// The part of a comment kept for routing: from its first `/gaffer` on, at most 4 KiB.
@@ -180,6 +196,16 @@ impl From<&Envelope> for Routing {
                 .as_ref()
                 .and_then(|c| c.body.as_deref())
                 .and_then(command_text),
+            sha: e
+                .sha
+                .clone()
+                .or_else(|| e.check_suite.as_ref().and_then(|c| c.head_sha.clone()))
+                .or_else(|| e.check_run.as_ref().and_then(|c| c.head_sha.clone())),
+            conclusion: e
+                .state
+                .clone()
+                .or_else(|| e.check_suite.as_ref().and_then(|c| c.conclusion.clone()))
+                .or_else(|| e.check_run.as_ref().and_then(|c| c.conclusion.clone())),
         }
     }
 }
@@ -529,9 +555,62 @@ async fn route(gaffer: &Gaffer, event: &str, repo: &Repo, routing: &Routing) -> 
             )
             .await
         }
+        ("status", _) | ("check_suite" | "check_run", "completed") => {
+            let Some(sha) = routing.sha.as_deref() else {
+                return Ok(format!("{event} {action}: names no commit, recorded"));
+            };
+            let ended = routing.conclusion.as_deref().unwrap_or("");
+            if !matches!(ended, "success" | "neutral" | "skipped") {
+                return Ok(format!(
+                    "{event} {ended} on {}: nothing to merge, recorded",
+                    &sha[..sha.len().min(7)]
+                ));
+            }
+            merge_prs_at(gaffer, repo, sha).await
+        }
+        ("pull_request_review", "submitted" | "dismissed") => {
+            let number = routing
+                .pr
+                .ok_or_else(|| AppError::bad_request("pull_request.number missing"))?;
+            let head_ref = routing.head_ref.as_deref().unwrap_or("");
+            if !looks_like_task_branch(head_ref)
+                || !crate::roles::merger::worth_trying(gaffer, repo, head_ref).await
+            {
+                return Ok(format!(
+                    "review on PR #{number}: recorded (no auto-merge for {head_ref})"
+                ));
+            }
+            run_for_trigger(gaffer, repo, Job::Merge(number), Trigger::Webhook).await
+        }
         ("issues" | "issue_comment", _) => Ok(format!("{event} {action}: recorded")),
         _ => Ok(format!("{event} {action}: recorded, nothing to do")),
     }
+}
+
+/// CI turned green on `sha`: the merge step for each open task PR at that head whose kind
+/// the repo auto-merges (one conditional GET for the open PRs).
+async fn merge_prs_at(gaffer: &Gaffer, repo: &Repo, sha: &str) -> AppResult<String> {
+    let short = &sha[..sha.len().min(7)];
+    let open = gaffer
+        .forge(repo)
+        .list_pulls(&repo.full_name(), crate::forge::PullState::Open)
+        .await?;
+    let mut done = Vec::new();
+    for pull in open
+        .iter()
+        .filter(|p| p.head_sha == sha && looks_like_task_branch(&p.head_ref))
+    {
+        if crate::roles::merger::worth_trying(gaffer, repo, &pull.head_ref).await {
+            done.push(
+                run_for_trigger(gaffer, repo, Job::Merge(pull.number), Trigger::Webhook).await?,
+            );
+        }
+    }
+    Ok(if done.is_empty() {
+        format!("CI green on {short}: no open task PR there to auto-merge")
+    } else {
+        done.join("; ")
+    })
 }
 
 /// A branch that can be a task's (`<prefix>T-NNNN-...`, `<prefix>done-T-NNNN-...`): a

@@ -2,6 +2,7 @@
 //! and talks to it over HTTP, or runs the `gaffer` binary as a user would.
 
 mod agent;
+mod auto_merge;
 mod chaos;
 mod checks;
 mod cli;

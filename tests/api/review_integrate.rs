@@ -213,11 +213,31 @@ async fn ready_for_integration_first_when_the_repo_asks_for_it() {
     assert_eq!(outcome["action"], "opened_pr", "{outcome:#}");
     let text = show_file(
         &fake.bare_path(REPO),
-        "feature/done-T-0001-initialize-basic-ci-for-python",
+        "feature/ready-T-0001-initialize-basic-ci-for-python",
         TASK,
     )
     .unwrap();
     assert!(text.contains("status: ready_for_integration"), "{text}");
+
+    // Merged: the second hop, from its own branch, moves the task on to done.
+    let ready = outcome["pr"]["number"].as_u64().unwrap();
+    fake.merge(REPO, ready).unwrap();
+    let work = post_ok(&app, "/repos/acme/tally/work-next").await;
+    assert_eq!(work["decision"]["role"], "integrator", "{work:#}");
+    assert_eq!(work["outcome"]["action"], "opened_pr", "{work:#}");
+    let text = show_file(
+        &fake.bare_path(REPO),
+        "feature/done-T-0001-initialize-basic-ci-for-python",
+        TASK,
+    )
+    .unwrap();
+    assert!(text.contains("status: done"), "{text}");
+    let done = work["outcome"]["pr"]["number"].as_u64().unwrap();
+    fake.merge(REPO, done).unwrap();
+    let report: Value = post_ok(&app, "/repos/acme/tally/scan").await;
+    assert_eq!(report["counts"]["done"], 1, "{report:#}");
+    let again = post_ok(&app, "/repos/acme/tally/work-next").await;
+    assert_ne!(again["decision"]["role"], "integrator", "{again:#}");
 }
 
 #[tokio::test]

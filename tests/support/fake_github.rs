@@ -2169,3 +2169,31 @@ impl FakeGithub {
         self.open_pull(full_name, head, "main", head, "")
     }
 }
+
+impl FakeGithub {
+    /// A review by `login` (a person): `state` is `APPROVED`, `CHANGES_REQUESTED`,
+    /// `COMMENTED` or `DISMISSED`, on the PR's current head.
+    pub fn review_as(&self, full_name: &str, number: u64, login: &str, state: &'static str) {
+        let mut state_ = self.lock();
+        let id = state_.id();
+        let repo = state_
+            .repos
+            .get_mut(&full_name.to_ascii_lowercase())
+            .expect("repo");
+        let pull = repo
+            .pulls
+            .iter()
+            .find(|p| p.number == number)
+            .cloned()
+            .expect("pull");
+        let commit_id = head_sha(repo, &pull);
+        repo.reviews.push(PullReview {
+            id,
+            pull: number,
+            commit_id,
+            body: format!("{state} by {login}"),
+            state,
+            user: login.into(),
+        });
+    }
+}
