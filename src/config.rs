@@ -280,7 +280,7 @@ const SETTINGS: &[Setting] = &[
     ),
     secret("GITHUB_WEBHOOK_SECRET", "webhook.secret"),
     setting("POLL_CONCURRENCY", "polling.concurrency", Some("4")),
-    setting("POLL_ISSUES", "polling.issues", Some("true")),
+    setting("POLL_ISSUES_EVERY", "polling.issues_every", Some("5")),
     setting("WEBHOOK_RETENTION", "webhook.retention", Some("10000")),
     setting(
         "WEBHOOK_RETRY_ATTEMPTS",
@@ -514,9 +514,9 @@ pub struct PollingSettings {
     pub min_remaining_budget: u32,
     /// Repos polled at once (GitHub asks for few, mostly serial requests per token).
     pub concurrency: usize,
-    /// Whether the poller also reads labelled issues and `/gaffer` commands of `pr` repos
-    /// (two conditional GETs per repo and cycle) for set-ups without webhooks.
-    pub issues: bool,
+    /// Every this many cycles the poller also reads labelled issues and `/gaffer` commands
+    /// of `pr` repos (two conditional GETs per repo), for set-ups without webhooks; 0: never.
+    pub issues_every: u32,
 }
 
 /// How the roles work in a clone.
@@ -910,7 +910,11 @@ impl RawSettings<'_> {
                 "a number of repos polled at once, from 1 to 64",
                 |v| v.parse::<usize>().ok().filter(|n| (1..=64).contains(n)),
             )?,
-            issues: self.required("POLL_ISSUES", "true or false", parse_bool)?,
+            issues_every: self.required(
+                "POLL_ISSUES_EVERY",
+                "a number of cycles from 0 (never) to 1000",
+                |v| v.parse::<u32>().ok().filter(|n| *n <= 1000),
+            )?,
         };
         if polling.interval_idle < polling.interval_active {
             return Err(ConfigError(format!(

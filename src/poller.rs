@@ -36,8 +36,11 @@ use crate::Gaffer;
 /// Closed PRs are looked at every this many cycles (and whenever an open PR disappears).
 const CLOSED_EVERY: i64 = 10;
 /// Points one repo costs a cycle on average: its default branch head and its open PRs,
-/// and its closed PRs one cycle in [`CLOSED_EVERY`] (GETs: one point each, 304 or not).
-const POINTS_PER_REPO: f64 = 2.0 + 1.0 / CLOSED_EVERY as f64;
+/// its closed PRs one cycle in [`CLOSED_EVERY`], and (in `pr` repos) its labelled issues
+/// and new comments one cycle in five (GETs: one point each, 304 or not).
+const POINTS_PER_REPO: f64 = 2.0 + 1.0 / CLOSED_EVERY as f64 + 2.0 / ISSUES_EVERY_DEFAULT;
+/// `POLL_ISSUES_EVERY`'s default, as the pace plans it: issues and comments, 2 GETs.
+const ISSUES_EVERY_DEFAULT: f64 = 5.0;
 /// The share of the points budget the poller plans to use; the rest is for the roles.
 const POLL_SHARE: f64 = 0.8;
 
@@ -152,7 +155,7 @@ async fn cycle(
     let mut to_poll: Vec<(Repo, bool)> = Vec::new();
     // Repos a batch found unchanged still get their issues and commands read.
     let mut issues_only: Vec<(Repo, RepoPoll)> = Vec::new();
-    let reads_issues = |r: &Repo| gaffer.settings.polling.issues && r.mode == Mode::Pr;
+    let reads_issues = |r: &Repo| reads_issues_now(gaffer, r);
     for repo in repos {
         match verdicts.get(&repo.full_name.to_ascii_lowercase()) {
             Some(batch::Verdict::Unchanged { in_flight: true })
@@ -409,7 +412,7 @@ pub async fn poll_repo(gaffer: &Gaffer, repo: &Repo) -> RepoPoll {
     if let Err(e) = poll_repo_inner(gaffer, repo, &mut report).await {
         report.errors.push(e.message);
     }
-    if gaffer.settings.polling.issues && repo.mode == Mode::Pr {
+    if reads_issues_now(gaffer, repo) {
         if let Err(e) = poll_issues(gaffer, repo, &mut report).await {
             report.errors.push(e.message);
         }
@@ -561,6 +564,19 @@ async fn poll_repo_inner(gaffer: &Gaffer, repo: &Repo, report: &mut RepoPoll) ->
         .save_poll_state(&name, &state, report.changed)
         .await?;
     Ok(())
+}
+
+/// Whether this cycle reads `repo`'s labelled issues and commands: `pr` repos, one cycle
+/// in `POLL_ISSUES_EVERY` (the first cycle of a process included).
+fn reads_issues_now(gaffer: &Gaffer, repo: &Repo) -> bool {
+    let every = u64::from(gaffer.settings.polling.issues_every);
+    every > 0
+        && repo.mode == Mode::Pr
+        && gaffer
+            .poll_metrics
+            .cycles
+            .load(Ordering::Relaxed)
+            .is_multiple_of(every)
 }
 
 /// Issues labelled for gaffer and `/gaffer` commands in comments, for set-ups without

@@ -131,12 +131,12 @@ pub struct Routing {
     pub merged: bool,
     /// `issues` and `issue_comment` events: the issue (or PR) number, whether it is a PR,
     /// its author and their association, its labels and the label just added.
-    pub issue: Option<u64>,
+    pub issue_number: Option<u64>,
     pub issue_is_pull: bool,
     pub issue_author: Option<String>,
     pub issue_association: Option<String>,
     pub issue_labels: Vec<String>,
-    pub label: Option<String>,
+    pub added_label: Option<String>,
     /// `issue_comment`: the comment's id, author and association, and its text from the
     /// first `/gaffer` line on (bounded; nothing is kept of a comment without a command).
     pub comment_id: Option<u64>,
@@ -167,7 +167,7 @@ impl From<&Envelope> for Routing {
             association: pull.and_then(|p| p.author_association.clone()),
             author: pull.and_then(|p| p.user.as_ref()).map(|u| u.login.clone()),
             merged: pull.and_then(|p| p.merged).unwrap_or(false),
-            issue: e.issue.as_ref().map(|i| i.number),
+            issue_number: e.issue.as_ref().map(|i| i.number),
             issue_is_pull: e.issue.as_ref().is_some_and(|i| i.pull_request.is_some()),
             issue_author: e
                 .issue
@@ -180,7 +180,7 @@ impl From<&Envelope> for Routing {
                 .as_ref()
                 .map(|i| i.labels.iter().map(|l| l.name.clone()).collect())
                 .unwrap_or_default(),
-            label: e.label.as_ref().map(|l| l.name.clone()),
+            added_label: e.label.as_ref().map(|l| l.name.clone()),
             comment_id: e.comment.as_ref().map(|c| c.id),
             comment_author: e
                 .comment
@@ -511,19 +511,19 @@ async fn route(gaffer: &Gaffer, event: &str, repo: &Repo, routing: &Routing) -> 
             }
         }
         ("issues", "labeled" | "opened" | "reopened") => {
-            let number = routing
-                .issue
-                .ok_or_else(|| AppError::bad_request("issue.number missing"))?;
             let trigger = &repo.overrides.labels.trigger;
             let labelled = match action {
-                "labeled" => routing.label.as_deref() == Some(trigger.as_str()),
+                "labeled" => routing.added_label.as_deref() == Some(trigger.as_str()),
                 _ => routing.issue_labels.iter().any(|l| l == trigger),
             };
             if !labelled {
                 return Ok(format!(
-                    "issue #{number} {action}: not labelled {trigger}, recorded"
+                    "{event} {action}: not labelled {trigger}, recorded"
                 ));
             }
+            let number = routing
+                .issue_number
+                .ok_or_else(|| AppError::bad_request("issue.number missing"))?;
             crate::issues::on_labeled(
                 gaffer,
                 repo,
@@ -535,7 +535,8 @@ async fn route(gaffer: &Gaffer, event: &str, repo: &Repo, routing: &Routing) -> 
             .await
         }
         ("issue_comment", "created") => {
-            let (Some(number), Some(comment_id)) = (routing.issue, routing.comment_id) else {
+            let (Some(number), Some(comment_id)) = (routing.issue_number, routing.comment_id)
+            else {
                 return Err(AppError::bad_request("issue.number or comment.id missing"));
             };
             let Some(body) = routing.command.clone() else {

@@ -372,13 +372,24 @@ async fn the_loop_under_faults_and_restarts_writes_everything_exactly_once() {
     // Count.
     let mut prs_per_task_role: BTreeMap<String, usize> = BTreeMap::new();
     let mut reviews_per_head: BTreeMap<String, usize> = BTreeMap::new();
+    // Comments gaffer posted (each task PR's status comment): one per PR at most.
+    let mut comments_per_pr: BTreeMap<String, usize> = BTreeMap::new();
     for repo in &names {
         for pr in fake.pulls(repo) {
+            let number = pr["number"].as_u64().unwrap();
+            let status = fake
+                .comments(repo, number)
+                .iter()
+                .filter(|c| c.contains("<!-- gaffer:status -->"))
+                .count();
+            assert!(status <= 1, "{repo}#{number} has {status} status comments");
+            *comments_per_pr
+                .entry(format!("{repo}#{number}"))
+                .or_default() += fake.comments(repo, number).len();
             let branch = pr["head"]["ref"].as_str().unwrap().to_string();
             *prs_per_task_role
                 .entry(format!("{repo} {branch}"))
                 .or_default() += 1;
-            let number = pr["number"].as_u64().unwrap();
             for (sha, _, _) in fake.reviews(repo, number) {
                 *reviews_per_head
                     .entry(format!("{repo}#{number}@{}", &sha[..7]))
@@ -433,12 +444,15 @@ async fn the_loop_under_faults_and_restarts_writes_everything_exactly_once() {
     }
     let not_done: u64 = injected
         .iter()
-        .filter(|(k, _)| k.starts_with("502 before write"))
+        // POSTs only: a refused PATCH (a status comment's edit) is retried as a PATCH.
+        .filter(|(k, _)| k.starts_with("502 before write (POST"))
         .map(|(_, n)| n)
         .sum();
-    let made = prs_per_task_role.values().sum::<usize>() + reviews_per_head.values().sum::<usize>();
+    let made = prs_per_task_role.values().sum::<usize>()
+        + reviews_per_head.values().sum::<usize>()
+        + comments_per_pr.values().sum::<usize>();
     eprintln!(
-        "  POSTs that made a PR or review {made}; second POSTs after a lookup said \"not done\" {}",
+        "  POSTs that made a PR, review or comment {made}; second POSTs after a lookup said \"not done\" {}",
         posts - made
     );
     eprintln!(

@@ -31,8 +31,14 @@ fn vars(model: &str) -> Vec<(&str, &str)> {
 }
 
 async fn setup(model: &wiremock::MockServer) -> (FakeGithub, TestApp) {
+    setup_with(model, &[]).await
+}
+
+async fn setup_with(model: &wiremock::MockServer, extra: &[(&str, &str)]) -> (FakeGithub, TestApp) {
     let uri = model.uri();
-    fake_with_app(REPO, "pr", Some(&sample_target()), &vars(&uri)).await
+    let mut all = vars(&uri);
+    all.extend_from_slice(extra);
+    fake_with_app(REPO, "pr", Some(&sample_target()), &all).await
 }
 
 fn sign(body: &[u8]) -> String {
@@ -442,7 +448,7 @@ async fn commands_work_for_maintainers_once_and_are_refused_for_outsiders() {
 #[tokio::test]
 async fn without_webhooks_the_poller_takes_labelled_issues_and_obeys_new_commands() {
     let model = ollama::tool_caller(&developer_model_turns()).await;
-    let (fake, app) = setup(&model).await;
+    let (fake, app) = setup_with(&model, &[("POLL_ISSUES_EVERY", "1")]).await;
     let n = fake.open_issue(
         REPO,
         "Print a total line",

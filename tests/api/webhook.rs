@@ -472,7 +472,7 @@ async fn merges_reach_the_integrator_and_other_events_are_recorded() {
     .await;
     assert_eq!(
         processed(&app, "Codertocat/Hello-World", "i1").await["verdict"],
-        "issue_comment created: recorded"
+        "comment on #1: no command, recorded"
     );
 }
 
@@ -504,7 +504,7 @@ async fn deliveries_left_pending_by_a_crash_are_processed_at_start() {
     let app = spawn_app_in(data_dir, &[("GITHUB_WEBHOOK_SECRET", SECRET)]).await;
     let d = processed(&app, "Codertocat/Hello-World", "left-behind").await;
     assert_eq!(d["status"], "done");
-    assert_eq!(d["verdict"], "issues opened: recorded");
+    assert_eq!(d["verdict"], "issues opened: not labelled gaffer, recorded");
 }
 
 /// An outsider's PR on a task branch, its body carrying gaffer's marker: the delivery is
