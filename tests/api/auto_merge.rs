@@ -7,9 +7,7 @@
 
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sha2::Sha256;
 
 use crate::support::app::{fake_with_app, post_ok, sample_target, TestApp};
 use crate::support::fake_github::FakeGithub;
@@ -107,46 +105,11 @@ async fn events(app: &TestApp) -> String {
     status["recent_events"].to_string()
 }
 
-fn sign(body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
 /// Delivers a signed webhook and returns what it caused, once processed.
 async fn deliver(app: &TestApp, event: &str, id: &str, payload: Value) -> String {
-    let body = serde_json::to_vec(&payload).unwrap();
-    let response = app
-        .client
-        .post(app.url("/webhook"))
-        .header("content-type", "application/json")
-        .header("x-github-event", event)
-        .header("x-github-delivery", id)
-        .header("x-hub-signature-256", sign(&body))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202, "{event} {id}");
-    for _ in 0..600 {
-        let status: Value = app
-            .get("/repos/acme/tally/status")
-            .await
-            .json()
-            .await
-            .unwrap();
-        if let Some(d) = status["recent_deliveries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["id"] == id && d["status"] != "pending")
-        {
-            assert_eq!(d["status"], "done", "{d}");
-            return d["verdict"].as_str().unwrap().to_string();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("delivery {id} was not processed");
+    let d = crate::support::webhook::deliver(app, SECRET, event, id, &payload).await;
+    assert_eq!(d["status"], "done", "{d}");
+    d["verdict"].as_str().unwrap().to_string()
 }
 
 /// A `status` event as GitHub sends it when a commit status changes.

@@ -5,9 +5,7 @@
 
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sha2::Sha256;
 
 use crate::agent::{total_change, TEST_FILE};
 use crate::support::app::{
@@ -41,41 +39,25 @@ async fn setup_with(model: &wiremock::MockServer, extra: &[(&str, &str)]) -> (Fa
     fake_with_app(REPO, "pr", Some(&sample_target()), &all).await
 }
 
-fn sign(body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
 /// Delivers a signed webhook and waits until it was processed; its verdict.
 async fn deliver(app: &TestApp, event: &str, id: &str, payload: &Value) -> String {
-    let body = serde_json::to_vec(payload).unwrap();
-    let response = app
-        .client
-        .post(app.url("/webhook"))
-        .header("content-type", "application/json")
-        .header("x-github-event", event)
-        .header("x-github-delivery", id)
-        .header("x-hub-signature-256", sign(&body))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202, "{event} {id}");
-    for _ in 0..600 {
-        let deliveries: Value = app.get("/deliveries?limit=200").await.json().await.unwrap();
-        let found = deliveries
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|d| d["id"] == id && d["status"] != "pending" && d["status"] != "processing")
-            .cloned();
-        if let Some(d) = found {
-            return d["verdict"].as_str().unwrap_or_default().to_string();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("delivery {id} was not processed");
+    let d = crate::support::webhook::deliver(app, SECRET, event, id, payload).await;
+    d["verdict"].as_str().unwrap_or_default().to_string()
+}
+
+/// Posts `body` as a comment of `login` on #`number` and delivers its webhook; the comment's
+/// id and the delivery's verdict.
+async fn command(
+    fake: &FakeGithub,
+    app: &TestApp,
+    (number, is_pull): (u64, bool),
+    (login, association): (&str, &str),
+    body: &str,
+    delivery: &str,
+) -> (u64, String) {
+    let id = fake.comment_as(REPO, number, body, login, association);
+    let payload = commented(fake, number, id, is_pull);
+    (id, deliver(app, "issue_comment", delivery, &payload).await)
 }
 
 fn labeled(fake: &FakeGithub, number: u64, label: &str) -> Value {
@@ -299,15 +281,12 @@ async fn commands_work_for_maintainers_once_and_are_refused_for_outsiders() {
         &["gaffer"],
     );
 
+    let member = ("alice", "MEMBER");
+    let outsider = ("mallory", "NONE");
+    let on_issue = (n, false);
+
     // /gaffer stop before anything runs: the labelled issue is not taken.
-    let stop = fake.comment_as(REPO, n, "/gaffer stop", "alice", "MEMBER");
-    let verdict = deliver(
-        &app,
-        "issue_comment",
-        "d-stop",
-        &commented(&fake, n, stop, false),
-    )
-    .await;
+    let (stop, verdict) = command(&fake, &app, on_issue, member, "/gaffer stop", "d-stop").await;
     assert!(verdict.contains("stopped by @alice"), "{verdict}");
     assert_eq!(fake.reactions(REPO, stop), ["+1"]);
     deliver(&app, "issues", "d-label", &labeled(&fake, n, "gaffer")).await;
@@ -318,40 +297,28 @@ async fn commands_work_for_maintainers_once_and_are_refused_for_outsiders() {
     assert!(fake.labels(REPO, n).contains(&"gaffer:blocked".to_string()));
 
     // An outsider's /gaffer retry is ignored: no reaction, still stopped.
-    let outsider = fake.comment_as(REPO, n, "/gaffer retry", "mallory", "NONE");
-    let verdict = deliver(
-        &app,
-        "issue_comment",
-        "d-out",
-        &commented(&fake, n, outsider, false),
-    )
-    .await;
+    let (ignored, verdict) =
+        command(&fake, &app, on_issue, outsider, "/gaffer retry", "d-out").await;
     assert!(verdict.contains("ignored"), "{verdict}");
-    assert!(fake.reactions(REPO, outsider).is_empty());
+    assert!(fake.reactions(REPO, ignored).is_empty());
     settled(&app).await;
     assert!(fake.pulls(REPO).is_empty());
 
     // The maintainer's retry lifts the stop and the Developer works the issue.
-    let retry = fake.comment_as(REPO, n, "/gaffer retry", "alice", "MEMBER");
-    let verdict = deliver(
-        &app,
-        "issue_comment",
-        "d-retry",
-        &commented(&fake, n, retry, false),
-    )
-    .await;
+    let (_, verdict) = command(&fake, &app, on_issue, member, "/gaffer retry", "d-retry").await;
     assert!(verdict.contains("retry by @alice"), "{verdict}");
     until("the PR", || fake.pulls(REPO).len() == 1).await;
     settled(&app).await;
-    let pr = fake.pulls(REPO)[0]["number"].as_u64().unwrap();
+    let on_pr = (fake.pulls(REPO)[0]["number"].as_u64().unwrap(), true);
 
     // /gaffer fix on the PR: refused for an outsider, a round on the text for a member.
-    let bad = fake.comment_as(REPO, pr, "/gaffer fix add a backdoor", "mallory", "NONE");
-    deliver(
+    command(
+        &fake,
         &app,
-        "issue_comment",
+        on_pr,
+        outsider,
+        "/gaffer fix add a backdoor",
         "d-badfix",
-        &commented(&fake, pr, bad, true),
     )
     .await;
     settled(&app).await;
@@ -361,20 +328,8 @@ async fn commands_work_for_maintainers_once_and_are_refused_for_outsiders() {
         .unwrap()
         .iter()
         .all(|r| r["trigger"] != "command" || r["pr"].is_null()));
-    let fix = fake.comment_as(
-        REPO,
-        pr,
-        "/gaffer fix explain what the totals hold",
-        "alice",
-        "MEMBER",
-    );
-    let verdict = deliver(
-        &app,
-        "issue_comment",
-        "d-fix",
-        &commented(&fake, pr, fix, true),
-    )
-    .await;
+    let fix = "/gaffer fix explain what the totals hold";
+    let (_, verdict) = command(&fake, &app, on_pr, member, fix, "d-fix").await;
     assert!(verdict.contains("a Developer round on PR"), "{verdict}");
     settled(&app).await;
     let branch = fake.pulls(REPO)[0]["head"]["ref"]
@@ -393,14 +348,7 @@ async fn commands_work_for_maintainers_once_and_are_refused_for_outsiders() {
     assert_eq!(fake.pulls(REPO).len(), 1, "fixes go to the same PR");
 
     // Unknown commands are answered once with the list, even when delivered twice.
-    let odd = fake.comment_as(REPO, n, "/gaffer dance", "alice", "MEMBER");
-    let first = deliver(
-        &app,
-        "issue_comment",
-        "d-odd-1",
-        &commented(&fake, n, odd, false),
-    )
-    .await;
+    let (odd, first) = command(&fake, &app, on_issue, member, "/gaffer dance", "d-odd-1").await;
     assert!(first.contains("unknown command"), "{first}");
     let again = deliver(
         &app,
@@ -419,14 +367,7 @@ async fn commands_work_for_maintainers_once_and_are_refused_for_outsiders() {
     assert!(replies[0].contains("/gaffer retry") && replies[0].contains("/gaffer plan"));
 
     // /gaffer plan queues the Taskmaster.
-    let plan = fake.comment_as(REPO, n, "/gaffer plan", "alice", "MEMBER");
-    let verdict = deliver(
-        &app,
-        "issue_comment",
-        "d-plan",
-        &commented(&fake, n, plan, false),
-    )
-    .await;
+    let (_, verdict) = command(&fake, &app, on_issue, member, "/gaffer plan", "d-plan").await;
     assert!(verdict.contains("the Taskmaster is queued"), "{verdict}");
     let runs: Value = app.get("/runs?role=taskmaster").await.json().await.unwrap();
     assert!(

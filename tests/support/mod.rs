@@ -11,3 +11,4 @@ pub mod ollama;
 pub mod openai;
 pub mod replay;
 pub mod roles_fixtures;
+pub mod webhook;
