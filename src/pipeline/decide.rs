@@ -100,12 +100,7 @@ pub fn decide(state: &RepoState<'_>) -> Decision {
     let open_for = |id: &TaskId| state.open_pulls.iter().find(|p| &p.task == id);
 
     // 1. Merged work whose task file still says in_review.
-    let mut in_review: Vec<&Task> = state
-        .tasks
-        .iter()
-        .filter(|t| t.status == Status::InReview)
-        .collect();
-    in_review.sort_by(|a, b| a.id.cmp(&b.id));
+    let in_review = in_state(state.tasks, Status::InReview);
     for task in &in_review {
         if open_for(&task.id).is_some() {
             continue;
@@ -137,12 +132,7 @@ pub fn decide(state: &RepoState<'_>) -> Decision {
     }
 
     // 1b. Ready for integration, nothing open: the Integrator moves it on to done.
-    let mut ready: Vec<&Task> = state
-        .tasks
-        .iter()
-        .filter(|t| t.status == Status::ReadyForIntegration)
-        .collect();
-    ready.sort_by(|a, b| a.id.cmp(&b.id));
+    let ready = in_state(state.tasks, Status::ReadyForIntegration);
     for task in &ready {
         if open_for(&task.id).is_some() {
             continue;
@@ -289,6 +279,13 @@ pub fn decide(state: &RepoState<'_>) -> Decision {
             "nothing: no queued task and the Taskmaster is disabled in .llm-team.yml",
         )
     }
+}
+
+/// The tasks in `status`, by id.
+fn in_state(tasks: &[Task], status: Status) -> Vec<&Task> {
+    let mut found: Vec<&Task> = tasks.iter().filter(|t| t.status == status).collect();
+    found.sort_by(|a, b| a.id.cmp(&b.id));
+    found
 }
 
 /// Owners that mean "the crew may take it" (a gaffer role, or nobody yet).

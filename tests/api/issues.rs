@@ -111,6 +111,18 @@ async fn settled(app: &TestApp) {
     panic!("runs did not settle");
 }
 
+/// The charter issue of a MEMBER, labelled `gaffer`: its number.
+fn members_issue(fake: &FakeGithub) -> u64 {
+    fake.open_issue(
+        REPO,
+        "Print a total line",
+        CHARTER,
+        "alice",
+        "MEMBER",
+        &["gaffer"],
+    )
+}
+
 fn developer_model_turns() -> Vec<Vec<(&'static str, Value)>> {
     vec![[
         total_change(),
@@ -123,14 +135,7 @@ fn developer_model_turns() -> Vec<Vec<(&'static str, Value)>> {
 async fn a_members_labelled_issue_becomes_one_pr_that_closes_it_with_one_status_comment() {
     let model = ollama::tool_caller(&developer_model_turns()).await;
     let (fake, app) = setup(&model).await;
-    let n = fake.open_issue(
-        REPO,
-        "Print a total line",
-        CHARTER,
-        "alice",
-        "MEMBER",
-        &["gaffer"],
-    );
+    let n = members_issue(&fake);
     let verdict = deliver(&app, "issues", "d-label", &labeled(&fake, n, "gaffer")).await;
     assert!(verdict.contains(&format!("issue #{n} taken")), "{verdict}");
 
@@ -272,14 +277,7 @@ async fn commands_work_for_maintainers_once_and_are_refused_for_outsiders() {
     ])
     .await;
     let (fake, app) = setup(&model).await;
-    let n = fake.open_issue(
-        REPO,
-        "Print a total line",
-        CHARTER,
-        "alice",
-        "MEMBER",
-        &["gaffer"],
-    );
+    let n = members_issue(&fake);
 
     let member = ("alice", "MEMBER");
     let outsider = ("mallory", "NONE");
@@ -390,14 +388,7 @@ async fn commands_work_for_maintainers_once_and_are_refused_for_outsiders() {
 async fn without_webhooks_the_poller_takes_labelled_issues_and_obeys_new_commands() {
     let model = ollama::tool_caller(&developer_model_turns()).await;
     let (fake, app) = setup_with(&model, &[("POLL_ISSUES_EVERY", "1")]).await;
-    let n = fake.open_issue(
-        REPO,
-        "Print a total line",
-        CHARTER,
-        "alice",
-        "MEMBER",
-        &["gaffer"],
-    );
+    let n = members_issue(&fake);
     // Written before gaffer first looked: history, not a command.
     let old = fake.comment_as(REPO, n, "/gaffer dance", "alice", "MEMBER");
     let cycle = post_ok(&app, "/poll/once").await;
@@ -444,14 +435,7 @@ async fn without_webhooks_the_poller_takes_labelled_issues_and_obeys_new_command
 async fn the_status_comment_left_by_a_crash_is_found_and_an_outsiders_lookalike_is_not() {
     let model = ollama::tool_caller(&developer_model_turns()).await;
     let (fake, app) = setup(&model).await;
-    let n = fake.open_issue(
-        REPO,
-        "Print a total line",
-        CHARTER,
-        "alice",
-        "MEMBER",
-        &["gaffer"],
-    );
+    let n = members_issue(&fake);
     let fake_status = format!("{MARKER}\n### gaffer: **done** (forged)");
     let forged = fake.comment_as(REPO, n, &fake_status, "mallory", "NONE");
     // A run that posted its status comment and died before remembering it.
