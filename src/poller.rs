@@ -36,11 +36,10 @@ use crate::Gaffer;
 /// Closed PRs are looked at every this many cycles (and whenever an open PR disappears).
 const CLOSED_EVERY: i64 = 10;
 /// Points one repo costs a cycle on average: its default branch head and its open PRs,
-/// its closed PRs one cycle in [`CLOSED_EVERY`], and (in `pr` repos) its labelled issues
-/// and new comments one cycle in five (GETs: one point each, 304 or not).
-const POINTS_PER_REPO: f64 = 2.0 + 1.0 / CLOSED_EVERY as f64 + 2.0 / ISSUES_EVERY_DEFAULT;
-/// `POLL_ISSUES_EVERY`'s default, as the pace plans it: issues and comments, 2 GETs.
-const ISSUES_EVERY_DEFAULT: f64 = 5.0;
+/// and its closed PRs one cycle in [`CLOSED_EVERY`] (GETs: one point each, 304 or not).
+const POINTS_PER_REPO: f64 = 2.0 + 1.0 / CLOSED_EVERY as f64;
+/// Points a `pr` repo's labelled issues and new comments cost when they are read.
+const ISSUE_POINTS: f64 = 2.0;
 /// The share of the points budget the poller plans to use; the rest is for the roles.
 const POLL_SHARE: f64 = 0.8;
 
@@ -250,7 +249,20 @@ async fn cycle(
         .iter()
         .filter(|r| r.detected_by != "graphql")
         .count();
-    let (next, reason) = within_pace(next, reason, over_rest, pace.points_per_minute);
+    let every = gaffer.settings.polling.issues_every;
+    let issue_points = if every == 0 {
+        0.0
+    } else {
+        let readers = reports.iter().filter(|r| r.mode == Mode::Pr).count();
+        readers as f64 * ISSUE_POINTS / f64::from(every)
+    };
+    let (next, reason) = within_pace(
+        next,
+        reason,
+        over_rest,
+        issue_points,
+        pace.points_per_minute,
+    );
     let (next, reason) = within_graphql_budget(next, reason, &detection);
     Ok(CycleReport {
         duration_ms,
@@ -315,18 +327,19 @@ fn next_interval(
 }
 
 /// Never sooner than the points budget sustains: `repos` x [`POINTS_PER_REPO`] points a
-/// cycle within [`POLL_SHARE`] of `points_per_minute` (the pace in force, lower after a
-/// secondary limit; 0: no limit).
+/// cycle, plus `issue_points` (issue and comment reads, on average), within [`POLL_SHARE`]
+/// of `points_per_minute` (the pace in force, lower after a secondary limit; 0: no limit).
 fn within_pace(
     next: Duration,
     reason: String,
     repos: usize,
+    issue_points: f64,
     points_per_minute: u32,
 ) -> (Duration, String) {
-    if points_per_minute == 0 || repos == 0 {
+    if points_per_minute == 0 || (repos == 0 && issue_points == 0.0) {
         return (next, reason);
     }
-    let points = repos as f64 * POINTS_PER_REPO;
+    let points = repos as f64 * POINTS_PER_REPO + issue_points;
     let per_minute = f64::from(points_per_minute) * POLL_SHARE;
     let floor = Duration::from_secs((points / per_minute * 60.0).ceil() as u64);
     if floor <= next {
@@ -336,7 +349,8 @@ fn within_pace(
         floor,
         format!(
             "{reason}; no sooner than {}s: {repos} repos x {POINTS_PER_REPO} points a cycle \
-             within {:.0} of the {points_per_minute} points a minute (the rest is for the roles)",
+             (+{issue_points:.1} for issues and comments) within {:.0} of the \
+             {points_per_minute} points a minute (the rest is for the roles)",
             floor.as_secs(),
             per_minute
         ),
@@ -796,26 +810,32 @@ mod tests {
     fn the_interval_never_outpaces_the_points_budget() {
         let minute = Duration::from_secs(60);
         // 100 repos: 210 points a cycle, well within 720 of 900 a minute.
-        let (next, reason) = within_pace(minute, "active".into(), 100, 900);
+        let (next, reason) = within_pace(minute, "active".into(), 100, 0.0, 900);
         assert_eq!((next, reason.as_str()), (minute, "active"));
-        // 1,000 repos: 2,100 points a cycle at 720 a minute take 175 s.
-        let (next, reason) = within_pace(minute, "active".into(), 1000, 900);
+        // 1,000 repos: 2,100 points a cycle at 720 a minute take 175 s; reading the
+        // issues of all of them one cycle in five (400 points more) 209 s.
+        let (next, reason) = within_pace(minute, "active".into(), 1000, 0.0, 900);
         assert_eq!(next, Duration::from_secs(175));
         assert!(
             reason.starts_with("active; no sooner than 175s: 1000 repos"),
             "{reason}"
         );
+        let (next, _) = within_pace(minute, "active".into(), 1000, 400.0, 900);
+        assert_eq!(next, Duration::from_secs(209));
         // 10,000 repos: 29 minutes and more, whatever the setting asks.
-        let (next, _) = within_pace(Duration::from_secs(300), "idle".into(), 10_000, 900);
+        let (next, _) = within_pace(Duration::from_secs(300), "idle".into(), 10_000, 0.0, 900);
         assert_eq!(next, Duration::from_secs(1750));
         // A lowered pace (a secondary limit was hit) stretches the interval.
-        let (next, _) = within_pace(minute, "active".into(), 1000, 450);
+        let (next, _) = within_pace(minute, "active".into(), 1000, 0.0, 450);
         assert_eq!(next, Duration::from_secs(350));
         // Never shorter than asked, and no limit at all when pacing is off.
         let long = Duration::from_secs(3600);
-        assert_eq!(within_pace(long, "idle".into(), 1000, 900).0, long);
-        assert_eq!(within_pace(minute, "active".into(), 10_000, 0).0, minute);
-        assert_eq!(within_pace(minute, "active".into(), 0, 900).0, minute);
+        assert_eq!(within_pace(long, "idle".into(), 1000, 0.0, 900).0, long);
+        assert_eq!(
+            within_pace(minute, "active".into(), 10_000, 0.0, 0).0,
+            minute
+        );
+        assert_eq!(within_pace(minute, "active".into(), 0, 0.0, 900).0, minute);
     }
 
     #[test]
