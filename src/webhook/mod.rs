@@ -646,6 +646,47 @@ mod tests {
         ));
     }
 
+    fn routing_of(fixture: &str) -> Routing {
+        let path = format!(
+            "{}/tests/fixtures/github/webhooks/{fixture}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let body = std::fs::read(path).unwrap();
+        Routing::from(&serde_json::from_slice::<Envelope>(&body).unwrap())
+    }
+
+    #[test]
+    fn githubs_recorded_issue_payloads_route_as_expected() {
+        let labeled = routing_of("issues.labeled");
+        assert_eq!(labeled.issue_number, Some(1));
+        assert_eq!(labeled.added_label.as_deref(), Some("bug"));
+        assert_eq!(labeled.issue_author.as_deref(), Some("Codertocat"));
+        assert_eq!(labeled.issue_association.as_deref(), Some("OWNER"));
+        assert_eq!(labeled.issue_labels, ["bug"]);
+        assert!(!labeled.issue_is_pull);
+        let on_pr = routing_of("issue_comment.created.on-pull-request");
+        assert_eq!(on_pr.issue_number, Some(7));
+        assert!(on_pr.issue_is_pull);
+        assert_eq!(on_pr.comment_id, Some(1402562524));
+        assert_eq!(on_pr.comment_association.as_deref(), Some("OWNER"));
+        assert_eq!(
+            on_pr.command, None,
+            "no /gaffer line: nothing of the text is kept"
+        );
+        let on_issue = routing_of("issue_comment.created");
+        assert!(!on_issue.issue_is_pull);
+        assert_eq!(on_issue.comment_author.as_deref(), Some("Codertocat"));
+    }
+
+    #[test]
+    fn only_the_command_part_of_a_comment_is_kept() {
+        let long = format!("thanks!\nplease\n/gaffer fix {}\n", "x".repeat(10_000));
+        let kept = command_text(&long).unwrap();
+        assert!(kept.starts_with("/gaffer fix x"));
+        assert_eq!(kept.chars().count(), 4_096);
+        assert_eq!(command_text("no command"), None);
+    }
+
     #[test]
     fn task_branches_are_recognised_cheaply() {
         assert!(looks_like_task_branch("feature/T-0003-add-cli"));
