@@ -1,5 +1,6 @@
 //! A repo's tasks as a board, one column per status, from its last scan (no network
-//! call); each card lists its dependencies, linked, and marks those not done yet.
+//! call); each card lists its dependencies, linked, and marks those not done yet. Below:
+//! the labelled issues waiting for the Developer, and those left alone with the reason.
 
 use std::collections::HashMap;
 
@@ -49,10 +50,13 @@ pub async fn board(
             ))
         })
         .collect();
-    let problems: Vec<Value> = scan
-        .as_ref()
-        .and_then(|s| s["problems"].as_array().cloned())
-        .unwrap_or_default();
+    let list = |key: &str| -> Vec<Value> {
+        scan.as_ref()
+            .and_then(|s| s[key].as_array().cloned())
+            .unwrap_or_default()
+    };
+    let problems = list("problems");
+    let (waiting, ignored) = (list("issues"), list("issues_ignored"));
     let body = html! {
         p.muted {
             "From the last scan (" (when(scan.as_ref().and_then(|s| s["scanned_at"].as_str()))) ")"
@@ -85,6 +89,17 @@ pub async fn board(
                             }
                         }
                     }
+                }
+            }
+        }
+        @if !waiting.is_empty() || !ignored.is_empty() {
+            h2 { "Labelled issues" }
+            ul {
+                @for i in &waiting {
+                    li { "#" (i["number"]) " " (i["title"].as_str().unwrap_or("")) span.muted { " by " (i["author"].as_str().unwrap_or("")) ": waits for the Developer" } }
+                }
+                @for i in &ignored {
+                    li { "#" (i["number"]) span.muted { " " (i["why"].as_str().unwrap_or("")) } }
                 }
             }
         }

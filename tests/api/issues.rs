@@ -250,6 +250,15 @@ async fn an_outsiders_labelled_issue_does_nothing() {
     assert_eq!(ignored.len(), 1, "{scan:#}");
     assert!(ignored[0]["why"].as_str().unwrap().contains("NONE"));
     assert!(scan["issues"].as_array().unwrap().is_empty());
+    // The dashboard's task board says so too.
+    let board = app
+        .get("/ui/repos/acme/tally/tasks")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(board.contains("Labelled issues"), "{board}");
+    assert!(board.contains(&format!("#{n}")) && board.contains("not taken: its author mallory"));
     settled(&app).await;
     assert!(fake.pulls(REPO).is_empty());
     assert!(
