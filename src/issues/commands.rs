@@ -332,38 +332,139 @@ async fn fix(
     if text.is_empty() {
         return refuse("say what to fix: `/gaffer fix <what to change>`".into()).await;
     }
-    let pull = gaffer
-        .forge(repo)
-        .pull(&repo.full_name(), event.number)
-        .await?;
-    let identity = gaffer.forge(repo).identity().await.ok();
+    match queue_fix(
+        gaffer,
+        repo,
+        event.number,
+        event.comment_id,
+        &event.author,
+        &text,
+    )
+    .await?
+    {
+        Err(why) => refuse(why).await,
+        Ok(run) => {
+            let line = format!(
+                "/gaffer fix by {who}: a Developer round on PR #{} is queued",
+                event.number
+            );
+            status::report(gaffer, repo, subject, Phase::Iterating, &line, Some(run)).await;
+            Ok(("+1", format!("{line} (run {run})")))
+        }
+    }
+}
+
+/// Keeps `text` as feedback for PR `pr` (once per `source_id`, a comment or review) and
+/// queues a Developer round on it; `Err` with the reason when the PR is not an open PR of
+/// gaffer's.
+async fn queue_fix(
+    gaffer: &Gaffer,
+    repo: &Repo,
+    pr: u64,
+    source_id: u64,
+    author: &str,
+    text: &str,
+) -> AppResult<Result<i64, String>> {
+    let forge = gaffer.forge(repo);
+    let pull = forge.pull(&repo.full_name(), pr).await?;
+    let identity = forge.identity().await.ok();
     let gaffers = identity
         .as_deref()
         .is_some_and(|me| me.eq_ignore_ascii_case(&pull.author));
     if !gaffers || pull.state != PullState::Open {
-        return refuse(format!(
-            "PR #{} is not an open PR of gaffer's, so gaffer does not change it",
-            event.number
-        ))
-        .await;
+        return Ok(Err(format!(
+            "PR #{pr} is not an open PR of gaffer's, so gaffer does not change it"
+        )));
     }
     gaffer
         .store
-        .add_pr_feedback(
-            &repo.full_name,
-            event.number,
-            event.comment_id,
-            &event.author,
-            &text,
-        )
+        .add_pr_feedback(&repo.full_name, pr, source_id, author, text)
         .await?;
-    let run = engine::enqueue(gaffer, repo, &Job::Fix(event.number), Trigger::Command).await?;
-    let line = format!(
-        "/gaffer fix by {who}: a Developer round on PR #{} is queued",
-        event.number
-    );
-    status::report(gaffer, repo, subject, Phase::Iterating, &line, Some(run)).await;
-    Ok(("+1", format!("{line} (run {run})")))
+    Ok(Ok(engine::enqueue(
+        gaffer,
+        repo,
+        &Job::Fix(pr),
+        Trigger::Command,
+    )
+    .await?))
+}
+
+/// A review that requests changes, as a webhook reports it.
+#[derive(Debug, Clone)]
+pub struct ReviewEvent {
+    pub pr: u64,
+    pub review_id: u64,
+    pub author: String,
+    pub association: Option<String>,
+    pub text: String,
+}
+
+/// A trusted reviewer's "changes requested" on a task PR of gaffer's: its text becomes the
+/// feedback of a Developer round on the PR, as `/gaffer fix` would (once per review).
+pub async fn changes_requested(
+    gaffer: &Gaffer,
+    repo: &Repo,
+    review: &ReviewEvent,
+) -> AppResult<String> {
+    let identity = gaffer.forge(repo).identity().await.ok();
+    if let Err(why) = crate::safety::trust::may_start_role(
+        repo,
+        identity.as_deref(),
+        &review.author,
+        review.association.as_deref(),
+    ) {
+        let note = format!("review on PR #{} not worked on: {why}", review.pr);
+        gaffer
+            .store
+            .add_event(&repo.full_name(), "trust", &note)
+            .await?;
+        return Ok(note);
+    }
+    if review.text.trim().is_empty() {
+        return Ok(format!(
+            "changes requested on PR #{} without a text: nothing for the Developer to work on",
+            review.pr
+        ));
+    }
+    if !gaffer
+        .store
+        .first_sight_of_command(&repo.full_name, review.review_id)
+        .await?
+    {
+        return Ok(format!("review {} was worked on already", review.review_id));
+    }
+    let who = format!("@{}", review.author);
+    match queue_fix(
+        gaffer,
+        repo,
+        review.pr,
+        review.review_id,
+        &review.author,
+        review.text.trim(),
+    )
+    .await?
+    {
+        Err(why) => Ok(why),
+        Ok(run) => {
+            let subject = match gaffer
+                .store
+                .issue_of(&repo.full_name, Some(review.pr), None)
+                .await?
+            {
+                Some(issue) => super::issue_subject(issue),
+                None => Subject {
+                    number: review.pr,
+                    issue: false,
+                },
+            };
+            let line = format!(
+                "changes requested by {who}: a Developer round on PR #{} is queued",
+                review.pr
+            );
+            status::report(gaffer, repo, subject, Phase::Iterating, &line, Some(run)).await;
+            Ok(format!("{line} (run {run})"))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -57,6 +57,7 @@ struct Envelope {
     issue: Option<IssueFields>,
     label: Option<LabelFields>,
     comment: Option<CommentFields>,
+    review: Option<ReviewFields>,
     /// `status` events: the commit and its new state.
     sha: Option<String>,
     state: Option<String>,
@@ -73,6 +74,17 @@ struct IssueFields {
     labels: Vec<LabelFields>,
     /// Present when the "issue" is a pull request (comments on PRs are issue comments).
     pull_request: Option<serde::de::IgnoredAny>,
+}
+
+/// A `pull_request_review`'s review: who, how, and what they wrote.
+#[derive(Deserialize)]
+struct ReviewFields {
+    id: Option<u64>,
+    user: Option<UserFields>,
+    author_association: Option<String>,
+    state: Option<String>,
+    #[serde(default)]
+    body: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -143,6 +155,13 @@ pub struct Routing {
     pub comment_author: Option<String>,
     pub comment_association: Option<String>,
     pub command: Option<String>,
+    /// `pull_request_review`: the review's id, author, association, state and its text
+    /// (bounded, and kept only when it requests changes).
+    pub review_id: Option<u64>,
+    pub review_author: Option<String>,
+    pub review_association: Option<String>,
+    pub review_state: Option<String>,
+    pub review_text: Option<String>,
     /// The commit a `status`, `check_suite` or `check_run` event is about.
     pub sha: Option<String>,
     /// How that status or check ended (`success`, `failure`, `pending`, ...).
@@ -196,6 +215,24 @@ impl From<&Envelope> for Routing {
                 .as_ref()
                 .and_then(|c| c.body.as_deref())
                 .and_then(command_text),
+            review_id: e.review.as_ref().and_then(|r| r.id),
+            review_author: e
+                .review
+                .as_ref()
+                .and_then(|r| r.user.as_ref())
+                .map(|u| u.login.clone()),
+            review_association: e.review.as_ref().and_then(|r| r.author_association.clone()),
+            review_state: e.review.as_ref().and_then(|r| r.state.clone()),
+            review_text: e
+                .review
+                .as_ref()
+                .filter(|r| {
+                    r.state
+                        .as_deref()
+                        .is_some_and(|s| s.eq_ignore_ascii_case("changes_requested"))
+                })
+                .and_then(|r| r.body.as_deref())
+                .map(|b| b.chars().take(4_096).collect()),
             sha: e
                 .sha
                 .clone()
@@ -574,6 +611,29 @@ async fn route(gaffer: &Gaffer, event: &str, repo: &Repo, routing: &Routing) -> 
                 .pr
                 .ok_or_else(|| AppError::bad_request("pull_request.number missing"))?;
             let head_ref = routing.head_ref.as_deref().unwrap_or("");
+            let requests_changes = action == "submitted"
+                && routing
+                    .review_state
+                    .as_deref()
+                    .is_some_and(|s| s.eq_ignore_ascii_case("changes_requested"));
+            if let (true, true, Some(review_id)) = (
+                requests_changes,
+                looks_like_task_branch(head_ref),
+                routing.review_id,
+            ) {
+                return crate::issues::commands::changes_requested(
+                    gaffer,
+                    repo,
+                    &crate::issues::commands::ReviewEvent {
+                        pr: number,
+                        review_id,
+                        author: routing.review_author.clone().unwrap_or_default(),
+                        association: routing.review_association.clone(),
+                        text: routing.review_text.clone().unwrap_or_default(),
+                    },
+                )
+                .await;
+            }
             if !looks_like_task_branch(head_ref)
                 || !crate::roles::merger::worth_trying(gaffer, repo, head_ref).await
             {
@@ -672,6 +732,14 @@ mod tests {
         assert_eq!(
             on_pr.command, None,
             "no /gaffer line: nothing of the text is kept"
+        );
+        let review = routing_of("pull_request_review.submitted");
+        assert_eq!(review.review_id, Some(237895671));
+        assert_eq!(review.review_author.as_deref(), Some("Codertocat"));
+        assert_eq!(review.review_state.as_deref(), Some("commented"));
+        assert_eq!(
+            review.review_text, None,
+            "only a change request's text is kept"
         );
         let on_issue = routing_of("issue_comment.created");
         assert!(!on_issue.issue_is_pull);
