@@ -183,6 +183,10 @@ pub fn parse(body: &str) -> Charter {
 }
 
 fn push_line(charter: &mut Charter, section: Section, line: &str, acceptance: &mut Vec<String>) {
+    // GitHub's issue forms write this for a field left empty.
+    if line.trim() == "_No response_" {
+        return;
+    }
     let target = match section {
         Section::Goal => &mut charter.goal,
         Section::Scope => &mut charter.scope,
@@ -345,6 +349,16 @@ mod tests {
             assert_eq!(c.scope, "Only the CLI.", "{body}");
             assert_eq!(c.validation, "Run tests.", "{body}");
         }
+    }
+
+    #[test]
+    fn an_issue_form_with_empty_fields() {
+        let body = "### Goal\n\nAdd a --version flag.\n\n### Acceptance criteria\n\n- [ ] prints the version\n\n### Scope\n\n_No response_\n\n### Validation\n\n_No response_\n";
+        let c = parse(body);
+        assert_eq!(c.goal, "Add a --version flag.");
+        assert_eq!(c.acceptance, ["prints the version"]);
+        assert_eq!(c.scope, "");
+        assert_eq!(c.validation, "");
     }
 
     #[test]
