@@ -23,6 +23,17 @@ fn is_graphql(r: &LoggedRequest) -> bool {
 }
 
 /// (GraphQL queries, REST calls) the fake saw since `from`.
+/// Waits until the fake has seen no request for half a second (background runs done).
+async fn quiet(fake: &FakeGithub) {
+    loop {
+        let seen = fake.log_len();
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        if fake.log_len() == seen {
+            return;
+        }
+    }
+}
+
 fn calls_since(fake: &FakeGithub, from: usize) -> (usize, usize) {
     let log = fake.log_since(from);
     let graphql = log.iter().filter(|r| is_graphql(r)).count();
@@ -69,7 +80,9 @@ async fn batched_detection_finds_pushes_and_new_heads_and_does_the_same_work() {
         .to_string()
         .contains("reviewer: reviewed PR #1"));
 
-    // Idle: one query, no REST call, and the open task PR keeps the active interval.
+    // Idle: one query, no REST call, and the open task PR keeps the active interval. (The
+    // engine's follow-ups of the first cycle's review, a rescan, end first.)
+    quiet(&fake).await;
     let from = fake.log_len();
     let idle = poll(&app).await;
     assert_eq!(calls_since(&fake, from), (1, 0), "{idle:#}");
