@@ -111,6 +111,20 @@ async fn settled(app: &TestApp) {
     panic!("runs did not settle");
 }
 
+/// The work, then one fix round that explains the totals.
+fn work_then_fix_turns() -> Vec<Vec<(&'static str, Value)>> {
+    let fix = vec![
+        (
+            "edit",
+            json!({"path": "src/app.py",
+            "old": "    totals = [0, 0, 0]\n",
+            "new": "    totals = [0, 0, 0]  # lines, words, characters\n"}),
+        ),
+        ("finish", json!({"summary": "explained the totals"})),
+    ];
+    [developer_model_turns(), vec![fix]].concat()
+}
+
 /// The charter issue of a MEMBER, labelled `gaffer`: its number.
 fn members_issue(fake: &FakeGithub) -> u64 {
     fake.open_issue(
@@ -272,19 +286,7 @@ async fn an_outsiders_labelled_issue_does_nothing() {
 
 #[tokio::test]
 async fn commands_work_for_maintainers_once_and_are_refused_for_outsiders() {
-    let model = ollama::tool_caller(&[
-        developer_model_turns().remove(0),
-        vec![
-            (
-                "edit",
-                json!({"path": "src/app.py",
-                "old": "    totals = [0, 0, 0]\n",
-                "new": "    totals = [0, 0, 0]  # lines, words, characters\n"}),
-            ),
-            ("finish", json!({"summary": "explained the totals"})),
-        ],
-    ])
-    .await;
+    let model = ollama::tool_caller(&work_then_fix_turns()).await;
     let (fake, app) = setup(&model).await;
     let n = members_issue(&fake);
 
@@ -492,19 +494,7 @@ async fn a_task_without_an_issue_gets_its_status_comment_on_its_pr() {
 
 #[tokio::test]
 async fn a_maintainers_change_request_is_worked_on_in_the_same_pr_and_an_outsiders_is_not() {
-    let model = ollama::tool_caller(&[
-        developer_model_turns().remove(0),
-        vec![
-            (
-                "edit",
-                json!({"path": "src/app.py",
-                "old": "    totals = [0, 0, 0]\n",
-                "new": "    totals = [0, 0, 0]  # lines, words, characters\n"}),
-            ),
-            ("finish", json!({"summary": "explained the totals"})),
-        ],
-    ])
-    .await;
+    let model = ollama::tool_caller(&work_then_fix_turns()).await;
     let (fake, app) = setup(&model).await;
     let n = members_issue(&fake);
     deliver(&app, "issues", "d-label", &labeled(&fake, n, "gaffer")).await;
