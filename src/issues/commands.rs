@@ -91,18 +91,12 @@ pub async fn obey(gaffer: &Gaffer, repo: &Repo, event: &CommentEvent) -> AppResu
     {
         return Ok(format!("comment on #{}: gaffer's own", event.number));
     }
-    if let Err(why) = crate::safety::trust::may_start_role(
-        repo,
-        identity.as_deref(),
-        &event.author,
-        event.association.as_deref(),
-    ) {
-        let note = format!("command on #{} ignored: {why}", event.number);
-        gaffer
-            .store
-            .add_event(&repo.full_name(), "trust", &note)
-            .await?;
-        return Ok(note);
+    let ignored = format!("command on #{} ignored", event.number);
+    let who = (event.author.as_str(), event.association.as_deref());
+    if let Err(why) =
+        crate::roles::trusted(gaffer, repo, identity.as_deref(), who, &ignored).await?
+    {
+        return Ok(format!("{ignored}: {why}"));
     }
     if !gaffer
         .store
@@ -407,18 +401,12 @@ pub async fn changes_requested(
     review: &ReviewEvent,
 ) -> AppResult<String> {
     let identity = gaffer.forge(repo).identity().await.ok();
-    if let Err(why) = crate::safety::trust::may_start_role(
-        repo,
-        identity.as_deref(),
-        &review.author,
-        review.association.as_deref(),
-    ) {
-        let note = format!("review on PR #{} not worked on: {why}", review.pr);
-        gaffer
-            .store
-            .add_event(&repo.full_name(), "trust", &note)
-            .await?;
-        return Ok(note);
+    let skipped = format!("review on PR #{} not worked on", review.pr);
+    let who = (review.author.as_str(), review.association.as_deref());
+    if let Err(why) =
+        crate::roles::trusted(gaffer, repo, identity.as_deref(), who, &skipped).await?
+    {
+        return Ok(format!("{skipped}: {why}"));
     }
     if review.text.trim().is_empty() {
         return Ok(format!(

@@ -92,20 +92,9 @@ pub async fn work_issue(gaffer: &Gaffer, repo: &Repo, number: u64) -> AppResult<
         return nothing(format!("issue #{number} is not labelled {label}"));
     }
     let identity = forge.identity().await.ok();
-    if let Err(why) = crate::safety::trust::may_start_role(
-        repo,
-        identity.as_deref(),
-        &issue.author,
-        issue.author_association.as_deref(),
-    ) {
-        gaffer
-            .store
-            .add_event(
-                &repo.full_name(),
-                "trust",
-                &format!("issue #{number} ignored: {why}"),
-            )
-            .await?;
+    let who = (issue.author.as_str(), issue.author_association.as_deref());
+    let ignored = format!("issue #{number} ignored");
+    if let Err(why) = roles::trusted(gaffer, repo, identity.as_deref(), who, &ignored).await? {
         return nothing(format!("issue #{number} is not taken: {why}"));
     }
     if gaffer.store.is_stopped(&repo.full_name, number).await? {
@@ -199,20 +188,15 @@ pub async fn on_labeled(
         ));
     }
     let identity = gaffer.forge(repo).identity().await.ok();
-    if let Err(why) =
-        crate::safety::trust::may_start_role(repo, identity.as_deref(), author, association)
-    {
-        let note = format!("issue #{number} ignored: {why}");
-        gaffer
-            .store
-            .add_event(&repo.full_name(), "trust", &note)
-            .await?;
+    let ignored = format!("issue #{number} ignored");
+    let who = (author, association);
+    if let Err(why) = roles::trusted(gaffer, repo, identity.as_deref(), who, &ignored).await? {
         // Noted once: the poller does not take it up again each cycle.
         gaffer
             .store
             .set_issue_state(&repo.full_name, number, "ignored", "")
             .await?;
-        return Ok(note);
+        return Ok(format!("{ignored}: {why}"));
     }
     let work = gaffer.store.issue_work(&repo.full_name, number).await?;
     if let Some(w) = work

@@ -110,24 +110,13 @@ pub fn decide(state: &RepoState<'_>) -> Decision {
             .iter()
             .find(|p| p.task == task.id && p.kind == PullKind::Develop)
         {
-            let step = Step::Integrator {
-                task: task.id.clone(),
-                pull: merged.number,
-            };
-            return if roles.integrator {
-                Decision::new(
-                    step,
-                    format!(
-                        "Integrator on {}: PR #{} merged, task still in_review",
-                        task.id, merged.number
-                    ),
-                )
-            } else {
-                Decision::new(
-                    Step::Nothing,
-                    format!("nothing: {} was merged in PR #{} but the Integrator is disabled in .llm-team.yml", task.id, merged.number),
-                )
-            };
+            return integrator_step(
+                roles.integrator,
+                task,
+                merged.number,
+                format!("PR #{} merged, task still in_review", merged.number),
+                format!("was merged in PR #{}", merged.number),
+            );
         }
     }
 
@@ -146,27 +135,16 @@ pub fn decide(state: &RepoState<'_>) -> Decision {
         else {
             continue;
         };
-        let step = Step::Integrator {
-            task: task.id.clone(),
-            pull: merged.number,
-        };
-        return if roles.integrator {
-            Decision::new(
-                step,
-                format!(
-                    "Integrator on {}: ready_for_integration after PR #{} merged, moving it to done",
-                    task.id, merged.number
-                ),
-            )
-        } else {
-            Decision::new(
-                Step::Nothing,
-                format!(
-                    "nothing: {} is ready_for_integration but the Integrator is disabled in .llm-team.yml",
-                    task.id
-                ),
-            )
-        };
+        return integrator_step(
+            roles.integrator,
+            task,
+            merged.number,
+            format!(
+                "ready_for_integration after PR #{} merged, moving it to done",
+                merged.number
+            ),
+            "is ready_for_integration".into(),
+        );
     }
 
     // 2. One task in flight at a time.
@@ -277,6 +255,28 @@ pub fn decide(state: &RepoState<'_>) -> Decision {
         Decision::new(
             Step::Nothing,
             "nothing: no queued task and the Taskmaster is disabled in .llm-team.yml",
+        )
+    }
+}
+
+/// The Integrator on `task` after merged PR `pull` (`why` it runs), or nothing when the
+/// Integrator is disabled (saying what the task `is`).
+fn integrator_step(enabled: bool, task: &Task, pull: u64, why: String, is: String) -> Decision {
+    if enabled {
+        Decision::new(
+            Step::Integrator {
+                task: task.id.clone(),
+                pull,
+            },
+            format!("Integrator on {}: {why}", task.id),
+        )
+    } else {
+        Decision::new(
+            Step::Nothing,
+            format!(
+                "nothing: {} {is} but the Integrator is disabled in .llm-team.yml",
+                task.id
+            ),
         )
     }
 }

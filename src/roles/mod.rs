@@ -464,21 +464,33 @@ pub async fn trusted_author(
     pull: &PullRequest,
 ) -> AppResult<Result<(), String>> {
     let identity = forge.identity().await.ok();
-    match crate::safety::trust::may_start_role(
+    trusted(
+        gaffer,
         repo,
         identity.as_deref(),
-        &pull.author,
-        pull.author_association.as_deref(),
-    ) {
+        (&pull.author, pull.author_association.as_deref()),
+        &format!("PR #{} skipped", pull.number),
+    )
+    .await
+}
+
+/// Whether `author` (with their association) may start a role, as
+/// [`crate::safety::trust::may_start_role`] decides for PRs, issues, commands and reviews
+/// alike; when not, `"{skipped}: {reason}"` is recorded in the repo's history and the
+/// reason returned.
+pub async fn trusted(
+    gaffer: &crate::Gaffer,
+    repo: &Repo,
+    identity: Option<&str>,
+    (author, association): (&str, Option<&str>),
+    skipped: &str,
+) -> AppResult<Result<(), String>> {
+    match crate::safety::trust::may_start_role(repo, identity, author, association) {
         Ok(_) => Ok(Ok(())),
         Err(why) => {
             gaffer
                 .store
-                .add_event(
-                    &repo.full_name(),
-                    "trust",
-                    &format!("PR #{} skipped: {why}", pull.number),
-                )
+                .add_event(&repo.full_name(), "trust", &format!("{skipped}: {why}"))
                 .await?;
             Ok(Err(why))
         }

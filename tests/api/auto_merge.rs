@@ -303,14 +303,10 @@ fn code_task(policy: &str) -> String {
     format!("---\nid: T-0005\ntitle: Greet by name\ntype: feature\npriority: P1\ndepends_on: []\nstatus: in_review\n{policy}acceptance:\n  - The greeting names the user\n---\n# Greet by name\n")
 }
 
-#[tokio::test]
-async fn a_code_pr_is_merged_only_with_auto_policy_auto_and_every_criterion_met() {
-    let verdict = json!({"summary": "Greets by name.", "acceptance": [
-        {"criterion": "The greeting names the user", "met": true,
-         "reason": "greet() puts the name in the greeting", "evidence": "src/greet.py:1-2"}],
-        "risks": []})
-    .to_string();
-    let model = ollama::always(&verdict).await;
+/// A repo that auto-merges code, with a Reviewer model answering `verdict` (kept alive by
+/// the returned server) and no fix rounds.
+async fn code_setup(verdict: &str) -> (FakeGithub, TestApp, wiremock::MockServer) {
+    let model = ollama::always(verdict).await;
     let uri = model.uri();
     let (fake, app) = setup(
         "squash",
@@ -323,6 +319,17 @@ async fn a_code_pr_is_merged_only_with_auto_policy_auto_and_every_criterion_met(
         ],
     )
     .await;
+    (fake, app, model)
+}
+
+#[tokio::test]
+async fn a_code_pr_is_merged_only_with_auto_policy_auto_and_every_criterion_met() {
+    let verdict = json!({"summary": "Greets by name.", "acceptance": [
+        {"criterion": "The greeting names the user", "met": true,
+         "reason": "greet() puts the name in the greeting", "evidence": "src/greet.py:1-2"}],
+        "risks": []})
+    .to_string();
+    let (fake, app, _model) = code_setup(&verdict).await;
     // The task on the default branch sets no auto_policy (yet).
     fake.commit(REPO, "main", &[(CODE_TASK, &code_task(""))], "task");
     let bare = fake.bare_path(REPO);
@@ -396,19 +403,7 @@ async fn a_code_pr_without_a_full_verdict_or_code_opted_in_is_never_merged() {
         {"criterion": "The greeting names the user", "met": false, "reason": "it does not"}],
         "risks": []})
     .to_string();
-    let model = ollama::always(&verdict).await;
-    let uri = model.uri();
-    let (fake, app) = setup(
-        "squash",
-        "code",
-        &[("require_tests: true", "require_tests: false")],
-        &[
-            ("OLLAMA_BASE_URL", uri.as_str()),
-            ("LLM_REVIEWER_MODEL", "tiny:1b"),
-            ("DEV_MAX_ITERATIONS", "0"),
-        ],
-    )
-    .await;
+    let (fake, app, _model) = code_setup(&verdict).await;
     fake.commit(
         REPO,
         "main",

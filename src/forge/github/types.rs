@@ -9,6 +9,15 @@ use crate::forge::{
     PullRequest, PullState, RepoInfo, Review,
 };
 
+/// GitHub's `state` of a PR or issue: `open`, else closed (merged PRs are closed too).
+fn open_or_closed(state: &str) -> PullState {
+    if state == "open" {
+        PullState::Open
+    } else {
+        PullState::Closed
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub struct ApiUser {
     pub login: String,
@@ -161,11 +170,7 @@ impl From<ApiPull> for PullRequest {
             number: p.number,
             title: p.title,
             body: p.body.unwrap_or_default(),
-            state: if p.state == "open" {
-                PullState::Open
-            } else {
-                PullState::Closed
-            },
+            state: open_or_closed(&p.state),
             merged_at: p.merged_at,
             head_ref: p.head.name,
             head_sha: p.head.sha,
@@ -283,11 +288,7 @@ impl From<ApiIssue> for Issue {
             number: i.number,
             title: i.title,
             body: i.body.unwrap_or_default(),
-            state: if i.state == "open" {
-                PullState::Open
-            } else {
-                PullState::Closed
-            },
+            state: open_or_closed(&i.state),
             author: login(i.user),
             author_association: i.author_association,
             labels: i.labels.into_iter().map(|l| l.name).collect(),
